@@ -1,0 +1,89 @@
+/*
+ * rpc.h: the contract between the client-port transport and the services behind it.
+ *
+ * The transport (transport*.c) owns sockets and protocols: gRPC over HTTP/2 (nghttp2) and the
+ * HTTP/1.1 JSON gateway, on one port. It turns each gRPC call or gateway request into an
+ * rpc_call on one rpc_method, decoding request messages (protobuf or JSON) before handing them
+ * over, and encoding what the service sends back in the caller's own protocol. Services
+ * (services.c) never see a socket, a frame or JSON.
+ *
+ * Lifecycle of a call:
+ *   on_message(call, req) once for a unary method, once per client message for a client
+ *   stream; the handler owns req (free with protobuf_c_message_free_unpacked).
+ *   The handler answers with rpc_send() (0..n times: once for unary) and ends the call with
+ *   rpc_finish(call, err) (err 0 = OK; a CE_* code becomes etcd's gRPC status + message, or the
+ *   gateway's JSON error with the matching HTTP status).
+ *   on_close(call) is called exactly once when the call ends for any reason (finished, peer
+ *   reset, connection lost, server stopping); after it returns the call pointer is dead, so a
+ *   handler with pending asynchronous work (a proposal) cancels it there.
+ * Invariant: after rpc_finish, further rpc_send/rpc_finish calls are ignored and return
+ * CE_STOPPED; on_close still follows.
+ */
+#ifndef CETCD_RPC_H
+#define CETCD_RPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+typedef struct rpc_call rpc_call;
+
+typedef struct rpc_method {
+    const char *grpc_path;            /* "/etcdserverpb.KV/Put" */
+    const char *http_path;            /* "/v3/kv/put" (also served under /v3beta/), or NULL */
+    const ProtobufCMessageDescriptor *req_desc;
+    const ProtobufCMessageDescriptor *resp_desc;
+    bool client_stream;
+    bool server_stream;
+    void (*on_message)(rpc_call *c, ProtobufCMessage *req);
+    void (*on_close)(rpc_call *c);    /* may be NULL */
+} rpc_method;
+
+/* Per-call pointers for the service. */
+void rpc_call_set_data(rpc_call *c, void *data);
+void *rpc_call_data(const rpc_call *c);
+/* The context given to the transport at creation (the services' state). */
+void *rpc_call_ctx(const rpc_call *c);
+const rpc_method *rpc_call_method(const rpc_call *c);
+/* A request metadata value (gRPC header / HTTP header, lowercase name), or NULL:
+ * "token" (gRPC) / "authorization" (HTTP), "hasleader". */
+const char *rpc_call_metadata(const rpc_call *c, const char *name);
+/* True for calls that came through the JSON gateway. */
+bool rpc_call_is_gateway(const rpc_call *c);
+
+/* Sends one response message (encoded now; msg stays the caller's). 0 or CE_STOPPED. */
+int rpc_send(rpc_call *c, const ProtobufCMessage *msg);
+/* Ends the call: err 0 = OK; CE_* = etcd's status and message (ce_strerror). */
+int rpc_finish(rpc_call *c, int err);
+/* Same, with a message other than ce_strerror(err) (e.g. one naming a bad field). */
+int rpc_finish_msg(rpc_call *c, int err, const char *message);
+
+/* Plain HTTP GET endpoints (/version, /health, /metrics, ...). The handler fills a malloc'd
+ * body; the transport frees it. Returns the HTTP status, or 0 for "no such path" (404). */
+typedef struct rpc_http_reply {
+    int status;
+    const char *content_type;
+    char *body;
+    size_t len;
+} rpc_http_reply;
+typedef int (*rpc_http_get_fn)(void *ctx, const char *path, rpc_http_reply *reply);
+
+/* The transport. */
+typedef struct rpc_server rpc_server;
+typedef struct rpc_server_config {
+    const char *const *listen_urls;   /* "http://127.0.0.1:2379" (https later) */
+    int nlisten;
+    const rpc_method *methods;        /* table, terminated by an entry with grpc_path NULL */
+    void *ctx;                        /* returned by rpc_call_ctx */
+    rpc_http_get_fn http_get;
+    uint32_t max_request_bytes;       /* --max-request-bytes; larger messages: CE_REQ_TOO_LARGE */
+} rpc_server_config;
+
+#include "evloop.h"
+int rpc_server_new(evloop *loop, const rpc_server_config *cfg, rpc_server **out);
+/* Closes listeners and every connection (each open call gets on_close). */
+void rpc_server_free(rpc_server *s);
+
+#endif

@@ -1,0 +1,517 @@
+/*
+ * services.c: etcd's v3 services on the node, registered with the client-port transport.
+ *
+ * Writes (Put, DeleteRange, Txn, Compact) are validated, wrapped in an InternalRequest and
+ * proposed; the call is answered from the node's callback once the entry is applied.
+ * Linearizable reads wait for the node's read barrier, serializable ones read at once. Every
+ * handler that waits keeps the node handle in the call's data, and cancels it in on_close, so
+ * a client that disconnects never receives a late callback.
+ */
+#include "services.h"
+#include "err.h"
+#include "log.h"
+#include "metrics.h"
+#include "rpc.h"
+#include "version.h"
+
+#include "health.pb-c.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct services {
+    evloop *loop;
+    node *node;
+    rpc_server *rpc;
+    uint64_t quota_bytes;
+};
+
+/* What a waiting call keeps: the node handle, and for reads the request. */
+struct waiting {
+    services *s;
+    rpc_call *call;
+    uint64_t handle;
+    ProtobufCMessage *req;
+};
+
+static services *svc(rpc_call *c)
+{
+    return rpc_call_ctx(c);
+}
+
+static void free_msg(void *m)
+{
+    if (m)
+        protobuf_c_message_free_unpacked(m, 0);
+}
+
+/* Requests carrying "hasleader" (etcdctl's require-leader) fail fast without a leader. */
+static bool leader_required_missing(rpc_call *c)
+{
+    const char *v = rpc_call_metadata(c, "hasleader");
+    node_status st;
+
+    if (!v || strcmp(v, "true"))
+        return false;
+    node_get_status(svc(c)->node, &st);
+    return st.leader == 0;
+}
+
+/* Every etcd response has `ResponseHeader header = 1`: fill cluster/member/term there. */
+static void fill_header(services *s, ProtobufCMessage *resp)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(resp->descriptor, "header");
+    Etcdserverpb__ResponseHeader **hp;
+
+    if (!f)
+        return;
+    hp = (Etcdserverpb__ResponseHeader **)((char *)resp + f->offset);
+    if (!*hp) {
+        *hp = malloc(sizeof(**hp));
+        if (!*hp)
+            return;
+        etcdserverpb__response_header__init(*hp);
+    }
+    node_fill_header(s->node, *hp);
+}
+
+static void reply(rpc_call *c, ProtobufCMessage *resp)
+{
+    fill_header(svc(c), resp);
+    rpc_send(c, resp);
+    rpc_finish(c, 0);
+    free_msg(resp);
+}
+
+static struct waiting *waiting_new(rpc_call *c, ProtobufCMessage *req)
+{
+    struct waiting *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return 0;
+    w->s = svc(c);
+    w->call = c;
+    w->req = req;
+    rpc_call_set_data(c, w);
+    return w;
+}
+
+static void waiting_free(struct waiting *w)
+{
+    rpc_call_set_data(w->call, 0);
+    free_msg(w->req);
+    free(w);
+}
+
+static void on_close_waiting(rpc_call *c)
+{
+    struct waiting *w = rpc_call_data(c);
+
+    if (!w)
+        return;
+    node_cancel(w->s->node, w->handle);
+    waiting_free(w);
+}
+
+/* ---- writes ---------------------------------------------------------------------------- */
+
+static void write_done(void *ctx, int err, ProtobufCMessage *resp)
+{
+    struct waiting *w = ctx;
+    rpc_call *c = w->call;
+
+    waiting_free(w);
+    if (err) {
+        rpc_finish(c, err);
+        return;
+    }
+    reply(c, resp);
+}
+
+static int propose(rpc_call *c, Cetcdpb__InternalRequest *ir)
+{
+    services *s = svc(c);
+    struct waiting *w;
+    int rc;
+
+    if (protobuf_c_message_get_packed_size(&ir->base) > node_max_request_bytes(s->node))
+        return CE_REQ_TOO_LARGE;
+    w = waiting_new(c, 0);
+    if (!w)
+        return CE_NOMEM;
+    rc = node_propose(s->node, ir, write_done, w, &w->handle);
+    if (rc)
+        waiting_free(w);
+    return rc;
+}
+
+static void finish_write(rpc_call *c, ProtobufCMessage *req, int rc)
+{
+    free_msg(req);
+    if (rc)
+        rpc_finish(c, rc);
+}
+
+static void kv_put(rpc_call *c, ProtobufCMessage *m)
+{
+    Etcdserverpb__PutRequest *r = (Etcdserverpb__PutRequest *)m;
+    Cetcdpb__InternalRequest ir = CETCDPB__INTERNAL_REQUEST__INIT;
+    int rc = mvcc_check_put(r);
+
+    if (!rc) {
+        ir.request_case = CETCDPB__INTERNAL_REQUEST__REQUEST_PUT;
+        ir.put = r;
+        rc = propose(c, &ir);
+    }
+    finish_write(c, m, rc);
+}
+
+static void kv_delete(rpc_call *c, ProtobufCMessage *m)
+{
+    Etcdserverpb__DeleteRangeRequest *r = (Etcdserverpb__DeleteRangeRequest *)m;
+    Cetcdpb__InternalRequest ir = CETCDPB__INTERNAL_REQUEST__INIT;
+    int rc = mvcc_check_delete(r);
+
+    if (!rc) {
+        ir.request_case = CETCDPB__INTERNAL_REQUEST__REQUEST_DELETE_RANGE;
+        ir.delete_range = r;
+        rc = propose(c, &ir);
+    }
+    finish_write(c, m, rc);
+}
+
+static void kv_txn(rpc_call *c, ProtobufCMessage *m)
+{
+    Etcdserverpb__TxnRequest *r = (Etcdserverpb__TxnRequest *)m;
+    Cetcdpb__InternalRequest ir = CETCDPB__INTERNAL_REQUEST__INIT;
+    int rc = mvcc_check_txn(node_store(svc(c)->node), r);
+
+    if (!rc) {
+        ir.request_case = CETCDPB__INTERNAL_REQUEST__REQUEST_TXN;
+        ir.txn = r;
+        rc = propose(c, &ir);
+    }
+    finish_write(c, m, rc);
+}
+
+static void kv_compact(rpc_call *c, ProtobufCMessage *m)
+{
+    Etcdserverpb__CompactionRequest *r = (Etcdserverpb__CompactionRequest *)m;
+    Cetcdpb__InternalRequest ir = CETCDPB__INTERNAL_REQUEST__INIT;
+    mvcc *store = node_store(svc(c)->node);
+    int rc = 0;
+
+    /* etcd refuses these before proposing */
+    if (r->revision <= mvcc_compact_rev(store))
+        rc = CE_COMPACTED;
+    else if (r->revision > mvcc_rev(store))
+        rc = CE_FUTURE_REV;
+    if (!rc) {
+        ir.request_case = CETCDPB__INTERNAL_REQUEST__REQUEST_COMPACTION;
+        ir.compaction = r;
+        rc = propose(c, &ir);
+    }
+    finish_write(c, m, rc);
+}
+
+/* ---- reads ----------------------------------------------------------------------------- */
+
+static void do_range(rpc_call *c, Etcdserverpb__RangeRequest *r)
+{
+    Etcdserverpb__RangeResponse *resp = 0;
+    int rc = mvcc_range(node_store(svc(c)->node), r, &resp);
+
+    if (rc) {
+        rpc_finish(c, rc);
+        return;
+    }
+    reply(c, &resp->base);
+}
+
+static void range_ready(void *ctx, int err)
+{
+    struct waiting *w = ctx;
+    rpc_call *c = w->call;
+    Etcdserverpb__RangeRequest *r = (Etcdserverpb__RangeRequest *)w->req;
+
+    w->req = 0;
+    waiting_free(w);
+    if (err)
+        rpc_finish(c, err);
+    else
+        do_range(c, r);
+    free_msg(r);
+}
+
+static void kv_range(rpc_call *c, ProtobufCMessage *m)
+{
+    Etcdserverpb__RangeRequest *r = (Etcdserverpb__RangeRequest *)m;
+    struct waiting *w;
+    int rc = mvcc_check_range(r);
+
+    if (!rc && leader_required_missing(c))
+        rc = CE_NO_LEADER;
+    if (!rc && r->serializable) {
+        do_range(c, r);
+        free_msg(m);
+        return;
+    }
+    if (!rc) {
+        w = waiting_new(c, m);
+        if (!w)
+            rc = CE_NOMEM;
+        else if ((rc = node_read_index(svc(c)->node, range_ready, w, &w->handle)) != 0) {
+            w->req = 0;
+            waiting_free(w);
+        } else {
+            return;
+        }
+    }
+    free_msg(m);
+    rpc_finish(c, rc);
+}
+
+/* ---- cluster and maintenance ------------------------------------------------------------- */
+
+static char **copy_urls(char urls[][256], int n)
+{
+    char **out = calloc((size_t)n + 1, sizeof(*out));
+
+    for (int i = 0; out && i < n; i++)
+        out[i] = strdup(urls[i]);
+    return out;
+}
+
+static Etcdserverpb__Member *member_msg(const node_member *nm)
+{
+    Etcdserverpb__Member *m = malloc(sizeof(*m));
+
+    if (!m)
+        return 0;
+    etcdserverpb__member__init(m);
+    m->id = nm->id;
+    m->name = strdup(nm->name);
+    m->n_peerurls = (size_t)nm->npeer;
+    m->peerurls = copy_urls((char(*)[256])nm->peer_urls, nm->npeer);
+    m->n_clienturls = (size_t)nm->nclient;
+    m->clienturls = copy_urls((char(*)[256])nm->client_urls, nm->nclient);
+    m->islearner = nm->is_learner;
+    return m;
+}
+
+static void cluster_member_list(rpc_call *c, ProtobufCMessage *m)
+{
+    Etcdserverpb__MemberListResponse *resp = malloc(sizeof(*resp));
+    node_member *ms = 0;
+    size_t n = 0;
+
+    free_msg(m);
+    if (!resp || node_members(svc(c)->node, &ms, &n)) {
+        free(resp);
+        rpc_finish(c, CE_NOMEM);
+        return;
+    }
+    etcdserverpb__member_list_response__init(resp);
+    resp->members = calloc(n + 1, sizeof(*resp->members));
+    for (size_t i = 0; resp->members && i < n; i++)
+        resp->members[resp->n_members++] = member_msg(&ms[i]);
+    free(ms);
+    reply(c, &resp->base);
+}
+
+static void maint_status(rpc_call *c, ProtobufCMessage *m)
+{
+    Etcdserverpb__StatusResponse *resp = malloc(sizeof(*resp));
+    node_status st;
+
+    free_msg(m);
+    if (!resp) {
+        rpc_finish(c, CE_NOMEM);
+        return;
+    }
+    node_get_status(svc(c)->node, &st);
+    etcdserverpb__status_response__init(resp);
+    resp->version = strdup(CETCD_ETCD_API_VERSION);
+    resp->dbsize = st.db_size;
+    resp->leader = st.leader;
+    resp->raftindex = st.commit_index;
+    resp->raftterm = st.term;
+    resp->raftappliedindex = st.applied_index;
+    resp->dbsizeinuse = st.db_size_in_use;
+    resp->islearner = st.is_learner;
+    reply(c, &resp->base);
+}
+
+static void maint_hash_kv(rpc_call *c, ProtobufCMessage *m)
+{
+    Etcdserverpb__HashKVRequest *r = (Etcdserverpb__HashKVRequest *)m;
+    Etcdserverpb__HashKVResponse *resp = malloc(sizeof(*resp));
+    uint32_t hash = 0;
+    int64_t crev = 0;
+    int rc = resp ? mvcc_hash_kv(node_store(svc(c)->node), r->revision, &hash, &crev) : CE_NOMEM;
+
+    free_msg(m);
+    if (rc) {
+        free(resp);
+        rpc_finish(c, rc);
+        return;
+    }
+    etcdserverpb__hash_kvresponse__init(resp);
+    resp->hash = hash;
+    resp->compact_revision = crev;
+    reply(c, &resp->base);
+}
+
+static void maint_hash(rpc_call *c, ProtobufCMessage *m)
+{
+    Etcdserverpb__HashResponse *resp = malloc(sizeof(*resp));
+    uint32_t hash = 0;
+    int64_t crev = 0;
+    int rc = resp ? mvcc_hash_kv(node_store(svc(c)->node), 0, &hash, &crev) : CE_NOMEM;
+
+    free_msg(m);
+    if (rc) {
+        free(resp);
+        rpc_finish(c, rc);
+        return;
+    }
+    etcdserverpb__hash_response__init(resp);
+    resp->hash = hash;
+    reply(c, &resp->base);
+}
+
+static void maint_alarm(rpc_call *c, ProtobufCMessage *m)
+{
+    Etcdserverpb__AlarmResponse *resp = malloc(sizeof(*resp));
+
+    free_msg(m);
+    if (!resp) {
+        rpc_finish(c, CE_NOMEM);
+        return;
+    }
+    etcdserverpb__alarm_response__init(resp);
+    reply(c, &resp->base);
+}
+
+static void maint_defrag(rpc_call *c, ProtobufCMessage *m)
+{
+    Etcdserverpb__DefragmentResponse *resp = malloc(sizeof(*resp));
+
+    free_msg(m);
+    if (!resp) {
+        rpc_finish(c, CE_NOMEM);
+        return;
+    }
+    etcdserverpb__defragment_response__init(resp);
+    reply(c, &resp->base);
+}
+
+static void health_check(rpc_call *c, ProtobufCMessage *m)
+{
+    Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    node_status st;
+
+    free_msg(m);
+    node_get_status(svc(c)->node, &st);
+    resp.status = st.leader ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                            : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    rpc_send(c, &resp.base);
+    rpc_finish(c, 0);
+}
+
+#define D(x) &etcdserverpb__##x##__descriptor
+#define UNARY(g, h, req, resp, fn, close) {g, h, req, resp, false, false, fn, close}
+
+static const rpc_method methods[] = {
+    UNARY("/etcdserverpb.KV/Range", "/v3/kv/range", D(range_request), D(range_response), kv_range, on_close_waiting),
+    UNARY("/etcdserverpb.KV/Put", "/v3/kv/put", D(put_request), D(put_response), kv_put, on_close_waiting),
+    UNARY("/etcdserverpb.KV/DeleteRange", "/v3/kv/deleterange", D(delete_range_request), D(delete_range_response), kv_delete, on_close_waiting),
+    UNARY("/etcdserverpb.KV/Txn", "/v3/kv/txn", D(txn_request), D(txn_response), kv_txn, on_close_waiting),
+    UNARY("/etcdserverpb.KV/Compact", "/v3/kv/compaction", D(compaction_request), D(compaction_response), kv_compact, on_close_waiting),
+    UNARY("/etcdserverpb.Cluster/MemberList", "/v3/cluster/member/list", D(member_list_request), D(member_list_response), cluster_member_list, 0),
+    UNARY("/etcdserverpb.Maintenance/Status", "/v3/maintenance/status", D(status_request), D(status_response), maint_status, 0),
+    UNARY("/etcdserverpb.Maintenance/HashKV", "/v3/maintenance/hashkv", D(hash_kvrequest), D(hash_kvresponse), maint_hash_kv, 0),
+    UNARY("/etcdserverpb.Maintenance/Hash", "/v3/maintenance/hash", D(hash_request), D(hash_response), maint_hash, 0),
+    UNARY("/etcdserverpb.Maintenance/Alarm", "/v3/maintenance/alarm", D(alarm_request), D(alarm_response), maint_alarm, 0),
+    UNARY("/etcdserverpb.Maintenance/Defragment", "/v3/maintenance/defragment", D(defragment_request), D(defragment_response), maint_defrag, 0),
+    UNARY("/grpc.health.v1.Health/Check", 0, &grpc__health__v1__health_check_request__descriptor, &grpc__health__v1__health_check_response__descriptor, health_check, 0),
+    {0, 0, 0, 0, false, false, 0, 0},
+};
+
+/* ---- plain HTTP -------------------------------------------------------------------------- */
+
+static int set_body(rpc_http_reply *r, int status, const char *type, const char *text)
+{
+    r->status = status;
+    r->content_type = type;
+    r->body = strdup(text);
+    r->len = r->body ? strlen(r->body) : 0;
+    return status;
+}
+
+
+static int http_get(void *ctx, const char *path, rpc_http_reply *r)
+{
+    services *s = ctx;
+    node_status st;
+
+    if (!strcmp(path, "/version"))
+        return set_body(r, 200, "application/json",
+                        "{\"etcdserver\":\"" CETCD_ETCD_API_VERSION "\",\"etcdcluster\":\""
+                        CETCD_ETCD_CLUSTER_VERSION "\",\"cetcd\":\"" CETCD_VERSION "\"}");
+    if (!strcmp(path, "/health") || !strcmp(path, "/readyz") || !strcmp(path, "/livez")) {
+        node_get_status(s->node, &st);
+        if (!strcmp(path, "/livez"))
+            return set_body(r, 200, "text/plain", "ok");
+        if (!strcmp(path, "/readyz"))
+            return st.leader ? set_body(r, 200, "text/plain", "ok")
+                             : set_body(r, 503, "text/plain", "[-]leader failed: etcdserver: no leader\n");
+        return st.leader ? set_body(r, 200, "application/json", "{\"health\":\"true\",\"reason\":\"\"}")
+                         : set_body(r, 503, "application/json", "{\"health\":\"false\",\"reason\":\"RAFT NO LEADER\"}");
+    }
+    if (!strcmp(path, "/metrics")) {
+        r->status = 200;
+        r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        if (metrics_render(s->node, s->quota_bytes, &r->body, &r->len))
+            return set_body(r, 500, "text/plain", "out of memory");
+        return 200;
+    }
+    return 0;
+}
+
+int services_new(evloop *loop, node *n, const config *cfg, services **out)
+{
+    services *s = calloc(1, sizeof(*s));
+    rpc_server_config rc_cfg = {0};
+    int rc;
+
+    if (!s)
+        return CE_NOMEM;
+    s->loop = loop;
+    s->node = n;
+    s->quota_bytes = cfg->quota_backend_bytes;
+    rc_cfg.listen_urls = (const char *const *)cfg->listen_client_urls.list;
+    rc_cfg.nlisten = cfg->listen_client_urls.n;
+    rc_cfg.methods = methods;
+    rc_cfg.ctx = s;
+    rc_cfg.http_get = http_get;
+    rc_cfg.max_request_bytes = (uint32_t)cfg->max_request_bytes;
+    rc = rpc_server_new(loop, &rc_cfg, &s->rpc);
+    if (rc) {
+        log_error("services: cannot listen on %s: %s", cfg->listen_client_urls.list[0], ce_strerror(rc));
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void services_free(services *s)
+{
+    if (!s)
+        return;
+    rpc_server_free(s->rpc);
+    free(s);
+}

@@ -1,0 +1,98 @@
+/*
+ * mvcc.h: the multi-version key-value store of cetcd, on LMDB.
+ *
+ * Every change gets a revision (main, sub): main increases by one per applied write request
+ * (a Put, a DeleteRange that deleted something, a Txn that changed something), sub numbers the
+ * changes inside it. Each key has create_revision, mod_revision and version (1 on creation,
+ * +1 per change, reset by a delete, which leaves a tombstone). Reads at a revision see the
+ * store as it was then, until compaction removes history below the compaction point.
+ *
+ * The store applies whole etcd requests (Put, DeleteRange, Txn, Compaction) decoded by
+ * protobuf-c, and answers Range reads. Responses are built fully on the heap: every pointer in
+ * them (sub-messages, repeated arrays, bytes) is malloc'd, so protobuf_c_message_free_unpacked(
+ * msg, NULL) frees one completely. Response headers carry only `revision`; the caller fills
+ * cluster_id, member_id and raft_term.
+ *
+ * Durability: writes are applied in batches (mvcc_begin .. mvcc_commit) that also record the
+ * Raft index they cover (the "consistent index"), so a restart knows which log entries are
+ * already in the store. Invariant: consistent_index only grows; an entry at or below it is
+ * never applied twice.
+ *
+ * Threading: one writer (the node's thread). Reads may run on the same thread between batches.
+ */
+#ifndef CETCD_MVCC_H
+#define CETCD_MVCC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rpc.pb-c.h"
+
+typedef struct mvcc mvcc;
+
+typedef struct mvcc_options {
+    const char *dir;            /* directory holding the LMDB files (created if missing) */
+    uint64_t quota_bytes;       /* --quota-backend-bytes; 0 = default 2 GiB */
+    uint32_t max_txn_ops;       /* --max-txn-ops; 0 = default 128 */
+    bool no_sync;               /* tests only: skip fsync of LMDB commits */
+} mvcc_options;
+
+/* Opens (or creates) the store. Returns 0 or CE_*. */
+int mvcc_open(const mvcc_options *opt, mvcc **out);
+void mvcc_close(mvcc *m);
+
+/* Current store revision (0 on an empty store... etcd starts at 1), the compaction point. */
+int64_t mvcc_rev(const mvcc *m);
+int64_t mvcc_compact_rev(const mvcc *m);
+/* Raft index of the last applied entry recorded in the store (0 if none), and its term. */
+uint64_t mvcc_consistent_index(const mvcc *m);
+/* Size of the database file, and bytes actually in use. */
+int64_t mvcc_db_size(const mvcc *m);
+int64_t mvcc_db_size_in_use(const mvcc *m);
+
+/* Validation done before a request is proposed (no store access needed): empty key,
+ * too many txn ops, duplicate keys in a txn's puts/deletes. Returns 0 or CE_*. */
+int mvcc_check_put(const Etcdserverpb__PutRequest *r);
+int mvcc_check_delete(const Etcdserverpb__DeleteRangeRequest *r);
+int mvcc_check_range(const Etcdserverpb__RangeRequest *r);
+int mvcc_check_txn(const mvcc *m, const Etcdserverpb__TxnRequest *r);
+
+/* A write batch: begin, apply any number of requests, commit with the raft index/term of the
+ * last entry covered. Nothing is visible to readers before commit. */
+int mvcc_begin(mvcc *m);
+int mvcc_commit(mvcc *m, uint64_t consistent_index, uint64_t term);
+void mvcc_abort(mvcc *m);
+/* Makes every committed batch durable (fsync of the data file); used before a snapshot lets
+ * the WAL be trimmed. */
+int mvcc_sync(mvcc *m);
+/* Only advance the consistent index (for entries that change no key: empty, conf changes). */
+void mvcc_set_consistent_index(mvcc *m, uint64_t index, uint64_t term);
+
+/* Apply inside a batch. On success *out is a heap response (header->revision set). A request
+ * that fails validation against the store (e.g. compacted revision in a txn range) returns
+ * CE_* and changes nothing. */
+int mvcc_put(mvcc *m, const Etcdserverpb__PutRequest *r, Etcdserverpb__PutResponse **out);
+int mvcc_delete(mvcc *m, const Etcdserverpb__DeleteRangeRequest *r,
+                Etcdserverpb__DeleteRangeResponse **out);
+int mvcc_txn(mvcc *m, const Etcdserverpb__TxnRequest *r, Etcdserverpb__TxnResponse **out);
+/* Compaction to rev: CE_COMPACTED if rev <= compact point, CE_FUTURE_REV if rev > current. */
+int mvcc_compact(mvcc *m, int64_t rev);
+
+/* Reads (outside a batch, in an LMDB read transaction). */
+int mvcc_range(mvcc *m, const Etcdserverpb__RangeRequest *r, Etcdserverpb__RangeResponse **out);
+/* HashKV: CRC-32C of every key-value revision <= rev (rev 0 = current), above the compaction
+ * point, in revision order, as etcd computes it; also returns the compaction revision. */
+int mvcc_hash_kv(mvcc *m, int64_t rev, uint32_t *hash, int64_t *compact_rev);
+
+/* Change feed for watchers (issue 4): called after commit for each event, in revision order. */
+typedef void (*mvcc_event_fn)(void *arg, const Mvccpb__Event *ev);
+void mvcc_set_event_sink(mvcc *m, mvcc_event_fn fn, void *arg);
+
+/* Lease hook until the lease module exists: when set, a put (alone or in a txn) naming a
+ * lease for which fn returns false fails with CE_LEASE_NOT_FOUND and changes nothing.
+ * Lease attachment can be followed from the event sink (kv.lease / prev_kv.lease). */
+typedef bool (*mvcc_lease_exists_fn)(void *arg, int64_t lease);
+void mvcc_set_lease_checker(mvcc *m, mvcc_lease_exists_fn fn, void *arg);
+
+#endif

@@ -1,0 +1,553 @@
+/*
+ * node.c: one cetcd member: Raft driven by ticks and messages, the WAL, the MVCC store.
+ *
+ * Everything runs on the event loop's thread. Requests arriving during one loop iteration
+ * are proposed to Raft; the flush hook at the end of the iteration then drains Raft's updates:
+ * persist entries and hard state (one fsync for the whole batch: group commit), send messages,
+ * apply committed entries to the store in one write batch, answer the waiting requests, and
+ * resolve linearizable reads whose read index is applied.
+ *
+ * Invariants:
+ *  - a write is answered only after its entry was applied, which happens only after it was
+ *    committed, i.e. durable on a quorum (for one member: after its own fsync);
+ *  - an entry at or below the store's consistent index is never applied again (after a crash,
+ *    Raft may re-deliver entries the store already holds);
+ *  - request IDs carry the member ID's low 16 bits and a counter seeded from the clock, so IDs
+ *    do not collide across members or restarts.
+ *
+ * Data directory layout (etcd's, where it has one):
+ *   <data-dir>/member/wal/      WAL segments (server/wal/wal.c documents the format)
+ *   <data-dir>/member/snap/     Raft snapshot metadata files (server/snap/snap.c)
+ *   <data-dir>/member/db/       the LMDB store (server/mvcc/)
+ *   <data-dir>/member/members.json  the member list (server/node/members.c), rewritten
+ *                                   atomically when membership changes
+ * WAL metadata: the text "member_id=<hex> cluster_id=<hex>".
+ */
+#include "node.h"
+#include "err.h"
+#include "log.h"
+#include "members.h"
+#include "node_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void on_tick(evloop *l, ev_timer *t)
+{
+    node *n = t->data;
+
+    (void)l;
+    raft_tick(n->raft);
+}
+
+static void fsync_observed(void *arg, double seconds)
+{
+    node *n = arg;
+    double bound = 0.001;
+
+    for (int i = 0; i < NODE_FSYNC_BUCKETS; i++, bound *= 2)
+        if (seconds <= bound)
+            n->fsync_buckets[i]++;
+    n->fsync_count++;
+    n->fsync_sum += seconds;
+}
+
+static uint64_t next_id(node *n)
+{
+    return ((n->member_id & 0xffff) << 48) | (++n->id_counter & 0xffffffffffffull);
+}
+
+int node_propose(node *n, const Cetcdpb__InternalRequest *req, node_write_cb cb, void *ctx,
+                 uint64_t *handle)
+{
+    Cetcdpb__InternalRequest copy = *req;
+    uint8_t stackbuf[4096], *buf = stackbuf;
+    size_t len;
+    pending *p;
+    int rc;
+
+    copy.id = next_id(n);
+    len = protobuf_c_message_get_packed_size(&copy.base);
+    if (len > sizeof(stackbuf)) {
+        buf = malloc(len);
+        if (!buf)
+            return CE_NOMEM;
+    }
+    protobuf_c_message_pack(&copy.base, buf);
+    rc = raft_propose(n->raft, buf, len);
+    if (buf != stackbuf)
+        free(buf);
+    if (rc) {
+        n->proposals_failed++;
+        return rc;
+    }
+    rc = pending_add(&n->waiting, copy.id, cb, 0, ctx, &p);
+    if (rc)
+        return rc; /* the entry still applies; nobody waits for it */
+    n->proposals_pending++;
+    *handle = copy.id;
+    return 0;
+}
+
+int node_read_index(node *n, node_read_cb cb, void *ctx, uint64_t *handle)
+{
+    uint64_t id = next_id(n);
+    pending *p;
+    int rc;
+
+    rc = raft_read_index(n->raft, id);
+    if (rc)
+        return rc;
+    rc = pending_add(&n->waiting, id, 0, cb, ctx, &p);
+    if (rc)
+        return rc;
+    *handle = id;
+    return 0;
+}
+
+void node_cancel(node *n, uint64_t handle)
+{
+    pending *p = pending_take(&n->waiting, handle);
+
+    if (!p)
+        return;
+    if (p->rcb) {
+        p->cancelled = true; /* freed when the read FIFO reaches it */
+        return;
+    }
+    n->proposals_pending--;
+    free(p);
+}
+
+void node_fill_header(node *n, Etcdserverpb__ResponseHeader *h)
+{
+    h->cluster_id = n->cluster_id;
+    h->member_id = n->member_id;
+    h->raft_term = raft_term(n->raft);
+    if (!h->revision)
+        h->revision = mvcc_rev(n->store);
+}
+
+void node_get_status(node *n, node_status *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->cluster_id = n->cluster_id;
+    st->member_id = n->member_id;
+    st->leader = raft_leader(n->raft);
+    st->term = raft_term(n->raft);
+    st->commit_index = raft_commit_index(n->raft);
+    st->applied_index = n->applied;
+    st->is_learner = raft_is_learner(n->raft);
+    st->db_size = mvcc_db_size(n->store);
+    st->db_size_in_use = mvcc_db_size_in_use(n->store);
+    st->revision = mvcc_rev(n->store);
+    st->compact_revision = mvcc_compact_rev(n->store);
+    st->leader_changes = n->leader_changes;
+    st->proposals_committed = n->proposals_committed;
+    st->proposals_applied = n->proposals_applied;
+    st->proposals_pending = n->proposals_pending;
+    st->proposals_failed = n->proposals_failed;
+}
+
+int node_members(node *n, node_member **out, size_t *count)
+{
+    node_member *copy = malloc((n->nmembers ? n->nmembers : 1) * sizeof(*copy));
+
+    if (!copy)
+        return CE_NOMEM;
+    memcpy(copy, n->members, n->nmembers * sizeof(*copy));
+    *out = copy;
+    *count = n->nmembers;
+    return 0;
+}
+
+mvcc *node_store(node *n)
+{
+    return n->store;
+}
+
+uint32_t node_max_request_bytes(const node *n)
+{
+    return n->cfg.max_request_bytes;
+}
+
+void node_fsync_histogram(node *n, uint64_t counts[NODE_FSYNC_BUCKETS], uint64_t *count,
+                          double *sum_seconds)
+{
+    memcpy(counts, n->fsync_buckets, sizeof(n->fsync_buckets));
+    *count = n->fsync_count;
+    *sum_seconds = n->fsync_sum;
+}
+
+/* ---- start-up ---------------------------------------------------------------------------- */
+
+static int mkdirs(const char *path)
+{
+    char tmp[1024];
+
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, 0700) && errno != EEXIST)
+            return ce_from_errno(errno);
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) && errno != EEXIST)
+        return ce_from_errno(errno);
+    return 0;
+}
+
+static void paths_init(node *n)
+{
+    snprintf(n->member_dir, sizeof(n->member_dir), "%s/member", n->cfg.data_dir);
+    if (n->cfg.wal_dir)
+        snprintf(n->wal_dir, sizeof(n->wal_dir), "%s", n->cfg.wal_dir);
+    else
+        snprintf(n->wal_dir, sizeof(n->wal_dir), "%s/wal", n->member_dir);
+    snprintf(n->snap_dir, sizeof(n->snap_dir), "%s/snap", n->member_dir);
+    snprintf(n->db_dir, sizeof(n->db_dir), "%s/db", n->member_dir);
+    snprintf(n->members_path, sizeof(n->members_path), "%s/members.json", n->member_dir);
+}
+
+static void set_self_client_urls(node *n)
+{
+    for (size_t i = 0; i < n->nmembers; i++) {
+        node_member *m = &n->members[i];
+        if (m->id != n->member_id)
+            continue;
+        m->nclient = 0;
+        for (int j = 0; j < n->cfg.nadvertise_client && j < NODE_MAX_URLS; j++)
+            snprintf(m->client_urls[m->nclient++], sizeof(m->client_urls[0]), "%s",
+                     n->cfg.advertise_client_urls[j]);
+        snprintf(m->name, sizeof(m->name), "%s", n->cfg.name);
+    }
+}
+
+/* Rewrites members.json atomically (tmp, fsync, rename). */
+int node_save_members(node *n)
+{
+    char tmp[1200], *json = members_to_json(n->members, n->nmembers, n->cluster_id);
+    int fd, rc = 0;
+    size_t len;
+
+    if (!json)
+        return CE_NOMEM;
+    len = strlen(json);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", n->members_path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = ce_from_errno(errno);
+        goto out_free;
+    }
+    if (write(fd, json, len) != (ssize_t)len || (!n->cfg.unsafe_no_fsync && fsync(fd)))
+        rc = CE_IO;
+    close(fd);
+    if (!rc && rename(tmp, n->members_path))
+        rc = ce_from_errno(errno);
+out_free:
+    free(json);
+    return rc;
+}
+
+static int load_members(node *n)
+{
+    char buf[65536];
+    uint64_t cid;
+    ssize_t len;
+    int fd = open(n->members_path, O_RDONLY | O_CLOEXEC), rc;
+
+    if (fd < 0)
+        return ce_from_errno(errno);
+    len = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (len <= 0)
+        return CE_CORRUPT;
+    buf[len] = 0;
+    free(n->members);
+    n->members = 0;
+    rc = members_from_json(buf, &n->members, &n->nmembers, &cid);
+    if (rc)
+        log_error("node: cannot read member list %s", n->members_path);
+    return rc;
+}
+
+/* Fresh member of a new cluster: members from --initial-cluster, our own ID found by name. */
+static int bootstrap_members(node *n)
+{
+    char err[256];
+    int rc;
+
+    rc = members_parse_initial(n->cfg.initial_cluster, n->cfg.initial_cluster_token, &n->members,
+                               &n->nmembers, err, sizeof(err));
+    if (rc) {
+        log_error("node: %s", err);
+        return rc;
+    }
+    for (size_t i = 0; i < n->nmembers; i++)
+        if (!strcmp(n->members[i].name, n->cfg.name))
+            n->member_id = n->members[i].id;
+    if (!n->member_id) {
+        log_error("node: couldn't find local name \"%s\" in the initial cluster configuration",
+                  n->cfg.name);
+        return CE_INVAL;
+    }
+    n->cluster_id = members_cluster_id(n->members, n->nmembers);
+    return 0;
+}
+
+static int parse_wal_metadata(node *n, const char *meta)
+{
+    unsigned long long mid, cid;
+
+    if (!meta || sscanf(meta, "member_id=%llx cluster_id=%llx", &mid, &cid) != 2) {
+        log_error("node: WAL metadata is unreadable");
+        return CE_CORRUPT;
+    }
+    n->member_id = mid;
+    n->cluster_id = cid;
+    return 0;
+}
+
+static int open_new(node *n, raft_peer **peers, size_t *npeers)
+{
+    char meta[128];
+    int rc;
+
+    rc = bootstrap_members(n);
+    if (rc)
+        return rc;
+    set_self_client_urls(n);
+    snprintf(meta, sizeof(meta), "member_id=%016" PRIx64 " cluster_id=%016" PRIx64, n->member_id,
+             n->cluster_id);
+    rc = wal_create(n->wal_dir, (const uint8_t *)meta, strlen(meta), &n->wal);
+    if (rc) {
+        log_error("node: cannot create WAL in %s: %s", n->wal_dir, ce_strerror(rc));
+        return rc;
+    }
+    rc = node_save_members(n);
+    if (rc)
+        return rc;
+    *peers = calloc(n->nmembers, sizeof(**peers));
+    if (!*peers)
+        return CE_NOMEM;
+    for (size_t i = 0; i < n->nmembers; i++)
+        (*peers)[i].id = n->members[i].id;
+    *npeers = n->nmembers;
+    log_info("node: starting a new cluster %016" PRIx64 " as member %016" PRIx64 " (%s)",
+             n->cluster_id, n->member_id, n->cfg.name);
+    return 0;
+}
+
+static int open_existing(node *n, wal_replay *rp, raft_snapshot_meta *snap)
+{
+    int rc;
+
+    rc = node_snapshot_load(n, snap);
+    if (rc)
+        return rc;
+    rc = wal_open(n->wal_dir, snap->index, &n->wal, rp);
+    if (rc) {
+        log_error("node: cannot open the WAL in %s: %s", n->wal_dir, ce_strerror(rc));
+        return rc;
+    }
+    rc = parse_wal_metadata(n, rp->metadata);
+    if (rc)
+        return rc;
+    rc = load_members(n);
+    if (rc)
+        return rc;
+    set_self_client_urls(n);
+    log_info("node: restarting member %016" PRIx64 " of cluster %016" PRIx64
+             " (term %" PRIu64 ", commit %" PRIu64 ", %zu WAL entries after snapshot %" PRIu64 ")",
+             n->member_id, n->cluster_id, rp->hs.term, rp->hs.commit, rp->nents, snap->index);
+    return 0;
+}
+
+static int raft_open(node *n, const wal_replay *rp, const raft_snapshot_meta *snap,
+                     const raft_peer *peers, size_t npeers)
+{
+    raft_config rc_cfg = {0};
+    raft_restore rs = {0};
+    raft_entry *ents = 0;
+    uint64_t ci = mvcc_consistent_index(n->store);
+    int rc;
+
+    rc_cfg.id = n->member_id;
+    rc_cfg.heartbeat_tick = 1;
+    rc_cfg.election_tick = (int)(n->cfg.election_ms / n->cfg.heartbeat_ms);
+    rc_cfg.seed = n->member_id ^ (uint64_t)time(0);
+    rc_cfg.pre_vote = true;
+    rc_cfg.check_quorum = true;
+    if (rp && rp->nents) {
+        ents = calloc(rp->nents, sizeof(*ents));
+        if (!ents)
+            return CE_NOMEM;
+        for (size_t i = 0; i < rp->nents; i++) {
+            ents[i].term = rp->ents[i].term;
+            ents[i].index = rp->ents[i].index;
+            ents[i].type = (raft_entry_type)rp->ents[i].type;
+            ents[i].data = rp->ents[i].data;
+            ents[i].len = rp->ents[i].len;
+        }
+    }
+    if (rp && rp->has_hs) {
+        rs.hard_state.term = rp->hs.term;
+        rs.hard_state.vote = rp->hs.vote;
+        rs.hard_state.commit = rp->hs.commit;
+    }
+    if (snap)
+        rs.snapshot = *snap;
+    rs.entries = ents;
+    rs.n_entries = rp ? rp->nents : 0;
+    rs.peers = peers;
+    rs.n_peers = npeers;
+    /* The store may be ahead of the persisted commit index (commit changes are not fsynced on
+     * their own); Raft re-commits those entries and apply skips them (consistent index). */
+    rc_cfg.applied = ci < rs.hard_state.commit ? ci : rs.hard_state.commit;
+    if (rc_cfg.applied < rs.snapshot.index)
+        rc_cfg.applied = rs.snapshot.index;
+    n->applied = rc_cfg.applied;
+    rc = raft_new(&rc_cfg, &rs, &n->raft);
+    free(ents);
+    if (rc)
+        log_error("node: cannot restore Raft state: %s", ce_strerror(rc));
+    return rc;
+}
+
+static int open_store(node *n)
+{
+    mvcc_options mo = {0};
+    int rc;
+
+    mo.dir = n->db_dir;
+    mo.quota_bytes = n->cfg.quota_backend_bytes;
+    mo.max_txn_ops = n->cfg.max_txn_ops;
+    mo.no_sync = n->cfg.unsafe_no_fsync;
+    rc = mvcc_open(&mo, &n->store);
+    if (rc)
+        log_error("node: cannot open the store in %s: %s", n->db_dir, ce_strerror(rc));
+    return rc;
+}
+
+static int open_all(node *n)
+{
+    raft_snapshot_meta snap = {0};
+    wal_replay rp;
+    raft_peer *peers = 0;
+    size_t npeers = 0;
+    bool fresh;
+    int rc;
+
+    memset(&rp, 0, sizeof(rp));
+    paths_init(n);
+    rc = mkdirs(n->member_dir);
+    if (!rc)
+        rc = mkdirs(n->snap_dir);
+    if (rc) {
+        log_error("node: cannot create %s: %s", n->member_dir, ce_strerror(rc));
+        return rc;
+    }
+    rc = open_store(n);
+    if (rc)
+        return rc;
+    fresh = !wal_exists(n->wal_dir);
+    if (fresh)
+        rc = open_new(n, &peers, &npeers);
+    else
+        rc = open_existing(n, &rp, &snap);
+    if (!rc)
+        rc = raft_open(n, fresh ? 0 : &rp, fresh ? 0 : &snap, peers, npeers);
+    free(peers);
+    wal_replay_free(&rp);
+    node_snapshot_meta_release(&snap);
+    if (rc)
+        return rc;
+    wal_set_sync_observer(n->wal, fsync_observed, n);
+    wal_set_unsafe_no_fsync(n->wal, n->cfg.unsafe_no_fsync);
+    return 0;
+}
+
+int node_new(const node_config *cfg, evloop *loop, node **out)
+{
+    node *n = calloc(1, sizeof(*n));
+    int rc;
+
+    if (!n)
+        return CE_NOMEM;
+    n->cfg = *cfg;
+    n->loop = loop;
+    n->id_counter = ((uint64_t)time(0) & 0xffffffffull) << 14;
+    rc = pending_init(&n->waiting);
+    if (rc)
+        goto out_free;
+    rc = open_all(n);
+    if (rc)
+        goto out_free;
+    n->last_snapshot_index = n->applied;
+    rc = evloop_add_flush(loop, node_flush, n);
+    if (rc)
+        goto out_free;
+    *out = n;
+    return 0;
+
+out_free:
+    node_free(n);
+    return rc;
+}
+
+int node_start(node *n)
+{
+    raft_conf_state cs;
+
+    evloop_timer_start(n->loop, &n->tick, n->cfg.heartbeat_ms, n->cfg.heartbeat_ms, on_tick, n);
+    raft_conf_state_get(n->raft, &cs);
+    /* A lone voter need not wait an election timeout to lead. */
+    if (cs.n_voters == 1 && cs.voters[0] == n->member_id)
+        raft_campaign(n->raft);
+    node_flush(n->loop, n);
+    return 0;
+}
+
+/* Answers every waiter with CE_STOPPED (shutdown). */
+static void fail_all(node *n)
+{
+    for (size_t i = 0; i < n->waiting.nbuckets; i++) {
+        pending *p;
+        while ((p = n->waiting.buckets[i]) != 0) {
+            pending_take(&n->waiting, p->id);
+            if (p->wcb) {
+                p->wcb(p->ctx, CE_STOPPED, 0);
+                free(p);
+            } else {
+                p->rcb(p->ctx, CE_STOPPED);
+                p->cancelled = true;
+            }
+        }
+    }
+}
+
+void node_free(node *n)
+{
+    if (!n)
+        return;
+    if (n->loop)
+        evloop_timer_stop(n->loop, &n->tick);
+    if (n->waiting.buckets) {
+        fail_all(n);
+        pending_fini(&n->waiting);
+    }
+    raft_free(n->raft);
+    wal_close(n->wal);
+    mvcc_close(n->store);
+    free(n->members);
+    free(n);
+}

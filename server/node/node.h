@@ -1,0 +1,122 @@
+/*
+ * node.h: the member itself. The only module that knows Raft, the WAL, snapshots and the MVCC
+ * store together: it drives the Raft state machine with ticks and messages, persists what Raft
+ * asks to persist (WAL append + one fsync per loop iteration: group commit), sends what it asks
+ * to send, applies committed entries to the store in one LMDB batch, and wakes the requests
+ * waiting on them.
+ *
+ * The API layer (server/api/) calls only this header plus the read side of mvcc.h.
+ *
+ * Callback rule (libuv's): when a function taking a callback returns an error, the callback is
+ * never called; when it returns 0 the callback is called exactly once, unless the caller
+ * cancels the handle first, after which it is never called.
+ *
+ * A write is answered only after its entry is durable on a quorum and applied.
+ */
+#ifndef CETCD_NODE_H
+#define CETCD_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "evloop.h"
+#include "internal.pb-c.h"
+#include "mvcc/mvcc.h"
+#include "rpc.pb-c.h"
+
+typedef struct node node;
+
+#define NODE_MAX_URLS 8
+
+typedef struct node_member {
+    uint64_t id;
+    char name[64];
+    char peer_urls[NODE_MAX_URLS][256];
+    int npeer;
+    char client_urls[NODE_MAX_URLS][256];
+    int nclient;
+    bool is_learner;
+} node_member;
+
+typedef struct node_config {
+    const char *name;
+    const char *data_dir;
+    const char *wal_dir;               /* NULL = <data_dir>/member/wal */
+    const char *initial_cluster;       /* "n1=http://a:2380,n2=..." */
+    const char *initial_cluster_token;
+    bool initial_cluster_new;          /* --initial-cluster-state new (else existing) */
+    bool force_new_cluster;
+    const char *const *advertise_client_urls;
+    int nadvertise_client;
+    const char *const *advertise_peer_urls;
+    int nadvertise_peer;
+    uint32_t heartbeat_ms;             /* --heartbeat-interval, default 100 */
+    uint32_t election_ms;              /* --election-timeout, default 1000 */
+    uint64_t snapshot_count;           /* --snapshot-count, default 100000 */
+    uint64_t quota_backend_bytes;      /* default 2 GiB */
+    uint32_t max_txn_ops;              /* default 128 */
+    uint32_t max_request_bytes;        /* default 1.5 MiB */
+    bool unsafe_no_fsync;              /* --unsafe-no-fsync: tests and benchmarks only */
+} node_config;
+
+/* Status for Maintenance.Status, /metrics and /health. */
+typedef struct node_status {
+    uint64_t cluster_id;
+    uint64_t member_id;
+    uint64_t leader;                   /* 0 = none known */
+    uint64_t term;
+    uint64_t commit_index;
+    uint64_t applied_index;
+    bool is_learner;
+    int64_t db_size;
+    int64_t db_size_in_use;
+    int64_t revision;
+    int64_t compact_revision;
+    uint64_t leader_changes;           /* leader changes seen */
+    uint64_t proposals_committed;
+    uint64_t proposals_applied;
+    uint64_t proposals_pending;
+    uint64_t proposals_failed;
+    uint64_t slow_applies;
+} node_status;
+
+int node_new(const node_config *cfg, evloop *loop, node **out);
+/* Starts raft ticking (after node_new replayed the WAL and store). */
+int node_start(node *n);
+void node_free(node *n);
+
+/*
+ * Proposes a client write. req is packed immediately (the caller keeps ownership). When the
+ * entry is applied, cb gets err 0 and resp, a heap message the callback owns (PutResponse,
+ * DeleteRangeResponse, TxnResponse, CompactionResponse ...) with its header filled; or an err
+ * and NULL. *handle identifies the request for node_cancel().
+ */
+typedef void (*node_write_cb)(void *ctx, int err, ProtobufCMessage *resp);
+int node_propose(node *n, const Cetcdpb__InternalRequest *req, node_write_cb cb, void *ctx,
+                 uint64_t *handle);
+
+/* Linearizable read barrier: cb(ctx, 0) once this member has applied everything committed
+ * when the call was made and has confirmed it is (or follows) the current leader. */
+typedef void (*node_read_cb)(void *ctx, int err);
+int node_read_index(node *n, node_read_cb cb, void *ctx, uint64_t *handle);
+
+/* The callback of a pending proposal or read will not be called. */
+void node_cancel(node *n, uint64_t handle);
+
+/* Fills cluster_id, member_id, raft_term and revision (current store revision). */
+void node_fill_header(node *n, Etcdserverpb__ResponseHeader *h);
+void node_get_status(node *n, node_status *st);
+/* Copies the member list into a malloc'd array; *count set. Caller frees with free(). */
+int node_members(node *n, node_member **out, size_t *count);
+/* The store, for reads. */
+mvcc *node_store(node *n);
+uint32_t node_max_request_bytes(const node *n);
+
+/* Fsync duration histogram for etcd_disk_wal_fsync_duration_seconds: etcd's buckets
+ * (0.001 * 2^i, i = 0..13), cumulative counts, sum in seconds. */
+#define NODE_FSYNC_BUCKETS 14
+void node_fsync_histogram(node *n, uint64_t counts[NODE_FSYNC_BUCKETS], uint64_t *count,
+                          double *sum_seconds);
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * node_int.h: the node's state, shared by node.c (lifecycle, requests), node_apply.c (the
+ * update loop: persist, send, apply, answer) and node_snap.c (snapshots). Not for other modules.
+ */
+#ifndef CETCD_NODE_INT_H
+#define CETCD_NODE_INT_H
+
+#include "node.h"
+#include "pending.h"
+#include "raft/raft.h"
+#include "wal/wal.h"
+
+struct node {
+    node_config cfg;
+    evloop *loop;
+    ev_timer tick;
+    raft *raft;
+    wal *wal;
+    mvcc *store;
+    uint64_t member_id;
+    uint64_t cluster_id;
+    node_member *members;
+    size_t nmembers;
+    pending_table waiting;
+    uint64_t id_counter;
+    /* Invariant: applied <= raft commit index; entries <= applied are in the store. */
+    uint64_t applied;
+    uint64_t applied_term;
+    uint64_t last_snapshot_index;
+    uint64_t leader;              /* last leader seen, to count changes */
+    bool stopping;
+    bool in_flush;
+    char member_dir[900];
+    char wal_dir[1024];
+    char snap_dir[1100];
+    char db_dir[1100];
+    char members_path[1100];
+    /* metrics */
+    uint64_t leader_changes;
+    uint64_t proposals_committed;
+    uint64_t proposals_applied;
+    uint64_t proposals_pending;
+    uint64_t proposals_failed;
+    uint64_t fsync_buckets[NODE_FSYNC_BUCKETS];
+    uint64_t fsync_count;
+    double fsync_sum;
+};
+
+/* Flush hook: drains Raft's updates (node_apply.c). */
+void node_flush(evloop *l, void *arg);
+int node_save_members(node *n);
+
+/* Snapshots (node_snap.c): load the newest snapshot's metadata at start (zero meta if none;
+ * conf arrays owned by the node until node_snapshot_meta_release), and take one when
+ * --snapshot-count entries were applied since the last. */
+int node_snapshot_load(node *n, raft_snapshot_meta *out);
+void node_snapshot_meta_release(raft_snapshot_meta *m);
+void node_maybe_snapshot(node *n);
+
+#endif
