@@ -252,7 +252,6 @@ int evloop_run(evloop *l)
 {
     struct epoll_event evs[MAX_EVENTS];
 
-    l->stopping = false;
     while (!l->stopping) {
         int n, timeout;
 
@@ -270,5 +269,6 @@ int evloop_run(evloop *l)
         l->npending = 0;
         run_timers(l);
     }
+    l->stopping = false; /* a stop asked before run() started still counts, once */
     return 0;
 }

@@ -59,7 +59,7 @@ void evloop_timer_stop(evloop *l, ev_timer *t);
 /* At most 8 flush hooks; 0 or CE_NOMEM. */
 int evloop_add_flush(evloop *l, ev_flush_fn fn, void *arg);
 
-/* Runs until evloop_stop(); returns 0 or CE_*. */
+/* Runs until evloop_stop() (also one called before run started); returns 0 or CE_*. */
 int evloop_run(evloop *l);
 void evloop_stop(evloop *l);
 /* Makes a blocked evloop_run return from its wait (thread- and signal-safe). */
