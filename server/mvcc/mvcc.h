@@ -42,11 +42,12 @@ typedef struct mvcc_options {
 int mvcc_open(const mvcc_options *opt, mvcc **out);
 void mvcc_close(mvcc *m);
 
-/* Current store revision (0 on an empty store... etcd starts at 1), the compaction point. */
+/* Current store revision (1 on an empty store, like etcd), the compaction point (0 = none). */
 int64_t mvcc_rev(const mvcc *m);
 int64_t mvcc_compact_rev(const mvcc *m);
 /* Raft index of the last applied entry recorded in the store (0 if none), and its term. */
 uint64_t mvcc_consistent_index(const mvcc *m);
+uint64_t mvcc_consistent_term(const mvcc *m);
 /* Size of the database file, and bytes actually in use. */
 int64_t mvcc_db_size(const mvcc *m);
 int64_t mvcc_db_size_in_use(const mvcc *m);
@@ -88,6 +89,23 @@ int mvcc_hash_kv(mvcc *m, int64_t rev, uint32_t *hash, int64_t *compact_rev);
 /* Change feed for watchers (issue 4): called after commit for each event, in revision order. */
 typedef void (*mvcc_event_fn)(void *arg, const Mvccpb__Event *ev);
 void mvcc_set_event_sink(mvcc *m, mvcc_event_fn fn, void *arg);
+
+/* Writes a consistent copy of the whole database (an LMDB file, free pages left out) to fd,
+ * e.g. for Maintenance.Snapshot or a Raft snapshot; outside a batch. A store opened on a
+ * directory holding that file as data.mdb is the same store (revision, compaction point,
+ * consistent index included). Returns 0 or CE_*. */
+int mvcc_snapshot_fd(mvcc *m, int fd);
+
+/* History for watchers catching up: the events of revisions >= from_rev (main revisions, up
+ * to the current one) whose key lies in [key, range_end) (etcd's range rules: empty range_end =
+ * the key alone, "\0" = every key >= key), in revision order, each handed to fn (valid only
+ * during the call; DELETE events carry key and mod_revision only, like etcd's; prev_kv is
+ * filled when want_prev). Stops after the revision in which `max` events were reached
+ * (0 = no limit), never inside a revision. *next_rev gets the revision to continue from.
+ * CE_COMPACTED if from_rev < the compaction point (etcd cancels such a watch). */
+int mvcc_events_since(mvcc *m, const ProtobufCBinaryData *key,
+                      const ProtobufCBinaryData *range_end, int64_t from_rev, bool want_prev,
+                      size_t max, mvcc_event_fn fn, void *arg, int64_t *next_rev);
 
 /* Lease hook until the lease module exists: when set, a put (alone or in a txn) naming a
  * lease for which fn returns false fails with CE_LEASE_NOT_FOUND and changes nothing.

@@ -44,10 +44,10 @@ int node_snapshot_load(node *n, raft_snapshot_meta *out)
     }
     out->index = m.index;
     out->term = m.term;
-    out->conf.voters = copy_ids(m.voters, m.n_voters);
-    out->conf.n_voters = m.n_voters;
-    out->conf.learners = copy_ids(m.learners, m.n_learners);
-    out->conf.n_learners = m.n_learners;
+    out->conf.voters = copy_ids(m.voters, m.nvoters);
+    out->conf.n_voters = m.nvoters;
+    out->conf.learners = copy_ids(m.learners, m.nlearners);
+    out->conf.n_learners = m.nlearners;
     snap_meta_free(&m);
     if (!out->conf.voters || !out->conf.learners) {
         node_snapshot_meta_release(out);
@@ -78,11 +78,11 @@ static int write_snapshot(node *n, uint64_t index, uint64_t term)
     m.index = index;
     m.term = term;
     m.voters = (uint64_t *)cs.voters;
-    m.n_voters = cs.n_voters;
+    m.nvoters = cs.n_voters;
     m.learners = (uint64_t *)cs.learners;
-    m.n_learners = cs.n_learners;
-    m.blob = (uint8_t *)blob;
-    m.blob_len = strlen(blob);
+    m.nlearners = cs.n_learners;
+    m.data = (uint8_t *)blob;
+    m.len = strlen(blob);
     rc = snap_save(n->snap_dir, &m);
     free(blob);
     return rc;

@@ -1,0 +1,107 @@
+/*
+ * mvcc_int.h: what the files of server/mvcc/ share and nobody else sees: the store struct,
+ * the encodings of store.c (revision keys, index entries, meta values) and the internal
+ * functions each file offers the others (prefix mvcc__).
+ *
+ * Invariants of struct mvcc:
+ *   - rev/compact_rev/ci/term mirror the committed meta table;
+ *   - while a batch is open (wtxn != NULL), brev >= rev is the revision the batch has reached
+ *     and bcompact >= compact_rev its compaction point; both are adopted on commit;
+ *   - while a request is being applied, sub counts its changes: every change gets revision
+ *     (brev + 1, sub) and, once the request ends with sub > 0, brev grows by exactly one.
+ */
+#ifndef CETCD_MVCC_INT_H
+#define CETCD_MVCC_INT_H
+
+#include <lmdb.h>
+
+#include "kv.pb-c.h"
+#include "mvcc.h"
+
+#define REVKEY_LEN 17           /* main(8) '_' sub(8); a tombstone adds 't' */
+#define IDXENT_LEN 32           /* main(8) sub(8) create_main(8) version(8) */
+
+/* One index entry: a revision of a user key. version == 0 marks a tombstone. */
+typedef struct idx_ent {
+    int64_t main, sub, create, version;
+} idx_ent;
+
+struct mvcc {
+    MDB_env *env;
+    MDB_dbi kv, idx, meta;
+    char *data_path;            /* <dir>/data.mdb, for mvcc_db_size */
+    uint64_t quota;
+    uint32_t max_txn_ops;
+    size_t max_key;             /* LMDB's key size limit */
+
+    int64_t rev, compact_rev;   /* committed */
+    uint64_t ci, term;          /* committed */
+
+    MDB_txn *wtxn;              /* open batch, or NULL */
+    int64_t brev, bcompact;
+    uint64_t bci, bterm;        /* set by mvcc_set_consistent_index inside a batch */
+    int batch_err;              /* first failure after writes began: the batch cannot commit */
+    int64_t sub;                /* changes made by the request being applied */
+    uint64_t batch_bytes;       /* bytes written in the batch, for the quota estimate */
+    Mvccpb__Event **evs;        /* events of the batch, in revision order */
+    size_t nevs, capevs;
+
+    mvcc_event_fn sink;
+    void *sink_arg;
+    mvcc_lease_exists_fn lease_exists;
+    void *lease_arg;
+};
+
+/* store.c: encodings */
+uint64_t mvcc__be64(const void *p);
+void mvcc__revkey(uint8_t out[REVKEY_LEN + 1], int64_t main, int64_t sub);
+void mvcc__idxent_enc(uint8_t out[IDXENT_LEN], const idx_ent *e);
+void mvcc__idxent_dec(const void *p, idx_ent *e);
+/* CE_* for an LMDB (or errno) code; a CE_* code passes through. */
+int mvcc__lmdb_err(int rc);
+
+/* store.c: index and kv access, in txn t */
+/* The entry of key visible at rev (rev < 0: the newest). 0, CE_NOTFOUND or CE_*. */
+int mvcc__idx_at(mvcc *m, MDB_txn *t, const ProtobufCBinaryData *key, int64_t rev, idx_ent *e);
+/* The same with an index cursor of the caller's (repositioned). */
+int mvcc__idx_lookup(mvcc *m, MDB_cursor *c, const ProtobufCBinaryData *key, int64_t rev,
+                     idx_ent *e);
+/* Entry at revision of the scan cursor's current key; cursor stays usable for NEXT_NODUP. */
+int mvcc__idx_at_cur(MDB_cursor *scan, MDB_cursor *look, MDB_val *key, int64_t rev, bool newest,
+                     idx_ent *e);
+/* Positions scan at the first index key >= key; 0 or CE_NOTFOUND. */
+int mvcc__idx_seek(mvcc *m, MDB_cursor *scan, const ProtobufCBinaryData *key, MDB_val *k);
+/* Whether index key k lies in the etcd range [key, end) ("\0" end = no upper bound). */
+bool mvcc__in_range(const MDB_val *k, const ProtobufCBinaryData *key,
+                    const ProtobufCBinaryData *end);
+/* The kv record of index entry e, unpacked on the heap. */
+int mvcc__kv_load(mvcc *m, MDB_txn *t, const idx_ent *e, Mvccpb__KeyValue **out);
+/* The user key inside a packed kv record (field 1 comes first), without unpacking. */
+int mvcc__kv_rec_key(const MDB_val *rec, MDB_val *key);
+
+/* resp.c: heap message helpers */
+Mvccpb__KeyValue *mvcc__kv_new(const void *key, size_t klen, const void *val, size_t vlen);
+Etcdserverpb__ResponseHeader *mvcc__header_new(int64_t rev);
+int mvcc__bytes_dup(ProtobufCBinaryData *dst, const void *src, size_t len);
+
+/* write.c: changes inside a batch (m->wtxn) */
+int mvcc__put_apply(mvcc *m, const Etcdserverpb__PutRequest *r,
+                    Etcdserverpb__PutResponse **out);
+int mvcc__delete_apply(mvcc *m, const Etcdserverpb__DeleteRangeRequest *r,
+                       Etcdserverpb__DeleteRangeResponse **out);
+/* Refuses a put that would take the store past its quota. */
+int mvcc__quota_check(mvcc *m, uint64_t bytes);
+void mvcc__request_begin(mvcc *m);
+void mvcc__request_end(mvcc *m);
+void mvcc__events_free(mvcc *m);
+
+/* range.c: a Range in txn t, where cur is the revision reads see and compact the point. */
+int mvcc__range_txn(mvcc *m, MDB_txn *t, int64_t cur, int64_t compact,
+                    const Etcdserverpb__RangeRequest *r, Etcdserverpb__RangeResponse **out);
+
+/* hash.c */
+/* CRC-32C in Go's crc32.Update convention (start with 0); _sw: the table version. */
+uint32_t mvcc__crc32c(uint32_t crc, const void *buf, size_t len);
+uint32_t mvcc__crc32c_sw(uint32_t crc, const void *buf, size_t len);
+
+#endif
