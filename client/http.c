@@ -1,0 +1,475 @@
+/*
+ * http.c: the client handle and its HTTP transport (libcurl easy interface, one handle reused
+ * so the TCP connection stays open between calls).
+ *
+ * Failover: a call starts at the current endpoint; if the connection cannot be made (refused,
+ * unresolvable host, connect timeout) it tries the next one, each at most once, and the first
+ * endpoint that answers becomes current. Once a request has been sent it is never retried, so
+ * a non-idempotent request is applied at most once by this library.
+ *
+ * Streams (`/v3/maintenance/snapshot`, `/v3/lease/keepalive`) arrive as a sequence of JSON objects
+ * `{"result":{...}}` (or `{"error":{...}}`), curl having removed the chunked framing. The splitter
+ * below finds object boundaries by counting braces outside strings, keeping its state across
+ * reads, so every byte is scanned once.
+ */
+#include "client_internal.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cetcd_client {
+    CURL *curl;
+    char **endpoints;
+    size_t n_endpoints, cur;
+    long dial_ms, cmd_ms;
+    char *cacert, *cert, *key, *token;
+    bool insecure;
+    int grpc_code;
+    char errmsg[512];
+};
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static char *dupstr(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+int cetcd_endpoint_normalize(const char *ep, bool tls, char *out, size_t outsz)
+{
+    const char *scheme = tls ? "https://" : "http://";
+    int n;
+
+    if (!ep || !*ep)
+        return CE_INVAL;
+    if (strstr(ep, "://"))
+        scheme = "";
+    n = snprintf(out, outsz, "%s%s", scheme, ep);
+    if (n < 0 || (size_t)n >= outsz)
+        return CE_INVAL;
+    while (n > 0 && out[n - 1] == '/') /* "http://h:p/" -> "http://h:p" */
+        out[--n] = 0;
+    return 0;
+}
+
+static int copy_endpoints(cetcd_client *c, const struct cetcd_client_opts *o)
+{
+    bool tls = o->use_tls || o->cacert || o->cert || o->key;
+    char url[1024];
+    int rc;
+
+    c->endpoints = calloc(o->n_endpoints, sizeof(char *));
+    if (!c->endpoints)
+        return CE_NOMEM;
+    for (size_t i = 0; i < o->n_endpoints; i++) {
+        if ((rc = cetcd_endpoint_normalize(o->endpoints[i], tls, url, sizeof(url))))
+            return rc;
+        c->endpoints[i] = strdup(url);
+        c->n_endpoints++;
+        if (!c->endpoints[i])
+            return CE_NOMEM;
+    }
+    return 0;
+}
+
+int cetcd_client_new(const struct cetcd_client_opts *o, cetcd_client **out)
+{
+    cetcd_client *c;
+    int rc = CE_NOMEM;
+
+    *out = NULL;
+    if (!o || !o->n_endpoints || !o->endpoints)
+        return CE_INVAL;
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK)
+        return CE_IO;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return CE_NOMEM;
+    c->dial_ms = o->dial_timeout_ms > 0 ? o->dial_timeout_ms : 2000;
+    c->cmd_ms = o->command_timeout_ms > 0 ? o->command_timeout_ms : 5000;
+    c->insecure = o->insecure_skip_verify;
+    c->curl = curl_easy_init();
+    if (!c->curl)
+        goto out_free_client;
+    if ((rc = copy_endpoints(c, o)))
+        goto out_free_client;
+    rc = CE_NOMEM;
+    c->cacert = dupstr(o->cacert);
+    c->cert = dupstr(o->cert);
+    c->key = dupstr(o->key);
+    c->token = dupstr(o->token);
+    if ((o->cacert && !c->cacert) || (o->cert && !c->cert) || (o->key && !c->key) ||
+        (o->token && !c->token))
+        goto out_free_client;
+    *out = c;
+    return 0;
+
+out_free_client:
+    cetcd_client_free(c);
+    return rc;
+}
+
+void cetcd_client_free(cetcd_client *c)
+{
+    if (!c)
+        return;
+    if (c->curl)
+        curl_easy_cleanup(c->curl);
+    for (size_t i = 0; i < c->n_endpoints; i++)
+        free(c->endpoints[i]);
+    free(c->endpoints);
+    free(c->cacert);
+    free(c->cert);
+    free(c->key);
+    free(c->token);
+    free(c);
+}
+
+const char *cetcd_client_errmsg(const cetcd_client *c)
+{
+    return c->errmsg;
+}
+
+int cetcd_client_grpc_code(const cetcd_client *c)
+{
+    return c->grpc_code;
+}
+
+int cetcd_client_set_token(cetcd_client *c, const char *token)
+{
+    char *t = dupstr(token);
+
+    if (token && !t)
+        return CE_NOMEM;
+    free(c->token);
+    c->token = t;
+    return 0;
+}
+
+size_t cetcd_client_endpoint_count(const cetcd_client *c)
+{
+    return c->n_endpoints;
+}
+
+const char *cetcd_client_endpoint(const cetcd_client *c, size_t i)
+{
+    return i < c->n_endpoints ? c->endpoints[i] : NULL;
+}
+
+/* ---------------------------------------------------------------- one request */
+
+static size_t collect(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct buf *b = ud;
+    size_t n = size * nmemb;
+
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return 0;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = 0;
+    return n;
+}
+
+static bool is_connect_failure(CURLcode cc, CURL *curl)
+{
+    double t = 0;
+
+    if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+        cc == CURLE_COULDNT_RESOLVE_PROXY)
+        return true;
+    if (cc != CURLE_OPERATION_TIMEDOUT)
+        return false;
+    curl_easy_getinfo(curl, CURLINFO_CONNECT_TIME, &t);
+    return t == 0; /* timed out before the connection was made */
+}
+
+/* Sets URL, body, headers, timeouts and TLS for one request. */
+static struct curl_slist *prepare(cetcd_client *c, const char *ep, const char *path,
+                                  const char *body, long timeout_ms)
+{
+    struct curl_slist *h = NULL, *t;
+    char url[1200], auth[4096];
+
+    snprintf(url, sizeof(url), "%s%s", ep, path);
+    curl_easy_reset(c->curl);
+    curl_easy_setopt(c->curl, CURLOPT_URL, url);
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, c->dial_ms);
+    curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
+    if (c->cacert)
+        curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->cacert);
+    if (c->cert)
+        curl_easy_setopt(c->curl, CURLOPT_SSLCERT, c->cert);
+    if (c->key)
+        curl_easy_setopt(c->curl, CURLOPT_SSLKEY, c->key);
+    if (c->insecure) {
+        curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    t = curl_slist_append(h, "Content-Type: application/json");
+    if (!t)
+        return NULL;
+    h = t;
+    t = curl_slist_append(h, "Expect:");
+    if (!t)
+        goto out_free_headers;
+    h = t;
+    if (c->token) {
+        snprintf(auth, sizeof(auth), "Authorization: %s", c->token);
+        t = curl_slist_append(h, auth);
+        if (!t)
+            goto out_free_headers;
+        h = t;
+    }
+    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
+    return h;
+
+out_free_headers:
+    curl_slist_free_all(h);
+    return NULL;
+}
+
+static void set_err(cetcd_client *c, int grpc, const char *fmt, const char *s)
+{
+    c->grpc_code = grpc;
+    snprintf(c->errmsg, sizeof(c->errmsg), fmt, s);
+}
+
+struct xfer {
+    curl_write_callback write;
+    void *ud;
+    long timeout_ms;
+};
+
+/*
+ * Performs the request on one endpoint (ep) or with failover (ep NULL). Returns 0 once an HTTP
+ * answer arrived (*status set), CE_UNREACHABLE if no endpoint answered (connect failures on all,
+ * or a connection that died before any HTTP status), CE_TIMEOUT, or CE_IO (answer cut short).
+ */
+static int perform(cetcd_client *c, const char *ep, const char *path, const char *body,
+                   const struct xfer *x, long *status, CURLcode *ccode)
+{
+    size_t tries = ep ? 1 : c->n_endpoints;
+    CURLcode cc = CURLE_OK;
+
+    for (size_t i = 0; i < tries; i++) {
+        const char *url = ep ? ep : c->endpoints[(c->cur + i) % c->n_endpoints];
+        struct curl_slist *h = prepare(c, url, path, body, x->timeout_ms);
+        if (!h)
+            return CE_NOMEM;
+        curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, x->write);
+        curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, x->ud);
+        cc = curl_easy_perform(c->curl);
+        curl_slist_free_all(h);
+        *ccode = cc;
+        if (cc == CURLE_OK || !is_connect_failure(cc, c->curl)) {
+            if (!ep)
+                c->cur = (c->cur + i) % c->n_endpoints;
+            curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+            if (cc == CURLE_OK || cc == CURLE_WRITE_ERROR)
+                return 0;
+            set_err(c, 0, "%s", curl_easy_strerror(cc));
+            if (cc == CURLE_OPERATION_TIMEDOUT)
+                return CE_TIMEOUT;
+            return *status ? CE_IO : CE_UNREACHABLE; /* no answer at all, e.g. TLS refused */
+        }
+    }
+    set_err(c, 0, "%s", curl_easy_strerror(cc));
+    return CE_UNREACHABLE;
+}
+
+static char *print_body(const cJSON *body)
+{
+    return body ? cJSON_PrintUnformatted(body) : strdup("{}");
+}
+
+int cetcd_http_call(cetcd_client *c, const char *endpoint, const char *path, const cJSON *body,
+                    cJSON **out)
+{
+    struct buf b = {0};
+    struct xfer x = {collect, &b, c->cmd_ms};
+    long status = 0;
+    CURLcode cc;
+    char *text = print_body(body);
+    int rc;
+
+    *out = NULL;
+    c->errmsg[0] = 0;
+    c->grpc_code = 0;
+    if (!text)
+        return CE_NOMEM;
+    rc = perform(c, endpoint, path, text, &x, &status, &cc);
+    free(text);
+    if (rc)
+        goto out_free_buf;
+    if (cc == CURLE_WRITE_ERROR) {
+        rc = CE_NOMEM;
+        goto out_free_buf;
+    }
+    if (status != 200) {
+        rc = cetcd_codec_error(b.p ? b.p : "", b.len, status, c->errmsg, sizeof(c->errmsg),
+                               &c->grpc_code);
+        goto out_free_buf;
+    }
+    *out = cJSON_ParseWithLength(b.p ? b.p : "", b.len);
+    if (!*out || !cJSON_IsObject(*out)) {
+        cJSON_Delete(*out);
+        *out = NULL;
+        set_err(c, 0, "%s", "malformed JSON response");
+        rc = CE_CORRUPT;
+    }
+out_free_buf:
+    free(b.p);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- streams */
+
+struct splitter {
+    cetcd_client *c;
+    struct buf b;
+    size_t scan, start;
+    int depth;
+    bool in_str, esc;
+    cetcd_result_fn fn;
+    void *ctx;
+    int stop; /* non-zero once fn or an error asked to stop */
+};
+
+/* Handles one complete JSON object text. */
+static int dispatch(struct splitter *s, const char *p, size_t n)
+{
+    cJSON *j = cJSON_ParseWithLength(p, n);
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "result");
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
+    int rc;
+
+    if (!j) {
+        set_err(s->c, 0, "%s", "malformed JSON in stream");
+        return CE_CORRUPT;
+    }
+    if (err && !cJSON_IsObject(err)) {
+        rc = cetcd_codec_error(p, n, 500, s->c->errmsg, sizeof(s->c->errmsg), &s->c->grpc_code);
+    } else if (err) {
+        char *t = cJSON_PrintUnformatted(err);
+        const char *txt = t ? t : "{}";
+        rc = cetcd_codec_error(txt, strlen(txt), 500, s->c->errmsg, sizeof(s->c->errmsg),
+                               &s->c->grpc_code);
+        const cJSON *gc = cJSON_GetObjectItemCaseSensitive(err, "grpc_code");
+        if (cJSON_IsNumber(gc) && rc == CE_IO)
+            rc = cetcd_codec_grpc_to_ce(gc->valueint);
+        free(t);
+    } else {
+        rc = s->fn(s->ctx, res ? res : j);
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* Scans new bytes for complete top-level objects, dispatching each. */
+static int split(struct splitter *s)
+{
+    for (; s->scan < s->b.len; s->scan++) {
+        char ch = s->b.p[s->scan];
+        if (s->in_str) {
+            if (s->esc)
+                s->esc = false;
+            else if (ch == '\\')
+                s->esc = true;
+            else if (ch == '"')
+                s->in_str = false;
+        } else if (ch == '"') {
+            s->in_str = true;
+        } else if (ch == '{') {
+            if (s->depth++ == 0)
+                s->start = s->scan;
+        } else if (ch == '}' && s->depth > 0 && --s->depth == 0) {
+            int rc = dispatch(s, s->b.p + s->start, s->scan + 1 - s->start);
+            if (rc)
+                return rc;
+        }
+    }
+    if (s->depth == 0) { /* nothing pending: drop what was consumed */
+        s->b.len = 0;
+        s->scan = 0;
+    } else if (s->start > 0) {
+        memmove(s->b.p, s->b.p + s->start, s->b.len - s->start);
+        s->b.len -= s->start;
+        s->scan -= s->start;
+        s->start = 0;
+    }
+    return 0;
+}
+
+static size_t stream_write(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct splitter *s = ud;
+    size_t n = size * nmemb;
+
+    long status = 0;
+
+    if (collect(data, size, nmemb, &s->b) != n) {
+        s->stop = CE_NOMEM;
+        return 0;
+    }
+    curl_easy_getinfo(s->c->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200)
+        return n; /* an error body: kept whole for cetcd_codec_error() */
+    s->stop = split(s);
+    return s->stop ? 0 : n;
+}
+
+int cetcd_http_stream(cetcd_client *c, const char *endpoint, const char *path, const cJSON *body,
+                      bool bounded, cetcd_result_fn fn, void *ctx)
+{
+    struct splitter s = {.c = c, .fn = fn, .ctx = ctx};
+    struct xfer x = {stream_write, &s, bounded ? c->cmd_ms : 0};
+    long status = 0;
+    CURLcode cc;
+    char *text = print_body(body);
+    int rc;
+
+    c->errmsg[0] = 0;
+    c->grpc_code = 0;
+    if (!text)
+        return CE_NOMEM;
+    rc = perform(c, endpoint, path, text, &x, &status, &cc);
+    free(text);
+    if (rc)
+        goto out_free_buf;
+    if (status != 200 && !s.stop) {
+        rc = cetcd_codec_error(s.b.p ? s.b.p : "", s.b.len, status, c->errmsg,
+                               sizeof(c->errmsg), &c->grpc_code);
+        goto out_free_buf;
+    }
+    rc = s.stop == 1 ? 0 : s.stop;
+out_free_buf:
+    free(s.b.p);
+    return rc;
+}
