@@ -85,6 +85,19 @@ static void reply(rpc_call *c, ProtobufCMessage *resp)
     free_msg(resp);
 }
 
+/* etcd's Cluster service answers with {cluster_id, member_id, raft_term}: no revision. */
+static void cluster_reply(rpc_call *c, ProtobufCMessage *resp)
+{
+    Etcdserverpb__MemberListResponse *any = (Etcdserverpb__MemberListResponse *)resp;
+
+    fill_header(svc(c), resp);
+    if (any->header)
+        any->header->revision = 0;
+    rpc_send(c, resp);
+    rpc_finish(c, 0);
+    free_msg(resp);
+}
+
 static struct waiting *waiting_new(rpc_call *c, ProtobufCMessage *req)
 {
     struct waiting *w = calloc(1, sizeof(*w));
@@ -318,7 +331,7 @@ static void cluster_member_list(rpc_call *c, ProtobufCMessage *m)
     for (size_t i = 0; resp->members && i < n; i++)
         resp->members[resp->n_members++] = member_msg(&ms[i]);
     free(ms);
-    reply(c, &resp->base);
+    cluster_reply(c, &resp->base);
 }
 
 static void maint_status(rpc_call *c, ProtobufCMessage *m)
@@ -468,8 +481,8 @@ static int http_get(void *ctx, const char *path, rpc_http_reply *r)
         if (!strcmp(path, "/readyz"))
             return st.leader ? set_body(r, 200, "text/plain", "ok")
                              : set_body(r, 503, "text/plain", "[-]leader failed: etcdserver: no leader\n");
-        return st.leader ? set_body(r, 200, "application/json", "{\"health\":\"true\",\"reason\":\"\"}")
-                         : set_body(r, 503, "application/json", "{\"health\":\"false\",\"reason\":\"RAFT NO LEADER\"}");
+        return st.leader ? set_body(r, 200, "application/json", "{\"health\":\"true\"}")
+                         : set_body(r, 503, "application/json", "{\"health\":\"false\"}");
     }
     if (!strcmp(path, "/metrics")) {
         r->status = 200;

@@ -110,9 +110,9 @@ int mvcc_events_since(mvcc *m, const ProtobufCBinaryData *key,
         return CE_COMPACTED;
     if (from_rev < 1)
         from_rev = 1;
-    if ((rc = mdb_txn_begin(m->env, NULL, MDB_RDONLY, &w.t)) != 0)
-        return mvcc__lmdb_err(rc);
+    if ((rc = mvcc__read_begin(m, &w.t)) != 0)
+        return rc;
     rc = walk_from(&w, from_rev, max, next_rev);
-    mdb_txn_abort(w.t);
+    mvcc__read_end(m, w.t);
     return rc;
 }

@@ -169,9 +169,9 @@ int mvcc_hash_kv(mvcc *m, int64_t rev, uint32_t *hash, int64_t *compact_rev)
         return CE_FUTURE_REV;
     if (rev <= 0)
         rev = m->rev;
-    if ((rc = mdb_txn_begin(m->env, NULL, MDB_RDONLY, &t)) != 0)
-        return mvcc__lmdb_err(rc);
+    if ((rc = mvcc__read_begin(m, &t)) != 0)
+        return rc;
     rc = hash_records(m, t, rev, compact, hash);
-    mdb_txn_abort(t);
+    mvcc__read_end(m, t);
     return rc;
 }

@@ -36,6 +36,7 @@ typedef struct mvcc_options {
     uint64_t quota_bytes;       /* --quota-backend-bytes; 0 = default 2 GiB */
     uint32_t max_txn_ops;       /* --max-txn-ops; 0 = default 128 */
     bool no_sync;               /* tests only: skip fsync of LMDB commits */
+    bool defer_durability;      /* batches become durable at mvcc_flush(), not at commit */
 } mvcc_options;
 
 /* Opens (or creates) the store. Returns 0 or CE_*. */
@@ -64,8 +65,21 @@ int mvcc_check_txn(const mvcc *m, const Etcdserverpb__TxnRequest *r);
 int mvcc_begin(mvcc *m);
 int mvcc_commit(mvcc *m, uint64_t consistent_index, uint64_t term);
 void mvcc_abort(mvcc *m);
-/* Makes every committed batch durable (fsync of the data file); used before a snapshot lets
- * the WAL be trimmed. */
+/*
+ * Deferred durability (mvcc_options.defer_durability; what the node uses, as etcd's backend
+ * batches its bbolt commits): mvcc_commit makes a batch visible to every later read and to the
+ * event sink at once, but it reaches the disk only at the next mvcc_flush(), which commits all
+ * batches since the last flush in one LMDB transaction (one fsync). The WAL holds every entry
+ * above the durable consistent index, so a crash loses nothing: the node re-applies them.
+ * Reads then go through the held transaction, so they must run on the writer's thread and not
+ * while a batch is open (the node never reads inside a batch).
+ * mvcc_flush is a no-op without deferral or when nothing is pending. 0 or CE_*.
+ */
+int mvcc_flush(mvcc *m);
+/* True when committed batches await mvcc_flush(). */
+bool mvcc_has_unflushed(const mvcc *m);
+/* Makes every committed batch durable (flush, then fsync of the data file); used before a
+ * snapshot lets the WAL be trimmed. */
 int mvcc_sync(mvcc *m);
 /* Only advance the consistent index (for entries that change no key: empty, conf changes). */
 void mvcc_set_consistent_index(mvcc *m, uint64_t index, uint64_t term);

@@ -37,6 +37,8 @@ struct mvcc {
     int64_t rev, compact_rev;   /* committed */
     uint64_t ci, term;          /* committed */
 
+    bool defer;                 /* deferred durability: batches are children of ptxn */
+    MDB_txn *ptxn;              /* deferred mode: committed batches not yet flushed, or NULL */
     MDB_txn *wtxn;              /* open batch, or NULL */
     int64_t brev, bcompact;
     uint64_t bci, bterm;        /* set by mvcc_set_consistent_index inside a batch */
@@ -59,6 +61,11 @@ void mvcc__idxent_enc(uint8_t out[IDXENT_LEN], const idx_ent *e);
 void mvcc__idxent_dec(const void *p, idx_ent *e);
 /* CE_* for an LMDB (or errno) code; a CE_* code passes through. */
 int mvcc__lmdb_err(int rc);
+
+/* store.c: a transaction for reading everything committed: the held parent transaction in
+ * deferred mode (no batch open), else a fresh read-only one. Release with mvcc__read_end. */
+int mvcc__read_begin(mvcc *m, MDB_txn **t);
+void mvcc__read_end(mvcc *m, MDB_txn *t);
 
 /* store.c: index and kv access, in txn t */
 /* The entry of key visible at rev (rev < 0: the newest). 0, CE_NOTFOUND or CE_*. */

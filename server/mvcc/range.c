@@ -279,9 +279,9 @@ int mvcc_range(mvcc *m, const Etcdserverpb__RangeRequest *r, Etcdserverpb__Range
 
     if ((rc = mvcc_check_range(r)) != 0)
         return rc;
-    if ((rc = mdb_txn_begin(m->env, NULL, MDB_RDONLY, &t)) != 0)
-        return mvcc__lmdb_err(rc);
+    if ((rc = mvcc__read_begin(m, &t)) != 0)
+        return rc;
     rc = mvcc__range_txn(m, t, m->rev, m->compact_rev, r, out);
-    mdb_txn_abort(t);
+    mvcc__read_end(m, t);
     return rc;
 }

@@ -31,6 +31,12 @@
  *   "term"     term of that entry
  *   All four are rewritten by every batch commit, in the same LMDB transaction as its data.
  *
+ * Deferred durability (mvcc_options.defer_durability): a long-lived parent write transaction
+ * (ptxn) holds every batch committed since the last mvcc_flush; each batch is a child
+ * transaction of it, so aborting a batch never touches earlier ones. mvcc_flush commits the
+ * parent: one fsync for all of them. Meta is written in each batch, so the durable consistent
+ * index always matches the durable data.
+ *
  * Invariants: every kv record has exactly one index duplicate and vice versa; revisions in kv
  * never exceed meta "rev"; compaction leaves, for each key, no revision <= "compact" except
  * the newest one at or below it, and that one only if it is not a tombstone.
@@ -318,6 +324,7 @@ static int env_open(mvcc *m, const mvcc_options *opt)
     int rc;
 
     m->quota = quota;
+    m->defer = opt->defer_durability;
     if ((rc = mdb_env_create(&m->env)) != 0)
         return mvcc__lmdb_err(rc);
     rc = mdb_env_set_maxdbs(m->env, 4);
@@ -396,6 +403,8 @@ void mvcc_close(mvcc *m)
         return;
     if (m->wtxn)
         mvcc_abort(m);
+    if (mvcc_flush(m))
+        log_error("mvcc: flushing the store at close failed");
     mdb_env_close(m->env);
     free(m->data_path);
     free(m);
@@ -448,8 +457,12 @@ int64_t mvcc_db_size_in_use(const mvcc *m)
 
 int mvcc_snapshot_fd(mvcc *m, int fd)
 {
+    int rc;
+
     if (m->wtxn)
         return CE_INVAL;
+    if ((rc = mvcc_flush(m)) != 0)
+        return rc;
     return mvcc__lmdb_err(mdb_env_copyfd2(m->env, fd, MDB_CP_COMPACT));
 }
 
@@ -461,7 +474,14 @@ int mvcc_begin(mvcc *m)
 
     if (m->wtxn)
         return CE_INVAL;
-    rc = mdb_txn_begin(m->env, NULL, 0, &m->wtxn);
+    if (m->defer && !m->ptxn) {
+        rc = mdb_txn_begin(m->env, NULL, 0, &m->ptxn);
+        if (rc) {
+            m->ptxn = NULL;
+            return mvcc__lmdb_err(rc);
+        }
+    }
+    rc = mdb_txn_begin(m->env, m->ptxn, 0, &m->wtxn);
     if (rc) {
         m->wtxn = NULL;
         return mvcc__lmdb_err(rc);
@@ -527,11 +547,48 @@ int mvcc_commit(mvcc *m, uint64_t consistent_index, uint64_t term)
     return 0;
 }
 
+int mvcc_flush(mvcc *m)
+{
+    int rc;
+
+    if (!m->ptxn || m->wtxn)
+        return m->wtxn ? CE_INVAL : 0;
+    rc = mdb_txn_commit(m->ptxn);
+    m->ptxn = NULL;
+    return rc ? mvcc__lmdb_err(rc) : 0;
+}
+
+bool mvcc_has_unflushed(const mvcc *m)
+{
+    return m->ptxn != NULL;
+}
+
 int mvcc_sync(mvcc *m)
 {
-    int rc = mdb_env_sync(m->env, 1);
+    int rc = mvcc_flush(m);
 
+    if (rc)
+        return rc;
+    rc = mdb_env_sync(m->env, 1);
     return rc ? mvcc__lmdb_err(rc) : 0;
+}
+
+int mvcc__read_begin(mvcc *m, MDB_txn **t)
+{
+    int rc;
+
+    if (m->ptxn && !m->wtxn) {
+        *t = m->ptxn;
+        return 0;
+    }
+    rc = mdb_txn_begin(m->env, NULL, MDB_RDONLY, t);
+    return rc ? mvcc__lmdb_err(rc) : 0;
+}
+
+void mvcc__read_end(mvcc *m, MDB_txn *t)
+{
+    if (t != m->ptxn)
+        mdb_txn_abort(t);
 }
 
 void mvcc_abort(mvcc *m)

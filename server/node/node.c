@@ -47,6 +47,25 @@ static void on_tick(evloop *l, ev_timer *t)
     raft_tick(n->raft);
 }
 
+/* Every STORE_FLUSH_MS the store's applied batches become durable in one LMDB commit (etcd's
+ * backend batch interval). Until then the WAL holds them. */
+#define STORE_FLUSH_MS 100
+
+static void on_store_flush(evloop *l, ev_timer *t)
+{
+    node *n = t->data;
+    int rc;
+
+    (void)l;
+    if (!mvcc_has_unflushed(n->store))
+        return;
+    rc = mvcc_flush(n->store);
+    if (rc) {
+        log_error("node: flushing the store failed: %s; stopping", ce_strerror(rc));
+        exit(1);
+    }
+}
+
 static void fsync_observed(void *arg, double seconds)
 {
     node *n = arg;
@@ -432,6 +451,7 @@ static int open_store(node *n)
     mo.quota_bytes = n->cfg.quota_backend_bytes;
     mo.max_txn_ops = n->cfg.max_txn_ops;
     mo.no_sync = n->cfg.unsafe_no_fsync;
+    mo.defer_durability = true; /* the WAL covers what the store has not flushed yet */
     rc = mvcc_open(&mo, &n->store);
     if (rc)
         log_error("node: cannot open the store in %s: %s", n->db_dir, ce_strerror(rc));
@@ -509,6 +529,7 @@ int node_start(node *n)
     raft_conf_state cs;
 
     evloop_timer_start(n->loop, &n->tick, n->cfg.heartbeat_ms, n->cfg.heartbeat_ms, on_tick, n);
+    evloop_timer_start(n->loop, &n->store_flush, STORE_FLUSH_MS, STORE_FLUSH_MS, on_store_flush, n);
     raft_conf_state_get(n->raft, &cs);
     /* A lone voter need not wait an election timeout to lead. */
     if (cs.n_voters == 1 && cs.voters[0] == n->member_id)
@@ -539,8 +560,10 @@ void node_free(node *n)
 {
     if (!n)
         return;
-    if (n->loop)
+    if (n->loop) {
         evloop_timer_stop(n->loop, &n->tick);
+        evloop_timer_stop(n->loop, &n->store_flush);
+    }
     if (n->waiting.buckets) {
         fail_all(n);
         pending_fini(&n->waiting);

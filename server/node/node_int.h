@@ -14,6 +14,7 @@ struct node {
     node_config cfg;
     evloop *loop;
     ev_timer tick;
+    ev_timer store_flush;
     raft *raft;
     wal *wal;
     mvcc *store;
