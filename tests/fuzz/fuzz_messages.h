@@ -1,0 +1,102 @@
+/*
+ * fuzz_messages.h: every message type of the .proto files in proto/, for fuzz targets that pick a type
+ * from the first input byte. Regenerate the list when a .proto gains a message.
+ */
+#ifndef CETCD_FUZZ_MESSAGES_H
+#define CETCD_FUZZ_MESSAGES_H
+
+#include "auth.pb-c.h"
+#include "health.pb-c.h"
+#include "internal.pb-c.h"
+#include "kv.pb-c.h"
+#include "rpc.pb-c.h"
+
+static const ProtobufCMessageDescriptor *const fuzz_messages[] = {
+    &etcdserverpb__response_header__descriptor, &etcdserverpb__range_request__descriptor,
+    &etcdserverpb__range_response__descriptor, &etcdserverpb__put_request__descriptor,
+    &etcdserverpb__put_response__descriptor, &etcdserverpb__delete_range_request__descriptor,
+    &etcdserverpb__delete_range_response__descriptor, &etcdserverpb__request_op__descriptor,
+    &etcdserverpb__response_op__descriptor, &etcdserverpb__compare__descriptor,
+    &etcdserverpb__txn_request__descriptor, &etcdserverpb__txn_response__descriptor,
+    &etcdserverpb__compaction_request__descriptor,
+    &etcdserverpb__compaction_response__descriptor, &etcdserverpb__hash_request__descriptor,
+    &etcdserverpb__hash_kvrequest__descriptor, &etcdserverpb__hash_kvresponse__descriptor,
+    &etcdserverpb__hash_response__descriptor, &etcdserverpb__snapshot_request__descriptor,
+    &etcdserverpb__snapshot_response__descriptor, &etcdserverpb__watch_request__descriptor,
+    &etcdserverpb__watch_create_request__descriptor,
+    &etcdserverpb__watch_cancel_request__descriptor,
+    &etcdserverpb__watch_progress_request__descriptor,
+    &etcdserverpb__watch_response__descriptor, &etcdserverpb__lease_grant_request__descriptor,
+    &etcdserverpb__lease_grant_response__descriptor,
+    &etcdserverpb__lease_revoke_request__descriptor,
+    &etcdserverpb__lease_revoke_response__descriptor,
+    &etcdserverpb__lease_checkpoint__descriptor,
+    &etcdserverpb__lease_checkpoint_request__descriptor,
+    &etcdserverpb__lease_checkpoint_response__descriptor,
+    &etcdserverpb__lease_keep_alive_request__descriptor,
+    &etcdserverpb__lease_keep_alive_response__descriptor,
+    &etcdserverpb__lease_time_to_live_request__descriptor,
+    &etcdserverpb__lease_time_to_live_response__descriptor,
+    &etcdserverpb__lease_leases_request__descriptor, &etcdserverpb__lease_status__descriptor,
+    &etcdserverpb__lease_leases_response__descriptor, &etcdserverpb__member__descriptor,
+    &etcdserverpb__member_add_request__descriptor,
+    &etcdserverpb__member_add_response__descriptor,
+    &etcdserverpb__member_remove_request__descriptor,
+    &etcdserverpb__member_remove_response__descriptor,
+    &etcdserverpb__member_update_request__descriptor,
+    &etcdserverpb__member_update_response__descriptor,
+    &etcdserverpb__member_list_request__descriptor,
+    &etcdserverpb__member_list_response__descriptor,
+    &etcdserverpb__member_promote_request__descriptor,
+    &etcdserverpb__member_promote_response__descriptor,
+    &etcdserverpb__defragment_request__descriptor,
+    &etcdserverpb__defragment_response__descriptor,
+    &etcdserverpb__move_leader_request__descriptor,
+    &etcdserverpb__move_leader_response__descriptor, &etcdserverpb__alarm_request__descriptor,
+    &etcdserverpb__alarm_member__descriptor, &etcdserverpb__alarm_response__descriptor,
+    &etcdserverpb__status_request__descriptor, &etcdserverpb__status_response__descriptor,
+    &etcdserverpb__auth_enable_request__descriptor,
+    &etcdserverpb__auth_disable_request__descriptor,
+    &etcdserverpb__auth_status_request__descriptor,
+    &etcdserverpb__authenticate_request__descriptor,
+    &etcdserverpb__auth_user_add_request__descriptor,
+    &etcdserverpb__auth_user_get_request__descriptor,
+    &etcdserverpb__auth_user_delete_request__descriptor,
+    &etcdserverpb__auth_user_change_password_request__descriptor,
+    &etcdserverpb__auth_user_grant_role_request__descriptor,
+    &etcdserverpb__auth_user_revoke_role_request__descriptor,
+    &etcdserverpb__auth_role_add_request__descriptor,
+    &etcdserverpb__auth_role_get_request__descriptor,
+    &etcdserverpb__auth_user_list_request__descriptor,
+    &etcdserverpb__auth_role_list_request__descriptor,
+    &etcdserverpb__auth_role_delete_request__descriptor,
+    &etcdserverpb__auth_role_grant_permission_request__descriptor,
+    &etcdserverpb__auth_role_revoke_permission_request__descriptor,
+    &etcdserverpb__auth_enable_response__descriptor,
+    &etcdserverpb__auth_disable_response__descriptor,
+    &etcdserverpb__auth_status_response__descriptor,
+    &etcdserverpb__authenticate_response__descriptor,
+    &etcdserverpb__auth_user_add_response__descriptor,
+    &etcdserverpb__auth_user_get_response__descriptor,
+    &etcdserverpb__auth_user_delete_response__descriptor,
+    &etcdserverpb__auth_user_change_password_response__descriptor,
+    &etcdserverpb__auth_user_grant_role_response__descriptor,
+    &etcdserverpb__auth_user_revoke_role_response__descriptor,
+    &etcdserverpb__auth_role_add_response__descriptor,
+    &etcdserverpb__auth_role_get_response__descriptor,
+    &etcdserverpb__auth_role_list_response__descriptor,
+    &etcdserverpb__auth_user_list_response__descriptor,
+    &etcdserverpb__auth_role_delete_response__descriptor,
+    &etcdserverpb__auth_role_grant_permission_response__descriptor,
+    &etcdserverpb__auth_role_revoke_permission_response__descriptor,
+    &mvccpb__key_value__descriptor, &mvccpb__event__descriptor,
+    &authpb__user_add_options__descriptor, &authpb__user__descriptor,
+    &authpb__permission__descriptor, &authpb__role__descriptor,
+    &grpc__health__v1__health_check_request__descriptor,
+    &grpc__health__v1__health_check_response__descriptor,
+    &cetcdpb__internal_request__descriptor,
+};
+
+#define FUZZ_N_MESSAGES (sizeof fuzz_messages / sizeof fuzz_messages[0])
+
+#endif
