@@ -11,6 +11,7 @@
 #include "err.h"
 #include "log.h"
 #include "metrics.h"
+#include "pbutil.h"
 #include "rpc.h"
 #include "version.h"
 
@@ -149,6 +150,7 @@ static int propose(rpc_call *c, Cetcdpb__InternalRequest *ir)
     struct waiting *w;
     int rc;
 
+    pb_strip_unknown(&ir->base);
     if (protobuf_c_message_get_packed_size(&ir->base) > node_max_request_bytes(s->node))
         return CE_REQ_TOO_LARGE;
     w = waiting_new(c, 0);
@@ -334,6 +336,26 @@ static void cluster_member_list(rpc_call *c, ProtobufCMessage *m)
     cluster_reply(c, &resp->base);
 }
 
+/* etcd lists each active alarm in Status.errors as "memberID:<id> alarm:<TYPE> ". */
+static void status_errors(node *n, Etcdserverpb__StatusResponse *resp)
+{
+    Etcdserverpb__AlarmResponse al = ETCDSERVERPB__ALARM_RESPONSE__INIT;
+    char buf[96];
+
+    if (node_alarms(n, &al) == 0 && al.n_alarms) {
+        resp->errors = calloc(al.n_alarms, sizeof(*resp->errors));
+        for (size_t i = 0; resp->errors && i < al.n_alarms; i++) {
+            snprintf(buf, sizeof(buf), "memberID:%llu alarm:%s ",
+                     (unsigned long long)al.alarms[i]->memberid,
+                     al.alarms[i]->alarm == ETCDSERVERPB__ALARM_TYPE__NOSPACE ? "NOSPACE" : "CORRUPT");
+            resp->errors[resp->n_errors++] = strdup(buf);
+        }
+    }
+    for (size_t i = 0; i < al.n_alarms; i++)
+        free(al.alarms[i]);
+    free(al.alarms);
+}
+
 static void maint_status(rpc_call *c, ProtobufCMessage *m)
 {
     Etcdserverpb__StatusResponse *resp = malloc(sizeof(*resp));
@@ -354,6 +376,7 @@ static void maint_status(rpc_call *c, ProtobufCMessage *m)
     resp->raftappliedindex = st.applied_index;
     resp->dbsizeinuse = st.db_size_in_use;
     resp->islearner = st.is_learner;
+    status_errors(svc(c)->node, resp);
     reply(c, &resp->base);
 }
 
@@ -395,16 +418,33 @@ static void maint_hash(rpc_call *c, ProtobufCMessage *m)
     reply(c, &resp->base);
 }
 
+/* GET is answered from the member's copy; ACTIVATE and DEACTIVATE go through Raft. */
 static void maint_alarm(rpc_call *c, ProtobufCMessage *m)
 {
-    Etcdserverpb__AlarmResponse *resp = malloc(sizeof(*resp));
+    Etcdserverpb__AlarmRequest *r = (Etcdserverpb__AlarmRequest *)m;
+    Cetcdpb__InternalRequest ir = CETCDPB__INTERNAL_REQUEST__INIT;
+    Etcdserverpb__AlarmResponse *resp;
+    int rc;
 
+    if (r->action != ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET) {
+        ir.request_case = CETCDPB__INTERNAL_REQUEST__REQUEST_ALARM;
+        ir.alarm = r;
+        finish_write(c, m, propose(c, &ir));
+        return;
+    }
     free_msg(m);
+    resp = malloc(sizeof(*resp));
     if (!resp) {
         rpc_finish(c, CE_NOMEM);
         return;
     }
     etcdserverpb__alarm_response__init(resp);
+    rc = node_alarms(svc(c)->node, resp);
+    if (rc) {
+        free_msg(resp);
+        rpc_finish(c, rc);
+        return;
+    }
     reply(c, &resp->base);
 }
 
@@ -481,7 +521,7 @@ static int http_get(void *ctx, const char *path, rpc_http_reply *r)
         if (!strcmp(path, "/readyz"))
             return st.leader ? set_body(r, 200, "text/plain", "ok")
                              : set_body(r, 503, "text/plain", "[-]leader failed: etcdserver: no leader\n");
-        return st.leader ? set_body(r, 200, "application/json", "{\"health\":\"true\"}")
+        return st.leader && !st.nalarms ? set_body(r, 200, "application/json", "{\"health\":\"true\"}")
                          : set_body(r, 503, "application/json", "{\"health\":\"false\"}");
     }
     if (!strcmp(path, "/metrics")) {

@@ -157,6 +157,7 @@ void node_fill_header(node *n, Etcdserverpb__ResponseHeader *h)
 void node_get_status(node *n, node_status *st)
 {
     memset(st, 0, sizeof(*st));
+    st->nalarms = n->nalarms;
     st->cluster_id = n->cluster_id;
     st->member_id = n->member_id;
     st->leader = raft_leader(n->raft);
@@ -477,6 +478,8 @@ static int open_all(node *n)
         return rc;
     }
     rc = open_store(n);
+    if (!rc)
+        rc = node_alarms_load(n);
     if (rc)
         return rc;
     fresh = !wal_exists(n->wal_dir);

@@ -79,6 +79,7 @@ typedef struct node_status {
     uint64_t proposals_pending;
     uint64_t proposals_failed;
     uint64_t slow_applies;
+    size_t nalarms;                    /* active alarms */
 } node_status;
 
 int node_new(const node_config *cfg, evloop *loop, node **out);
@@ -109,6 +110,9 @@ void node_fill_header(node *n, Etcdserverpb__ResponseHeader *h);
 void node_get_status(node *n, node_status *st);
 /* Copies the member list into a malloc'd array; *count set. Caller frees with free(). */
 int node_members(node *n, node_member **out, size_t *count);
+/* Current alarms into resp->alarms (heap, freed with the response). 0 or CE_NOMEM. */
+int node_alarms(node *n, Etcdserverpb__AlarmResponse *resp);
+
 /* The store, for reads. */
 mvcc *node_store(node *n);
 uint32_t node_max_request_bytes(const node *n);

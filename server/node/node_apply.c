@@ -76,7 +76,13 @@ static int apply_compaction(node *n, const Etcdserverpb__CompactionRequest *r, P
 /* Applies one InternalRequest; the response (if any) goes to *out. */
 static int apply_request(node *n, const Cetcdpb__InternalRequest *req, ProtobufCMessage **out)
 {
+    int rc = node_alarm_gate(n, req);
+
+    if (rc)
+        return rc;
     switch (req->request_case) {
+    case CETCDPB__INTERNAL_REQUEST__REQUEST_ALARM:
+        return node_alarm_apply(n, req->alarm, out);
     case CETCDPB__INTERNAL_REQUEST__REQUEST_PUT:
         return mvcc_put(n->store, req->put, (Etcdserverpb__PutResponse **)out);
     case CETCDPB__INTERNAL_REQUEST__REQUEST_DELETE_RANGE:
@@ -105,6 +111,8 @@ static void apply_normal(node *n, const raft_entry *e, struct batch *b)
     }
     rc = apply_request(n, req, &resp);
     n->proposals_applied++;
+    if (rc == CE_NO_SPACE)
+        n->quota_hit = true;
     if (req->id && pending_find(&n->waiting, req->id))
         batch_push(b, req->id, rc, resp);
     else if (resp)
@@ -251,6 +259,38 @@ static void answer_reads(node *n)
     }
 }
 
+static void nospace_proposed(void *ctx, int err, ProtobufCMessage *resp)
+{
+    node *n = ctx;
+
+    n->nospace_proposed = false;
+    if (err)
+        log_warn("node: raising the NOSPACE alarm failed: %s", ce_strerror(err));
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, 0);
+}
+
+/* The store refused a write for lack of space: raise NOSPACE cluster-wide, as etcd does. */
+static void raise_nospace(node *n)
+{
+    Etcdserverpb__AlarmRequest ar = ETCDSERVERPB__ALARM_REQUEST__INIT;
+    Cetcdpb__InternalRequest ir = CETCDPB__INTERNAL_REQUEST__INIT;
+    uint64_t handle;
+
+    if (!n->quota_hit)
+        return;
+    n->quota_hit = false;
+    if (n->nospace_proposed || node_alarm_active(n, ETCDSERVERPB__ALARM_TYPE__NOSPACE))
+        return;
+    ar.action = ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE;
+    ar.memberid = n->member_id;
+    ar.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
+    ir.request_case = CETCDPB__INTERNAL_REQUEST__REQUEST_ALARM;
+    ir.alarm = &ar;
+    if (node_propose(n, &ir, nospace_proposed, n, &handle) == 0)
+        n->nospace_proposed = true;
+}
+
 void node_flush(evloop *l, void *arg)
 {
     node *n = arg;
@@ -274,6 +314,7 @@ void node_flush(evloop *l, void *arg)
         answer_reads(n);
     }
     answer_reads(n);
+    raise_nospace(n);
     node_maybe_snapshot(n);
     free(b.v);
     n->in_flush = false;

@@ -10,6 +10,13 @@
 #include "raft/raft.h"
 #include "wal/wal.h"
 
+#define NODE_MAX_ALARMS 64
+
+struct node_alarm {
+    uint64_t member;
+    int type;                     /* etcdserverpb.AlarmType */
+};
+
 struct node {
     node_config cfg;
     evloop *loop;
@@ -29,6 +36,10 @@ struct node {
     uint64_t applied_term;
     uint64_t last_snapshot_index;
     uint64_t leader;              /* last leader seen, to count changes */
+    struct node_alarm alarms[NODE_MAX_ALARMS];
+    size_t nalarms;
+    bool nospace_proposed;        /* a NOSPACE activation is in flight */
+    bool quota_hit;               /* a write failed for lack of space in this flush */
     bool stopping;
     bool in_flush;
     char member_dir[900];
@@ -50,6 +61,13 @@ struct node {
 /* Flush hook: drains Raft's updates (node_apply.c). */
 void node_flush(evloop *l, void *arg);
 int node_save_members(node *n);
+
+/* Alarms (alarms.c): load at start, apply a replicated AlarmRequest, list, and the gate that
+ * refuses writes while NOSPACE or CORRUPT is active (0 or CE_NO_SPACE / CE_CORRUPT_ALARM). */
+int node_alarms_load(node *n);
+int node_alarm_apply(node *n, const Etcdserverpb__AlarmRequest *r, ProtobufCMessage **out);
+bool node_alarm_active(const node *n, int type);
+int node_alarm_gate(const node *n, const Cetcdpb__InternalRequest *req);
 
 /* Snapshots (node_snap.c): load the newest snapshot's metadata at start (zero meta if none;
  * conf arrays owned by the node until node_snapshot_meta_release), and take one when
