@@ -10,65 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crc32c.h"
 #include "err.h"
 #include "mvcc_int.h"
-
-static uint32_t crc_table[256];
-static bool crc_ready;
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define HAVE_HW_CRC 1
-/* The SSE4.2 crc32 instruction computes exactly CRC-32C; used when the CPU has it. */
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *p,
-                                                          size_t len)
-{
-    uint64_t c = crc;
-
-    for (; len >= 8; len -= 8, p += 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        c = __builtin_ia32_crc32di(c, w);
-    }
-    crc = (uint32_t)c;
-    while (len--)
-        crc = __builtin_ia32_crc32qi(crc, *p++);
-    return crc;
-}
-#endif
-
-static void crc_init(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-        crc_table[i] = c;
-    }
-    crc_ready = true;
-}
-
-uint32_t mvcc__crc32c(uint32_t crc, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-#ifdef HAVE_HW_CRC
-    if (__builtin_cpu_supports("sse4.2"))
-        return ~crc_hw(~crc, p, len);
-#endif
-    return mvcc__crc32c_sw(crc, p, len);
-}
-
-uint32_t mvcc__crc32c_sw(uint32_t crc, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-    if (!crc_ready)
-        crc_init();
-    crc = ~crc;
-    while (len--)
-        crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-    return ~crc;
-}
 
 /* Whether some key is alive at rev (etcd's "keep" set is not empty). */
 static int any_alive(mvcc *m, MDB_txn *t, int64_t rev, bool *alive)
@@ -125,7 +69,7 @@ static int hash_records(mvcc *m, MDB_txn *t, int64_t rev, int64_t compact, uint3
     MDB_cursor *c, *idx;
     MDB_val k, v;
     bool filter, keep;
-    uint32_t h = mvcc__crc32c(0, "key", 3);
+    uint32_t h = crc32c(0, "key", 3);
     int rc = any_alive(m, t, rev, &filter);
 
     if (rc)
@@ -145,8 +89,8 @@ static int hash_records(mvcc *m, MDB_txn *t, int64_t rev, int64_t compact, uint3
             if (!keep)
                 continue;
         }
-        h = mvcc__crc32c(h, k.mv_data, k.mv_size);
-        h = mvcc__crc32c(h, v.mv_data, v.mv_size);
+        h = crc32c(h, k.mv_data, k.mv_size);
+        h = crc32c(h, v.mv_data, v.mv_size);
     }
     mdb_cursor_close(c);
     *hash = h;

@@ -106,9 +106,5 @@ void mvcc__events_free(mvcc *m);
 int mvcc__range_txn(mvcc *m, MDB_txn *t, int64_t cur, int64_t compact,
                     const Etcdserverpb__RangeRequest *r, Etcdserverpb__RangeResponse **out);
 
-/* hash.c */
-/* CRC-32C in Go's crc32.Update convention (start with 0); _sw: the table version. */
-uint32_t mvcc__crc32c(uint32_t crc, const void *buf, size_t len);
-uint32_t mvcc__crc32c_sw(uint32_t crc, const void *buf, size_t len);
 
 #endif

@@ -40,7 +40,7 @@
 
 #include "err.h"
 #include "log.h"
-#include "server/wal/crc32c.h"
+#include "crc32c.h"
 
 #define MAGIC "cetcdSNP"
 #define VERSION 1

@@ -1,3 +1,4 @@
+// FUZZ_SOURCES: server/wal/*.c
 /*
  * fuzz_wal.c: libFuzzer target for the WAL reader. The input's first byte picks a layout, the
  * rest becomes the last segment of a fresh temporary WAL directory:
@@ -23,7 +24,7 @@
 
 #include "err.h"
 #include "log.h"
-#include "server/wal/crc32c.h"
+#include "common/crc32c.h"
 #include "server/wal/wal.h"
 
 static char root[64];

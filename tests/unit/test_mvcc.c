@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
+#include "common/crc32c.h"
 #include "common/err.h"
 #include "server/mvcc/mvcc.h"
 #include "server/mvcc/mvcc_int.h"
@@ -1528,15 +1529,15 @@ static void test_crc32c(void **state)
     char buf[1000];
 
     (void)state;
-    assert_int_equal(mvcc__crc32c(0, "123456789", 9), 0xE3069283u);    /* the check value */
-    assert_int_equal(mvcc__crc32c_sw(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(crc32c(0, "123456789", 9), 0xE3069283u);    /* the check value */
+    assert_int_equal(crc32c_sw(0, "123456789", 9), 0xE3069283u);
     for (size_t i = 0; i < sizeof(buf); i++)
         buf[i] = (char)(i * 7 + 3);
     for (size_t len = 0; len < sizeof(buf); len += 37)     /* hardware path = table path */
-        assert_int_equal(mvcc__crc32c(0x1234, buf + 1, len), mvcc__crc32c_sw(0x1234, buf + 1, len));
+        assert_int_equal(crc32c(0x1234, buf + 1, len), crc32c_sw(0x1234, buf + 1, len));
     /* chained updates equal one update over the concatenation */
-    assert_int_equal(mvcc__crc32c(mvcc__crc32c(0, buf, 100), buf + 100, 900),
-                     mvcc__crc32c(0, buf, 1000));
+    assert_int_equal(crc32c(crc32c(0, buf, 100), buf + 100, 900),
+                     crc32c(0, buf, 1000));
 }
 
 /* ---- tests: quota ---- */

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "err.h"
-#include "server/wal/crc32c.h"
+#include "common/crc32c.h"
 #include "server/wal/wal.h"
 
 static void write_file(const char *path, const uint8_t *buf, size_t len);

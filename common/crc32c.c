@@ -64,3 +64,9 @@ uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
 #endif
     return ~crc_table(c, buf, len);
 }
+
+uint32_t crc32c_sw(uint32_t crc, const void *buf, size_t len)
+{
+    pthread_once(&init_once, init);
+    return ~crc_table(~crc, buf, len);
+}
