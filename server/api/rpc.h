@@ -39,6 +39,10 @@ typedef struct rpc_method {
     bool server_stream;
     void (*on_message)(rpc_call *c, ProtobufCMessage *req);
     void (*on_close)(rpc_call *c);    /* may be NULL */
+    /* The client half-closed its side (gRPC END_STREAM; the gateway after the last body
+     * message): no more on_message. Only for client_stream methods; may be NULL. etcd ends a
+     * LeaseKeepAlive stream here, and keeps a Watch stream open. */
+    void (*on_recv_end)(rpc_call *c);
 } rpc_method;
 
 /* Per-call pointers for the service. */
@@ -53,6 +57,10 @@ const char *rpc_call_metadata(const rpc_call *c, const char *name);
 /* True for calls that came through the JSON gateway. */
 bool rpc_call_is_gateway(const rpc_call *c);
 
+/* Response bytes of this call not yet taken by the peer (queued behind its flow-control
+ * window or an unread socket). A server stream (Watch) checks it before rpc_send and holds
+ * back (etcd's slow watcher) above its own threshold: the transport never refuses a send. */
+size_t rpc_call_pending(const rpc_call *c);
 /* Sends one response message (encoded now; msg stays the caller's). 0 or CE_STOPPED. */
 int rpc_send(rpc_call *c, const ProtobufCMessage *msg);
 /* Ends the call: err 0 = OK; CE_* = etcd's status and message (ce_strerror). */
@@ -83,6 +91,8 @@ typedef struct rpc_server_config {
 
 #include "evloop.h"
 int rpc_server_new(evloop *loop, const rpc_server_config *cfg, rpc_server **out);
+/* The port listener idx (order of listen_urls) is bound to (useful with port 0), or CE_INVAL. */
+int rpc_server_port(const rpc_server *s, int idx);
 /* Closes listeners and every connection (each open call gets on_close). */
 void rpc_server_free(rpc_server *s);
 

@@ -65,9 +65,38 @@ run_tool() { # TOOL SETUP CMD OUTPREFIX
     grep -v '^{"level"' "$out.stderr" >"$out.stderr2" || true
 }
 
+# Features later issues deliver. Each is probed once against the server under test; a case that
+# needs one the server does not have yet is reported as skipped, with the issue that brings it,
+# and runs by itself as soon as the feature is there. A server answering anything but
+# "unimplemented" has the feature, and then its cases must match etcdctl exactly.
+declare -A PENDING=()
+probe() { # FEATURE REASON CMD...
+    local f=$1 why=$2 out; shift 2
+    out=$("$@" 2>&1)
+    if grep -qiE 'Unimplemented|unknown service|unknown method|Not Implemented' <<<"$out"; then
+        PENDING[$f]=$why
+    fi
+}
+feature_of() {
+    case $1 in
+        *-bad | put-bad-lease | member-add-noargs) ;;   # refused by the CLI itself
+        *lease*) echo lease ;;
+        member-remove* | member-promote* | member-add* | member-update*) echo member ;;
+        move-leader-self) echo moveleader ;;
+        snapshot*) echo snapshot ;;
+    esac
+}
+skipped=0
+
 t() { # NAME MASK SETUP CMD
-    local name=$1 m=$2 setup=$3 cmd=$4
+    local name=$1 m=$2 setup=$3 cmd=$4 f
     [ -n "${CASE:-}" ] && [[ $name != *"$CASE"* ]] && return
+    f=$(feature_of "$name")
+    if [ -n "$f" ] && [ -n "${PENDING[$f]:-}" ]; then
+        skipped=$((skipped + 1))
+        echo "SKIP: $name: the server does not serve ${PENDING[$f]} yet"
+        return
+    fi
     run_tool etcdctl "$setup" "$cmd" "$TMP/ref"
     run_tool "$CET" "$setup" "$cmd" "$TMP/new"
     cat "$TMP/ref.stdout" "$TMP/ref.stderr2" | mask "$m" >"$TMP/ref.all"
@@ -84,6 +113,10 @@ t() { # NAME MASK SETUP CMD
 command -v etcdctl >/dev/null || { echo "etcdctl not found"; exit 2; }
 [ -x "$CET" ] || { echo "$CET not executable"; exit 2; }
 $REF endpoint health >/dev/null 2>&1 || { echo "no server at $EP"; exit 2; }
+probe lease "leases (issue 4)" $REF lease list
+probe member "membership changes (issue 3)" $REF member remove 1234
+probe moveleader "leader transfer (issue 3)" $REF move-leader 1
+probe snapshot "snapshots (issue 7)" $REF snapshot save "$TMP/probe.db"
 
 # ---- put
 t put-simple "" "" '$CTL put k1 new'
@@ -205,5 +238,6 @@ t snapshot "" "" '$CTL snapshot save $TMP/snap.db | sed "s|$TMP|TMP|"; test -s $
 t unknown-command "" "" '$CTL nosuchcmd'
 t unreachable "" "" '${CTL%% *} --endpoints=127.0.0.1:1 --dial-timeout=1s --command-timeout=1s get k1'
 
+[ "$skipped" -gt 0 ] && echo "# $skipped case(s) skipped until the server has: ${PENDING[*]}"
 echo "cetcdctl compat: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,0 +1,769 @@
+/*
+ * transport.c: the client-port transport of cetcd: listeners, connections, protocol sniffing,
+ * output batching, and the rpc_call API of rpc.h.
+ *
+ * One port serves two protocols, as etcd does: gRPC over cleartext HTTP/2 with prior knowledge
+ * (etcdctl, grpcio) and the HTTP/1.1 JSON gateway (/v3/..., /version, /health, /metrics).
+ * Design decision: we run our own epoll loop (common/evloop.h) with nghttp2 for HTTP/2 and our
+ * own HTTP/1.1 parser, not libwebsockets, because lws cannot serve prior-knowledge h2 and
+ * HTTP/1.1 on one vhost and does not report gRPC END_STREAM (see shared/notes/toolchain.md).
+ * WebSocket upgrades will later be handed to libwebsockets; for now they are answered 501.
+ *
+ * Sniffing: a connection whose first 24 bytes are the HTTP/2 client preface
+ * ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") becomes an nghttp2 server session (transport_h2.c);
+ * as soon as a byte differs it is HTTP/1.1 (transport_http1.c).
+ *
+ * Output: protocol code appends to conn->out and marks the connection dirty; once per loop
+ * iteration (a 0 ms timer, which evloop runs right after the iteration's I/O callbacks; a flush
+ * hook cannot be removed when the server is freed) every dirty connection is written with one
+ * send() (EV_WRITE when the socket is full). Bounded buffering: an HTTP/1.1 peer is not read
+ * while TRANSPORT_OUT_HIGH of its answers are unsent or TRANSPORT_H1_INFLIGHT requests are
+ * unanswered; an HTTP/2 peer's answers wait behind its flow-control window and, above
+ * TRANSPORT_H2_BACKLOG, its new streams are refused. An HTTP/1.1 request slower than
+ * TRANSPORT_REQ_TIMEOUT_MS drops its connection (a once-a-second sweep).
+ *
+ * Invariants: see transport_int.h. Sockets are non-blocking, TCP_NODELAY, close-on-exec.
+ */
+#include "transport_int.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+
+#define MAX_LISTENERS 16
+#define READ_CHUNK 65536
+#define READ_BUDGET (4u * READ_CHUNK)   /* bytes read per connection per wakeup */
+
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+typedef struct listener {
+    rpc_server *srv;
+    int fd;
+    int port;
+    ev_io io;
+} listener;
+
+struct rpc_server {
+    evloop *loop;
+    rpc_server_config cfg;
+    listener ls[MAX_LISTENERS];
+    int nls;
+    rpc_conn *conns;
+    rpc_conn *dirty;
+    ev_timer flush_timer;          /* 0 ms one-shot, armed while a connection is dirty */
+    ev_timer sweep_timer;          /* drops HTTP/1.1 requests slower than REQ_TIMEOUT */
+};
+
+/* ---- byte buffers ---- */
+
+int tbuf_reserve(tbuf *b, size_t extra)
+{
+    size_t need, cap;
+    uint8_t *p;
+
+    if (b->off > 0 && b->off == b->len)
+        b->off = b->len = 0;
+    if (b->cap - b->len >= extra)
+        return 0;
+    if (b->off > 0 && b->cap - tbuf_size(b) >= extra && b->off >= b->cap / 2) {
+        memmove(b->p, b->p + b->off, tbuf_size(b));
+        b->len -= b->off;
+        b->off = 0;
+        return 0;
+    }
+    need = b->len + extra;
+    cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    p = realloc(b->p, cap);
+    if (!p)
+        return CE_NOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+int tbuf_append(tbuf *b, const void *data, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (tbuf_reserve(b, n))
+        return CE_NOMEM;
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+int tbuf_printf(tbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (tbuf_reserve(b, 128))
+        return CE_NOMEM;
+    va_start(ap, fmt);
+    n = vsnprintf((char *)b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return CE_INVAL;
+    if ((size_t)n >= b->cap - b->len) {
+        if (tbuf_reserve(b, (size_t)n + 1))
+            return CE_NOMEM;
+        va_start(ap, fmt);
+        vsnprintf((char *)b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+    }
+    b->len += (size_t)n;
+    return 0;
+}
+
+void tbuf_consume(tbuf *b, size_t n)
+{
+    b->off += n;
+    if (b->off >= b->len)
+        b->off = b->len = 0;
+}
+
+void tbuf_free(tbuf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+/* ---- method table ---- */
+
+const rpc_method *server_find_grpc(const rpc_server *s, const char *path, size_t len)
+{
+    for (const rpc_method *m = s->cfg.methods; m && m->grpc_path; m++)
+        if (strlen(m->grpc_path) == len && memcmp(m->grpc_path, path, len) == 0)
+            return m;
+    return NULL;
+}
+
+/* "/v3beta/x" is served as "/v3/x". */
+const rpc_method *server_find_http(const rpc_server *s, const char *path, size_t len)
+{
+    static const char beta[] = "/v3beta/";
+    char alt[256];
+
+    if (len > sizeof(beta) - 1 && memcmp(path, beta, sizeof(beta) - 1) == 0 &&
+        len - 4 < sizeof(alt)) {
+        memcpy(alt, "/v3/", 4);
+        memcpy(alt + 4, path + sizeof(beta) - 1, len - (sizeof(beta) - 1));
+        len -= 4;
+        path = alt;
+    }
+    for (const rpc_method *m = s->cfg.methods; m && m->grpc_path; m++)
+        if (m->http_path && strlen(m->http_path) == len && memcmp(m->http_path, path, len) == 0)
+            return m;
+    return NULL;
+}
+
+/* True if some method lives under "/<svc>/". */
+bool server_has_service(const rpc_server *s, const char *svc, size_t len)
+{
+    for (const rpc_method *m = s->cfg.methods; m && m->grpc_path; m++)
+        if (strlen(m->grpc_path) > len + 1 && memcmp(m->grpc_path + 1, svc, len) == 0 &&
+            m->grpc_path[len + 1] == '/')
+            return true;
+    return false;
+}
+
+const rpc_server_config *conn_config(const rpc_conn *c)
+{
+    return &c->srv->cfg;
+}
+
+uint32_t conn_max_msg(const rpc_conn *c)
+{
+    uint64_t m = (uint64_t)c->srv->cfg.max_request_bytes + TRANSPORT_EXTRA_BYTES;
+
+    return m > UINT32_MAX ? UINT32_MAX : (uint32_t)m;
+}
+
+/* ---- calls ---- */
+
+rpc_call *call_new(rpc_conn *conn, bool gateway)
+{
+    rpc_call *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    c->conn = conn;
+    c->gateway = gateway;
+    c->prev = conn->calls_tail;
+    if (conn->calls_tail)
+        conn->calls_tail->next = c;
+    else
+        conn->calls = c;
+    conn->calls_tail = c;
+    return c;
+}
+
+void call_release(rpc_call *c)
+{
+    rpc_conn *conn = c->conn;
+
+    if (!c->closed) {
+        c->closed = true;
+        c->finished = true;
+        if (c->m && c->m->on_close)
+            c->m->on_close(c);
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        conn->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        conn->calls_tail = c->prev;
+    if (conn->h1.cur == c)
+        conn->h1.cur = NULL;
+    tbuf_free(&c->in);
+    tbuf_free(&c->out);
+    tbuf_free(&c->resp);
+    free(c->grpc_message);
+    free(c->md);
+    free(c);
+}
+
+int call_md_add(rpc_call *c, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    size_t need = nlen + vlen + 2;
+    char *p;
+
+    if (c->md_cap - c->md_len < need) {
+        size_t cap = c->md_cap ? c->md_cap : 256;
+        while (cap - c->md_len < need)
+            cap *= 2;
+        p = realloc(c->md, cap);
+        if (!p)
+            return CE_NOMEM;
+        c->md = p;
+        c->md_cap = cap;
+    }
+    p = c->md + c->md_len;
+    for (size_t i = 0; i < nlen; i++) {
+        char ch = name[i];
+        p[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    p[nlen] = 0;
+    memcpy(p + nlen + 1, value, vlen);
+    p[nlen + 1 + vlen] = 0;
+    c->md_len += need;
+    return 0;
+}
+
+void call_deliver(rpc_call *c, ProtobufCMessage *req)
+{
+    if (c->finished || !c->m) {
+        protobuf_c_message_free_unpacked(req, NULL);
+        return;
+    }
+    c->m->on_message(c, req);
+}
+
+void call_recv_end(rpc_call *c)
+{
+    if (c->recv_ended)
+        return;
+    c->recv_ended = true;
+    if (!c->finished && c->m && c->m->on_recv_end)
+        c->m->on_recv_end(c);
+}
+
+void rpc_call_set_data(rpc_call *c, void *data) { c->data = data; }
+void *rpc_call_data(const rpc_call *c) { return c->data; }
+void *rpc_call_ctx(const rpc_call *c) { return c->conn->srv->cfg.ctx; }
+const rpc_method *rpc_call_method(const rpc_call *c) { return c->m; }
+bool rpc_call_is_gateway(const rpc_call *c) { return c->gateway; }
+
+const char *rpc_call_metadata(const rpc_call *c, const char *name)
+{
+    size_t i = 0;
+
+    while (i < c->md_len) {
+        const char *n = c->md + i;
+        const char *v = n + strlen(n) + 1;
+        if (v >= c->md + c->md_len)   /* cannot happen: names and values hold no NUL */
+            break;
+        if (strcmp(n, name) == 0)
+            return v;
+        i = (size_t)(v - c->md) + strlen(v) + 1;
+    }
+    return NULL;
+}
+
+size_t rpc_call_pending(const rpc_call *c)
+{
+    size_t n = c->gateway ? tbuf_size(&c->resp) : tbuf_size(&c->out);
+
+    if (c->gateway && c->conn->calls == c)
+        n += tbuf_size(&c->conn->out);
+    return n;
+}
+
+int rpc_send(rpc_call *c, const ProtobufCMessage *msg)
+{
+    int err;
+
+    if (c->finished || c->conn->dead)
+        return CE_STOPPED;
+    err = c->gateway ? h1_send(c, msg) : h2_send(c, msg);
+    conn_mark_dirty(c->conn);
+    return err;
+}
+
+int rpc_finish_msg(rpc_call *c, int err, const char *message)
+{
+    int rc;
+
+    if (c->finished || c->conn->dead)
+        return CE_STOPPED;
+    if (!message)
+        message = err ? ce_strerror(err) : "";
+    rc = c->gateway ? h1_finish(c, ce_grpc_code(err), message)
+                    : h2_finish(c, ce_grpc_code(err), message);
+    conn_mark_dirty(c->conn);
+    return rc;
+}
+
+int rpc_finish(rpc_call *c, int err)
+{
+    return rpc_finish_msg(c, err, NULL);
+}
+
+/* ---- connections ---- */
+
+static void flush_all(evloop *l, ev_timer *t);
+
+void conn_mark_dirty(rpc_conn *c)
+{
+    rpc_server *s = c->srv;
+
+    if (c->dirty)
+        return;
+    if (!s->flush_timer.active)
+        evloop_timer_start(s->loop, &s->flush_timer, 0, 0, flush_all, s);
+    c->dirty = true;
+    c->dprev = NULL;
+    c->dnext = s->dirty;
+    if (s->dirty)
+        s->dirty->dprev = c;
+    s->dirty = c;
+}
+
+static void dirty_unlink(rpc_conn *c)
+{
+    if (!c->dirty)
+        return;
+    if (c->dprev)
+        c->dprev->dnext = c->dnext;
+    else
+        c->srv->dirty = c->dnext;
+    if (c->dnext)
+        c->dnext->dprev = c->dprev;
+    c->dirty = false;
+    c->dnext = c->dprev = NULL;
+}
+
+/* Closes the socket, ends every call (on_close each), frees the connection. */
+static void conn_free(rpc_conn *c)
+{
+    rpc_server *s = c->srv;
+
+    c->dead = true;
+    dirty_unlink(c);
+    evloop_io_stop(s->loop, &c->io);
+    close(c->fd);
+    if (c->h2)
+        h2_free(c);
+    while (c->calls)
+        call_release(c->calls);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    tbuf_free(&c->in);
+    tbuf_free(&c->out);
+    free(c);
+}
+
+static int conn_watch(rpc_conn *c)
+{
+    int ev = (c->read_paused ? 0 : EV_READ) | (c->write_armed ? EV_WRITE : 0);
+
+    if (ev == c->io.events)
+        return 0;
+    return evloop_io_set(c->srv->loop, &c->io, ev);
+}
+
+/* After the client's EOF: every request that could still complete was answered. (A request
+ * cut short by the EOF, h1.cur, never completes.) */
+static bool h1_drained(const rpc_conn *c)
+{
+    return c->peer_eof && !c->h1.blocked && (!c->calls || c->calls == c->h1.cur);
+}
+
+/* Generates pending protocol output, sends what the socket takes. 0, or CE_* = drop it. */
+static int conn_flush(rpc_conn *c)
+{
+    ssize_t n;
+
+    if (c->proto == PROTO_H1) {
+        h1_emit(c);
+        if (!c->close_after_flush && tbuf_size(&c->in) > 0 && h1_process(c))
+            return CE_IO;
+        h1_emit(c);
+    } else if (c->proto == PROTO_H2 && h2_produce(c)) {
+        return CE_IO;
+    }
+    while (tbuf_size(&c->out) > 0) {
+        n = send(c->fd, tbuf_data(&c->out), tbuf_size(&c->out), MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0)
+            return CE_IO;
+        tbuf_consume(&c->out, (size_t)n);
+        if (c->proto == PROTO_H2 && tbuf_size(&c->out) == 0 && h2_produce(c))
+            return CE_IO;
+    }
+    if (tbuf_size(&c->out) == 0 && c->out.cap > 4 * READ_CHUNK)
+        tbuf_free(&c->out);
+    /* Requests held back by the backlog limit can go now: another round. */
+    if (c->proto == PROTO_H1 && c->h1.blocked && !c->close_after_flush &&
+        c->h1.inflight < TRANSPORT_H1_INFLIGHT && h1_backlog(c) < TRANSPORT_OUT_HIGH)
+        conn_mark_dirty(c);
+    if (tbuf_size(&c->out) == 0 &&
+        (c->close_after_flush || (c->proto == PROTO_H2 && h2_done(c)) || h1_drained(c)))
+        return CE_STOPPED;
+    c->write_armed = tbuf_size(&c->out) > 0;
+    /* HTTP/2 is always read: the peer's WINDOW_UPDATEs are what drains its backlog. */
+    c->read_paused = c->peer_eof || (c->proto == PROTO_H1 &&
+                                     (c->h1.inflight >= TRANSPORT_H1_INFLIGHT ||
+                                      h1_backlog(c) >= TRANSPORT_OUT_HIGH));
+    return conn_watch(c);
+}
+
+/* The per-iteration flush: a 0 ms timer runs right after the iteration's I/O callbacks.
+ * (evloop has no way to remove a flush hook, and a server can be freed before its loop.)
+ * Connections are taken off the dirty list one at a time, since flushing one may dirty
+ * another (a handler answering a call elsewhere); marking re-arms the timer, so what the
+ * budget leaves is done on the timer's next run. */
+static void flush_all(evloop *l, ev_timer *t)
+{
+    rpc_server *s = t->data;
+    rpc_conn *c;
+
+    (void)l;
+    for (int budget = 4096; budget > 0 && (c = s->dirty); budget--) {
+        dirty_unlink(c);
+        if (conn_flush(c))
+            conn_free(c);
+    }
+}
+
+/* Slowloris guard: an HTTP/1.1 request (or an undecided first read) that has been arriving
+ * for longer than TRANSPORT_REQ_TIMEOUT_MS closes its connection. */
+static void sweep(evloop *l, ev_timer *t)
+{
+    rpc_server *s = t->data;
+    uint64_t now = evloop_now_ms();
+    rpc_conn *c = s->conns, *next;
+
+    (void)l;
+    for (; c; c = next) {
+        next = c->next;
+        if (c->proto != PROTO_H2 && c->h1.started_ms &&
+            now - c->h1.started_ms > TRANSPORT_REQ_TIMEOUT_MS)
+            conn_free(c);
+    }
+}
+
+static int sniff(rpc_conn *c)
+{
+    size_t n = tbuf_size(&c->in);
+    size_t cmp = n < 24 ? n : 24;
+
+    if (memcmp(tbuf_data(&c->in), h2_preface, cmp) != 0) {
+        c->proto = PROTO_H1;
+        return h1_process(c);
+    }
+    if (n < 24) {
+        if (!c->h1.started_ms)
+            c->h1.started_ms = evloop_now_ms();
+        return 0;
+    }
+    c->proto = PROTO_H2;
+    c->h1.started_ms = 0;
+    if (h2_start(c))
+        return CE_IO;
+    if (h2_recv(c, tbuf_data(&c->in), n))
+        return CE_IO;
+    tbuf_free(&c->in);
+    return 0;
+}
+
+/* Reads what is there (bounded), feeds the protocol. 0, or CE_* = drop the connection. */
+static int conn_read(rpc_conn *c)
+{
+    uint8_t stack[READ_CHUNK];
+    size_t total = 0;
+    ssize_t n;
+
+    while (total < READ_BUDGET && !c->read_paused) {
+        if (c->proto == PROTO_H2) {
+            n = recv(c->fd, stack, sizeof(stack), 0);
+        } else {
+            if (tbuf_reserve(&c->in, READ_CHUNK))
+                return CE_NOMEM;
+            n = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, 0);
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n == 0 && c->proto == PROTO_H1) {
+            h1_peer_eof(c);
+            c->peer_eof = true;
+            c->read_paused = true;
+            conn_mark_dirty(c);
+            return conn_watch(c);
+        }
+        if (n <= 0)
+            return CE_IO;
+        total += (size_t)n;
+        if (c->proto == PROTO_H2) {
+            if (h2_recv(c, stack, (size_t)n))
+                return CE_IO;
+        } else {
+            c->in.len += (size_t)n;
+            if (c->proto == PROTO_SNIFF ? sniff(c) : h1_process(c))
+                return CE_IO;
+        }
+        conn_mark_dirty(c);
+        if (c->close_after_flush)
+            return 0;
+        if (c->proto == PROTO_H1 && (c->h1.inflight >= TRANSPORT_H1_INFLIGHT ||
+                                     h1_backlog(c) >= TRANSPORT_OUT_HIGH))
+            c->read_paused = true;
+    }
+    return 0;
+}
+
+static void conn_cb(evloop *l, ev_io *w, int events)
+{
+    rpc_conn *c = w->data;
+
+    (void)l;
+    if ((events & EV_READ) && !c->read_paused && !c->close_after_flush && conn_read(c)) {
+        conn_free(c);
+        return;
+    }
+    conn_mark_dirty(c);
+}
+
+static void conn_accept(rpc_server *s, int fd)
+{
+    rpc_conn *c = calloc(1, sizeof(*c));
+    int one = 1;
+
+    if (!c) {
+        close(fd);
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->srv = s;
+    c->fd = fd;
+    if (evloop_io_start(s->loop, &c->io, fd, EV_READ, conn_cb, c)) {
+        close(fd);
+        free(c);
+        return;
+    }
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+}
+
+static void listen_cb(evloop *l, ev_io *w, int events)
+{
+    listener *ls = w->data;
+
+    (void)l;
+    (void)events;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                errno != ECONNABORTED)
+                log_warn("transport: accept: %s", strerror(errno));
+            return;
+        }
+        conn_accept(ls->srv, fd);
+    }
+}
+
+/* ---- listeners ---- */
+
+/* Splits "http://host:port" (host may be [v6]) into host and port. */
+static int parse_url(const char *url, char *host, size_t hostlen, char *port, size_t portlen)
+{
+    const char *p = url, *colon, *end;
+    size_t n;
+
+    if (strncmp(p, "http://", 7) == 0)
+        p += 7;
+    else if (strstr(p, "://"))
+        return CE_INVAL;
+    end = p + strcspn(p, "/");
+    if (*p == '[') {
+        const char *rb = memchr(p, ']', (size_t)(end - p));
+        if (!rb || rb[1] != ':')
+            return CE_INVAL;
+        n = (size_t)(rb - p - 1);
+        if (n >= hostlen)
+            return CE_INVAL;
+        memcpy(host, p + 1, n);
+        host[n] = 0;
+        colon = rb + 1;
+    } else {
+        colon = memchr(p, ':', (size_t)(end - p));
+        if (!colon)
+            return CE_INVAL;
+        n = (size_t)(colon - p);
+        if (n >= hostlen)
+            return CE_INVAL;
+        memcpy(host, p, n);
+        host[n] = 0;
+    }
+    n = (size_t)(end - colon - 1);
+    if (n == 0 || n >= portlen)
+        return CE_INVAL;
+    memcpy(port, colon + 1, n);
+    port[n] = 0;
+    return 0;
+}
+
+static int bind_one(const struct addrinfo *ai, int *out_fd, int *out_port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int one = 1;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+
+    if (fd < 0)
+        return ce_from_errno(errno);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 1024) ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl)) {
+        int err = ce_from_errno(errno);
+        close(fd);
+        return err;
+    }
+    *out_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                               : ((struct sockaddr_in *)&ss)->sin_port);
+    *out_fd = fd;
+    return 0;
+}
+
+static int listen_url(rpc_server *s, const char *url)
+{
+    char host[256], port[16];
+    struct addrinfo hints = {0}, *res, *ai;
+    listener *ls;
+    int err = CE_INVAL;
+
+    if (s->nls >= MAX_LISTENERS || parse_url(url, host, sizeof(host), port, sizeof(port))) {
+        log_error("transport: bad listen URL %s", url);
+        return CE_INVAL;
+    }
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    if (getaddrinfo(host, port, &hints, &res)) {
+        log_error("transport: cannot resolve %s", url);
+        return CE_INVAL;
+    }
+    ls = &s->ls[s->nls];
+    for (ai = res; ai; ai = ai->ai_next) {
+        /* "localhost" may resolve to ::1 and 127.0.0.1: prefer IPv4 as etcd clients do. */
+        if (ai->ai_family == AF_INET6 && ai->ai_next)
+            continue;
+        err = bind_one(ai, &ls->fd, &ls->port);
+        if (!err)
+            break;
+    }
+    freeaddrinfo(res);
+    if (err) {
+        log_error("transport: cannot listen on %s: %s", url, ce_strerror(err));
+        return err;
+    }
+    ls->srv = s;
+    err = evloop_io_start(s->loop, &ls->io, ls->fd, EV_READ, listen_cb, ls);
+    if (err) {
+        close(ls->fd);
+        return err;
+    }
+    s->nls++;
+    return 0;
+}
+
+int rpc_server_new(evloop *loop, const rpc_server_config *cfg, rpc_server **out)
+{
+    rpc_server *s = calloc(1, sizeof(*s));
+    int err;
+
+    if (!s)
+        return CE_NOMEM;
+    s->loop = loop;
+    s->cfg = *cfg;
+    evloop_timer_start(loop, &s->sweep_timer, 1000, 1000, sweep, s);
+    for (int i = 0; i < cfg->nlisten; i++) {
+        err = listen_url(s, cfg->listen_urls[i]);
+        if (err)
+            goto out_free;
+    }
+    *out = s;
+    return 0;
+out_free:
+    rpc_server_free(s);
+    return err;
+}
+
+int rpc_server_port(const rpc_server *s, int idx)
+{
+    if (idx < 0 || idx >= s->nls)
+        return CE_INVAL;
+    return s->ls[idx].port;
+}
+
+void rpc_server_free(rpc_server *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->nls; i++) {
+        evloop_io_stop(s->loop, &s->ls[i].io);
+        close(s->ls[i].fd);
+    }
+    while (s->conns)
+        conn_free(s->conns);
+    evloop_timer_stop(s->loop, &s->flush_timer);
+    evloop_timer_stop(s->loop, &s->sweep_timer);
+    free(s);
+}

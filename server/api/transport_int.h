@@ -1,0 +1,145 @@
+/*
+ * transport_int.h: what the three transport files share (not a public header).
+ *
+ * transport.c owns the server, listeners, connections, the output buffer of each connection,
+ * the per-loop flush and the rpc_call API; transport_h2.c speaks gRPC over an nghttp2 server
+ * session; transport_http1.c parses HTTP/1.1 and runs the JSON gateway. A connection starts in
+ * PROTO_SNIFF and switches once, after its first bytes, to PROTO_H2 or PROTO_H1.
+ *
+ * Invariants:
+ * - Nothing is written to a socket outside conn_flush(); protocol code only appends to
+ *   conn->out (or lets nghttp2 produce bytes) and marks the connection dirty.
+ * - A connection is torn down only from the top of an event callback or from the flush timer,
+ *   never from inside a service callback or an nghttp2 callback; inside those it is only
+ *   marked (dead / close_after_flush).
+ * - Every rpc_call is on its connection's call list until it is freed; on_close runs exactly
+ *   once, from call_release(), before the free.
+ */
+#ifndef CETCD_TRANSPORT_INT_H
+#define CETCD_TRANSPORT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "rpc.h"
+
+#define TRANSPORT_EXTRA_BYTES (512u * 1024u) /* grpc overhead over max_request_bytes */
+#define TRANSPORT_MAX_HEADER (64u * 1024u)   /* HTTP/1.1 request head limit */
+#define TRANSPORT_OUT_HIGH (1u << 20)        /* stop reading a peer above this much output */
+#define TRANSPORT_H1_INFLIGHT 64             /* pipelined requests in progress per connection */
+#define TRANSPORT_H2_BACKLOG (16u << 20)     /* queued gRPC response bytes: refuse new streams */
+#define TRANSPORT_REQ_TIMEOUT_MS 60000       /* an HTTP/1.1 request must arrive within this */
+
+/* A growable byte buffer; the live bytes are p[off..len). */
+typedef struct tbuf {
+    uint8_t *p;
+    size_t off, len, cap;
+} tbuf;
+
+int tbuf_reserve(tbuf *b, size_t extra);
+int tbuf_append(tbuf *b, const void *data, size_t n);
+int tbuf_printf(tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tbuf_consume(tbuf *b, size_t n);
+static inline size_t tbuf_size(const tbuf *b) { return b->len - b->off; }
+static inline uint8_t *tbuf_data(const tbuf *b) { return b->p + b->off; }
+void tbuf_free(tbuf *b);
+
+enum conn_proto { PROTO_SNIFF, PROTO_H1, PROTO_H2 };
+
+typedef struct rpc_conn rpc_conn;
+
+/* HTTP/1.1 parser state of one connection. */
+enum h1_state { H1_HEAD, H1_BODY_CL, H1_CHUNK_SIZE, H1_CHUNK_DATA, H1_CHUNK_CRLF, H1_TRAILER };
+struct h1_parser {
+    enum h1_state state;
+    size_t scanned;      /* bytes of conn->in already searched for the end of the head */
+    size_t remaining;    /* body bytes (content-length) or chunk bytes still to come */
+    rpc_call *cur;       /* the request whose body is being read */
+    int inflight;        /* calls on the list whose response is not fully emitted */
+    bool stopped;        /* no more requests are parsed (error, Connection: close) */
+    uint64_t started_ms; /* when the request being received began (0: none) */
+    bool blocked;        /* input waits because of the inflight/backlog limits */
+};
+
+struct rpc_conn {
+    rpc_server *srv;
+    int fd;
+    ev_io io;
+    enum conn_proto proto;
+    tbuf in;                       /* sniff / HTTP/1.1 input not consumed yet */
+    tbuf out;                      /* bytes to send */
+    rpc_conn *next, *prev;         /* all connections of the server */
+    rpc_conn *dnext, *dprev;       /* the server's dirty list */
+    bool dirty;
+    bool dead;                     /* being torn down: calls get CE_STOPPED */
+    bool close_after_flush;        /* close once out is empty (HTTP/1.1 Connection: close) */
+    bool read_paused;
+    bool write_armed;
+    bool peer_eof;                 /* HTTP/1.1 client half-closed: answer, then close */
+    rpc_call *calls, *calls_tail;  /* open calls; HTTP/1.1: in response order */
+    nghttp2_session *h2;
+    size_t h2_backlog;             /* sum of call->out over the connection's gRPC calls */
+    struct h1_parser h1;
+};
+
+struct rpc_call {
+    rpc_conn *conn;
+    const rpc_method *m;           /* NULL: no service behind (unknown method, GET route) */
+    rpc_call *next, *prev;
+    void *data;
+    bool gateway;
+    bool finished;                 /* rpc_finish done (or the transport ended the call) */
+    bool closed;                   /* on_close delivered */
+    bool recv_ended;               /* client half-closed */
+    /* request metadata: "name\0value\0" pairs */
+    char *md;
+    size_t md_len, md_cap;
+    /* gRPC (HTTP/2) */
+    int32_t stream_id;
+    tbuf in;                       /* request bytes not yet framed (HTTP/1.1: chunked body) */
+    tbuf out;                      /* framed response messages not yet given to nghttp2 */
+    bool headers_sent, deferred, trailers_sent, discard_input, got_msg;
+    int grpc_status;
+    char *grpc_message;
+    /* HTTP/1.1 */
+    tbuf resp;                     /* response bytes not yet moved to conn->out */
+    bool resp_started;             /* status line of a chunked response written */
+    bool done;                     /* response complete */
+    bool keep_alive;
+    uint64_t content_length;
+};
+
+/* transport.c */
+void conn_mark_dirty(rpc_conn *c);
+rpc_call *call_new(rpc_conn *conn, bool gateway);
+void call_release(rpc_call *c);   /* on_close (once) + unlink + free */
+int call_md_add(rpc_call *c, const char *name, size_t nlen, const char *value, size_t vlen);
+const rpc_server_config *conn_config(const rpc_conn *c);
+uint32_t conn_max_msg(const rpc_conn *c);
+const rpc_method *server_find_grpc(const rpc_server *s, const char *path, size_t len);
+const rpc_method *server_find_http(const rpc_server *s, const char *path, size_t len);
+bool server_has_service(const rpc_server *s, const char *svc, size_t len);
+void call_deliver(rpc_call *c, ProtobufCMessage *req);
+void call_recv_end(rpc_call *c);
+
+/* transport_h2.c */
+int h2_start(rpc_conn *c);
+int h2_recv(rpc_conn *c, const uint8_t *data, size_t len);
+int h2_produce(rpc_conn *c);      /* moves nghttp2 output into conn->out */
+bool h2_done(rpc_conn *c);
+void h2_free(rpc_conn *c);
+int h2_send(rpc_call *call, const ProtobufCMessage *msg);
+int h2_finish(rpc_call *call, int grpc_code, const char *message);
+
+/* transport_http1.c */
+int h1_process(rpc_conn *c);      /* parses conn->in, dispatches requests */
+void h1_emit(rpc_conn *c);        /* moves finished responses, in order, into conn->out */
+size_t h1_backlog(const rpc_conn *c);   /* response bytes not yet sent */
+void h1_peer_eof(rpc_conn *c);    /* the client half-closed: end its server streams */
+int h1_send(rpc_call *call, const ProtobufCMessage *msg);
+int h1_finish(rpc_call *call, int grpc_code, const char *message);
+
+#endif

@@ -1,0 +1,1146 @@
+/*
+ * test_transport.c: the client-port transport (server/api/transport*.c) driven by real
+ * clients: libcurl over HTTP/1.1 and HTTP/2 prior knowledge (gRPC), and raw sockets for
+ * framing details (chunked streams, pipelining, garbage, oversized heads, abrupt closes).
+ *
+ * The server's event loop runs in a thread; the test thread is the client. The fake services
+ * use mvccpb.KeyValue as request and response:
+ *   /test.Echo/Unary   (/v3/test/unary)   echoes; key "err" -> CE_KEY_EMPTY, "later" answers
+ *                                         from a timer, "hang" never answers
+ *   /test.Echo/Stream  (/v3/test/stream)  server stream: `version` messages of value size
+ *                                         `lease`, then OK; key "fail" -> one message then
+ *                                         CE_COMPACTED; "hang" -> stays open
+ *   /test.Echo/Bidi    (/v3/test/bidi)    echoes each message, finishes on half-close
+ * Every call that got a message counts an open; on_close counts a close; at the end of each
+ * test they must match (on_close exactly once).
+ * Run: hack/unit.sh tests/unit/test_transport.c server/api/transport*.c server/api/grpcframe.c
+ *      server/api/gateway/pbjson.c   (TEST_FILTER=<glob> runs some tests; TRANSPORT_SEED=<n>
+ *      replays the randomized one; `-- serve` runs only the echo server for load tools).
+ */
+#include <arpa/inet.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <nghttp2/nghttp2.h>
+
+#include "err.h"
+#include "evloop.h"
+#include "kv.pb-c.h"
+#include "server/api/rpc.h"
+
+static atomic_int n_open, n_close, n_double_close;
+static evloop *loop;
+static rpc_server *srv;
+static pthread_t loop_thread;
+static int port;
+
+/* ---- fake services ---- */
+
+struct call_state {
+    bool closed;
+    ev_timer timer;
+    rpc_call *call;
+    Mvccpb__KeyValue *req;
+};
+
+static struct call_state *state_of(rpc_call *c)
+{
+    struct call_state *st = rpc_call_data(c);
+
+    if (!st) {
+        st = calloc(1, sizeof(*st));
+        st->call = c;
+        rpc_call_set_data(c, st);
+        atomic_fetch_add(&n_open, 1);
+    }
+    return st;
+}
+
+static bool key_is(const Mvccpb__KeyValue *kv, const char *k)
+{
+    return kv->key.len == strlen(k) && memcmp(kv->key.data, k, kv->key.len) == 0;
+}
+
+static void later_cb(evloop *l, ev_timer *t)
+{
+    struct call_state *st = t->data;
+
+    (void)l;
+    rpc_send(st->call, &st->req->base);
+    rpc_finish(st->call, 0);
+    protobuf_c_message_free_unpacked(&st->req->base, NULL);
+    st->req = NULL;
+}
+
+static void unary_msg(rpc_call *c, ProtobufCMessage *req)
+{
+    Mvccpb__KeyValue *kv = (Mvccpb__KeyValue *)req;
+    struct call_state *st = state_of(c);
+
+    assert_ptr_equal(rpc_call_ctx(c), &port);
+    if (key_is(kv, "err")) {
+        rpc_finish(c, CE_KEY_EMPTY);
+    } else if (key_is(kv, "later")) {
+        st->req = kv;
+        evloop_timer_start(loop, &st->timer, 5, 0, later_cb, st);
+        return;
+    } else if (key_is(kv, "hang")) {
+        /* never answers */
+    } else if (key_is(kv, "token")) {
+        const char *t = rpc_call_metadata(c, rpc_call_is_gateway(c) ? "authorization" : "token");
+        kv->value.data = (uint8_t *)(t ? t : "none");
+        kv->value.len = strlen((char *)kv->value.data);
+        rpc_send(c, req);
+        kv->value.data = NULL;
+        kv->value.len = 0;
+        rpc_finish(c, 0);
+    } else {
+        assert_int_equal(rpc_send(c, req), 0);
+        assert_int_equal(rpc_finish(c, 0), 0);
+        assert_int_equal(rpc_send(c, req), CE_STOPPED);
+        assert_int_equal(rpc_finish(c, 0), CE_STOPPED);
+    }
+    protobuf_c_message_free_unpacked(req, NULL);
+}
+
+static void stream_msg(rpc_call *c, ProtobufCMessage *req)
+{
+    Mvccpb__KeyValue *kv = (Mvccpb__KeyValue *)req;
+    Mvccpb__KeyValue out = MVCCPB__KEY_VALUE__INIT;
+    uint8_t *val = calloc(1, (size_t)kv->lease + 1);
+
+    state_of(c);
+    memset(val, 'v', (size_t)kv->lease);
+    out.value.data = val;
+    out.value.len = (size_t)kv->lease;
+    if (key_is(kv, "fail")) {
+        rpc_send(c, &out.base);
+        rpc_finish_msg(c, CE_COMPACTED, NULL);
+    } else if (!key_is(kv, "hang")) {
+        for (int64_t i = 1; i <= kv->version; i++) {
+            out.version = i;
+            assert_int_equal(rpc_send(c, &out.base), 0);
+        }
+        rpc_finish(c, 0);
+    }
+    free(val);
+    protobuf_c_message_free_unpacked(req, NULL);
+}
+
+static void bidi_msg(rpc_call *c, ProtobufCMessage *req)
+{
+    state_of(c);
+    rpc_send(c, req);
+    protobuf_c_message_free_unpacked(req, NULL);
+}
+
+static void bidi_end(rpc_call *c)
+{
+    rpc_finish(c, 0);
+}
+
+static void on_close(rpc_call *c)
+{
+    struct call_state *st = rpc_call_data(c);
+
+    if (!st)
+        return;
+    if (st->closed)
+        atomic_fetch_add(&n_double_close, 1);
+    st->closed = true;
+    evloop_timer_stop(loop, &st->timer);
+    if (st->req)
+        protobuf_c_message_free_unpacked(&st->req->base, NULL);
+    free(st);
+    atomic_fetch_add(&n_close, 1);
+}
+
+static const rpc_method methods[] = {
+    {"/test.Echo/Unary", "/v3/test/unary", &mvccpb__key_value__descriptor,
+     &mvccpb__key_value__descriptor, false, false, unary_msg, on_close, NULL},
+    {"/test.Echo/Stream", "/v3/test/stream", &mvccpb__key_value__descriptor,
+     &mvccpb__key_value__descriptor, false, true, stream_msg, on_close, NULL},
+    {"/test.Echo/Bidi", "/v3/test/bidi", &mvccpb__key_value__descriptor,
+     &mvccpb__key_value__descriptor, true, true, bidi_msg, on_close, bidi_end},
+    {NULL, NULL, NULL, NULL, false, false, NULL, NULL, NULL},
+};
+
+static int http_get(void *ctx, const char *path, rpc_http_reply *r)
+{
+    (void)ctx;
+    if (strcmp(path, "/version") != 0)
+        return 0;
+    r->content_type = "application/json";
+    r->body = strdup("{\"etcdserver\":\"3.5.0\"}");
+    r->len = strlen(r->body);
+    return 200;
+}
+
+/* ---- fixture ---- */
+
+static void *run_loop(void *arg)
+{
+    (void)arg;
+    evloop_run(loop);
+    return NULL;
+}
+
+static void wait_closes(void)
+{
+    for (int i = 0; i < 5000 && atomic_load(&n_close) != atomic_load(&n_open); i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    assert_int_equal(atomic_load(&n_close), atomic_load(&n_open));
+    assert_int_equal(atomic_load(&n_double_close), 0);
+}
+
+static int setup(void **state)
+{
+    static const char *const urls[] = {"http://127.0.0.1:0"};
+    rpc_server_config cfg = {urls, 1, methods, &port, http_get, 1024 * 1024};
+
+    (void)state;
+    assert_int_equal(evloop_new(&loop), 0);
+    assert_int_equal(rpc_server_new(loop, &cfg, &srv), 0);
+    port = rpc_server_port(srv, 0);
+    assert_true(port > 0);
+    assert_int_equal(pthread_create(&loop_thread, NULL, run_loop, NULL), 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    evloop_stop(loop);
+    pthread_join(loop_thread, NULL);
+    rpc_server_free(srv);   /* every still-open call gets on_close here */
+    evloop_free(loop);
+    assert_int_equal(atomic_load(&n_close), atomic_load(&n_open));
+    assert_int_equal(atomic_load(&n_double_close), 0);
+    return 0;
+}
+
+/* ---- raw socket helpers ---- */
+
+static int raw_connect(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct timeval tv = {5, 0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void raw_send(int fd, const void *p, size_t n)
+{
+    assert_int_equal(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+static void raw_sends(int fd, const char *s)
+{
+    raw_send(fd, s, strlen(s));
+}
+
+/* Reads until `until` appears (or EOF if NULL); returns a malloc'd NUL-terminated buffer. */
+static char *raw_read(int fd, const char *until)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *b = malloc(cap + 1);
+
+    for (;;) {
+        ssize_t n;
+        if (len == cap)
+            b = realloc(b, (cap *= 2) + 1);
+        n = recv(fd, b + len, cap - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        b[len] = 0;
+        if (until && strstr(b, until))
+            break;
+    }
+    b[len] = 0;
+    return b;
+}
+
+/* ---- curl helpers ---- */
+
+struct resp {
+    long status;
+    char body[1 << 21];
+    size_t len;
+    char headers[8192];
+    size_t hlen;
+};
+
+static size_t on_body(char *p, size_t sz, size_t n, void *u)
+{
+    struct resp *r = u;
+    size_t k = sz * n;
+
+    if (r->len + k < sizeof(r->body)) {
+        memcpy(r->body + r->len, p, k);
+        r->len += k;
+        r->body[r->len] = 0;
+    }
+    return k;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *u)
+{
+    struct resp *r = u;
+    size_t k = sz * n;
+
+    if (r->hlen + k < sizeof(r->headers)) {
+        memcpy(r->headers + r->hlen, p, k);
+        r->hlen += k;
+        r->headers[r->hlen] = 0;
+    }
+    return k;
+}
+
+static struct resp *http(const char *method, const char *path, const char *body)
+{
+    struct resp *r = calloc(1, sizeof(*r));
+    char url[256];
+    CURL *c = curl_easy_init();
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+/* Frames one KeyValue as a gRPC message, appended to buf at *len. */
+static void grpc_frame(uint8_t *buf, size_t *len, const char *key, int64_t version,
+                       int64_t lease)
+{
+    Mvccpb__KeyValue kv = MVCCPB__KEY_VALUE__INIT;
+    size_t n;
+
+    kv.key.data = (uint8_t *)key;
+    kv.key.len = strlen(key);
+    kv.version = version;
+    kv.lease = lease;
+    n = mvccpb__key_value__pack(&kv, buf + *len + 5);
+    buf[*len] = 0;
+    buf[*len + 1] = (uint8_t)(n >> 24);
+    buf[*len + 2] = (uint8_t)(n >> 16);
+    buf[*len + 3] = (uint8_t)(n >> 8);
+    buf[*len + 4] = (uint8_t)n;
+    *len += 5 + n;
+}
+
+/* A minimal gRPC client on an nghttp2 client session over a blocking socket: `n` calls
+ * on one connection, all submitted at once (multiplexed). */
+struct h2call {
+    const char *path;
+    const uint8_t *body;
+    size_t len, sent;
+    struct resp *r;
+    int32_t id;
+    bool closed;
+    uint32_t rst;
+};
+
+static ssize_t h2c_send(nghttp2_session *s, const uint8_t *d, size_t n, int flags, void *u)
+{
+    int fd = *(int *)u;
+
+    (void)s;
+    (void)flags;
+    return send(fd, d, n, MSG_NOSIGNAL);
+}
+
+static int h2c_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
+                      size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *u)
+{
+    struct h2call *c = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    char line[1024];
+    int n = snprintf(line, sizeof(line), "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, value);
+
+    (void)flags;
+    (void)u;
+    if (c && n > 0)
+        on_header(line, 1, (size_t)n, c->r);
+    return 0;
+}
+
+static int h2c_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *d,
+                    size_t n, void *u)
+{
+    struct h2call *c = nghttp2_session_get_stream_user_data(s, id);
+
+    (void)flags;
+    (void)u;
+    if (c)
+        on_body((char *)d, 1, n, c->r);
+    return 0;
+}
+
+static int h2c_close(nghttp2_session *s, int32_t id, uint32_t err, void *u)
+{
+    struct h2call *c = nghttp2_session_get_stream_user_data(s, id);
+
+    (void)u;
+    if (c) {
+        c->closed = true;
+        c->rst = err;
+    }
+    return 0;
+}
+
+static ssize_t h2c_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+                        uint32_t *flags, nghttp2_data_source *src, void *u)
+{
+    struct h2call *c = src->ptr;
+    size_t n = c->len - c->sent < len ? c->len - c->sent : len;
+
+    (void)s;
+    (void)id;
+    (void)u;
+    memcpy(buf, c->body + c->sent, n);
+    c->sent += n;
+    if (c->sent == c->len)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+/* What h2c_run does once the server has opened `h2c_wait_open` calls (0: nothing):
+ * H2C_RESET sends RST_STREAM(CANCEL) on every call, H2C_DROP closes the socket. */
+/* H2C_LATER submits calls[1..] only then, without ever opening the client's flow-control
+ * window, and resets calls[0] once they are closed. */
+enum { H2C_RESET = 1, H2C_DROP = 2, H2C_LATER = 3 };
+static int h2c_wait_open, h2c_action;
+
+static void h2c_submit(nghttp2_session *s, const char *auth, struct h2call *c)
+{
+    nghttp2_nv nv[] = {
+        {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+        {(uint8_t *)":authority", (uint8_t *)auth, 10, strlen(auth), 0},
+        {(uint8_t *)":path", (uint8_t *)c->path, 5, strlen(c->path), 0},
+        {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0},
+        {(uint8_t *)"te", (uint8_t *)"trailers", 2, 8, 0},
+        {(uint8_t *)"token", (uint8_t *)"tok123", 5, 6, 0},
+    };
+    nghttp2_data_provider prd = {.source.ptr = c, .read_callback = h2c_read};
+
+    c->id = nghttp2_submit_request(s, NULL, nv, 7, &prd, c);
+    assert_true(c->id > 0);
+}
+
+static void h2c_run(struct h2call *calls, int n)
+{
+    nghttp2_session_callbacks *cb;
+    nghttp2_option *opt;
+    nghttp2_session *s;
+    int fd = raw_connect(), open = n, later_open = 0;
+    char auth[32];
+
+    snprintf(auth, sizeof(auth), "127.0.0.1:%d", port);
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_send_callback(cb, h2c_send);
+    nghttp2_session_callbacks_set_on_header_callback(cb, h2c_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, h2c_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2c_close);
+    nghttp2_option_new(&opt);
+    nghttp2_option_set_no_auto_window_update(opt, h2c_action == H2C_LATER);
+    nghttp2_session_client_new2(&s, cb, &fd, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, NULL, 0);
+    for (int i = 0; i < (h2c_action == H2C_LATER ? 1 : n); i++)
+        h2c_submit(s, auth, &calls[i]);
+    for (int rounds = 0; open > 0 && rounds < 100000; rounds++) {
+        uint8_t buf[65536];
+        ssize_t got;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        assert_int_equal(nghttp2_session_send(s), 0);
+        open = 0;
+        for (int i = 0; i < n; i++)
+            open += !calls[i].closed;
+        if (open == 0)
+            break;
+        if (poll(&pfd, 1, h2c_action ? 10 : 5000) == 1) {
+            got = recv(fd, buf, sizeof(buf), 0);
+            if (got <= 0)
+                break;
+            assert_int_equal(nghttp2_session_mem_recv(s, buf, (size_t)got), got);
+        } else if (!h2c_action) {
+            break;
+        }
+        if (h2c_action == H2C_LATER && later_open == 0 && atomic_load(&n_open) >= h2c_wait_open) {
+            for (int i = 1; i < n; i++)
+                h2c_submit(s, auth, &calls[i]);
+            later_open = n - 1;
+        } else if (h2c_action == H2C_LATER && later_open) {
+            later_open = 0;
+            for (int i = 1; i < n; i++)
+                later_open += !calls[i].closed;
+            if (later_open == 0) {
+                nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, calls[0].id, NGHTTP2_CANCEL);
+                h2c_action = 0;
+            }
+        } else if (h2c_action && atomic_load(&n_open) >= h2c_wait_open) {
+            if (h2c_action == H2C_DROP)
+                break;
+            for (int i = 0; i < n; i++)
+                nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, calls[i].id, NGHTTP2_CANCEL);
+            h2c_action = 0;
+        }
+    }
+    assert_true(open == 0 || h2c_action == H2C_DROP);
+    h2c_action = 0;
+    nghttp2_session_del(s);
+    close(fd);
+}
+
+static struct resp *grpc(const char *path, const uint8_t *body, size_t len)
+{
+    struct h2call call = {.path = path, .body = body, .len = len};
+
+    call.r = calloc(1, sizeof(*call.r));
+    h2c_run(&call, 1);
+    return call.r;
+}
+
+/* Unpacks the gRPC messages of a response body; returns their count. */
+static int grpc_messages(const struct resp *r, Mvccpb__KeyValue **out, int max)
+{
+    size_t off = 0;
+    int n = 0;
+
+    while (off + 5 <= r->len && n < max) {
+        size_t len = (size_t)((uint8_t)r->body[off + 1]) << 24 |
+                     (size_t)((uint8_t)r->body[off + 2]) << 16 |
+                     (size_t)((uint8_t)r->body[off + 3]) << 8 | (uint8_t)r->body[off + 4];
+        assert_int_equal(r->body[off], 0);
+        assert_true(off + 5 + len <= r->len);
+        out[n] = mvccpb__key_value__unpack(NULL, len, (uint8_t *)r->body + off + 5);
+        assert_non_null(out[n]);
+        n++;
+        off += 5 + len;
+    }
+    assert_int_equal(off, r->len);
+    return n;
+}
+
+/* ---- HTTP/1.1 gateway ---- */
+
+static void test_gateway_unary(void **state)
+{
+    struct resp *r = http("POST", "/v3/test/unary", "{\"key\":\"Zm9v\",\"value\":\"YmFy\"}");
+
+    (void)state;
+    assert_int_equal(r->status, 200);
+    assert_string_equal(r->body, "{\"key\":\"Zm9v\",\"value\":\"YmFy\"}");
+    assert_non_null(strcasestr(r->headers, "content-type: application/json"));
+    free(r);
+    r = http("POST", "/v3beta/test/unary", "{\"key\":\"Zm9v\"}");
+    assert_int_equal(r->status, 200);
+    assert_string_equal(r->body, "{\"key\":\"Zm9v\"}");
+    free(r);
+    r = http("POST", "/v3/test/unary", "");   /* empty body: empty message */
+    assert_int_equal(r->status, 200);
+    assert_string_equal(r->body, "{}");
+    free(r);
+    r = http("POST", "/v3/test/unary", "{\"key\":\"bGF0ZXI=\"}");   /* answered later */
+    assert_int_equal(r->status, 200);
+    assert_string_equal(r->body, "{\"key\":\"bGF0ZXI=\"}");
+    free(r);
+    wait_closes();
+}
+
+static void test_gateway_errors(void **state)
+{
+    struct resp *r = http("POST", "/v3/test/unary", "{\"key\":\"ZXJy\"}");
+
+    (void)state;
+    assert_int_equal(r->status, 400);
+    assert_string_equal(r->body, "{\"error\":\"etcdserver: key is not provided\","
+                                 "\"message\":\"etcdserver: key is not provided\",\"code\":3}");
+    free(r);
+    r = http("POST", "/v3/test/unary", "{bad");
+    assert_int_equal(r->status, 400);
+    assert_non_null(strstr(r->body, "\"code\":3}"));
+    assert_non_null(strstr(r->body, "invalid character 'b'"));
+    free(r);
+    r = http("POST", "/v3/test/nope", "{}");
+    assert_int_equal(r->status, 404);
+    assert_string_equal(r->body, "Not Found\n");
+    free(r);
+    r = http("GET", "/v3/test/unary", NULL);
+    assert_int_equal(r->status, 405);
+    free(r);
+    r = http("GET", "/v3/test/nope", NULL);
+    assert_int_equal(r->status, 404);
+    assert_string_equal(r->body, "Not Found\n");
+    free(r);
+    r = http("POST", "/version", "{}");
+    assert_int_equal(r->status, 405);
+    free(r);
+    r = http("GET", "/nope", NULL);
+    assert_int_equal(r->status, 404);
+    assert_string_equal(r->body, "404 page not found\n");
+    free(r);
+    r = http("GET", "/version?x=1", NULL);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(r->body, "{\"etcdserver\":\"3.5.0\"}");
+    free(r);
+    wait_closes();
+}
+
+static void test_gateway_metadata(void **state)
+{
+    struct resp *r = calloc(1, sizeof(*r));
+    char url[128];
+    struct curl_slist *h = curl_slist_append(NULL, "Authorization: secret");
+    CURL *c = curl_easy_init();
+
+    (void)state;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v3/test/unary", port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"key\":\"dG9rZW4=\"}");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    assert_string_equal(r->body, "{\"key\":\"dG9rZW4=\",\"value\":\"c2VjcmV0\"}");   /* secret */
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    free(r);
+    wait_closes();
+}
+
+static void test_gateway_stream(void **state)
+{
+    int fd = raw_connect();
+    const char *body = "{\"key\":\"YQ==\",\"version\":\"2\"}";
+    char req[512];
+    char *got;
+
+    (void)state;
+    snprintf(req, sizeof(req), "POST /v3/test/stream HTTP/1.1\r\nHost: x\r\n"
+             "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    raw_send(fd, req, strlen(req));
+    got = raw_read(fd, "0\r\n\r\n");
+    assert_non_null(strstr(got, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(got, "Transfer-Encoding: chunked\r\n"));
+    assert_non_null(strstr(got, "\r\n\r\n1b\r\n{\"result\":{\"version\":\"1\"}}\n\r\n"
+                                "1b\r\n{\"result\":{\"version\":\"2\"}}\n\r\n0\r\n\r\n"));
+    free(got);
+    /* an error ends the stream with grpc-gateway's error chunk */
+    body = "{\"key\":\"ZmFpbA==\"}";
+    snprintf(req, sizeof(req), "POST /v3/test/stream HTTP/1.1\r\nHost: x\r\n"
+             "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    raw_send(fd, req, strlen(req));
+    got = raw_read(fd, "0\r\n\r\n");
+    assert_non_null(strstr(got, "{\"result\":{}}\n\r\n"));
+    assert_non_null(strstr(got, "{\"error\":{\"grpc_code\":11,\"http_code\":400,\"message\":"
+                                "\"etcdserver: mvcc: required revision has been compacted\","
+                                "\"http_status\":\"Bad Request\"}}\n\r\n0\r\n\r\n"));
+    free(got);
+    /* a client stream takes each JSON value of the body as one message */
+    body = "{\"key\":\"YQ==\"}\n{\"key\":\"Yg==\"} {\"key\":\"Yw==\"}";
+    snprintf(req, sizeof(req), "POST /v3/test/bidi HTTP/1.1\r\nHost: x\r\n"
+             "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    raw_send(fd, req, strlen(req));
+    got = raw_read(fd, "0\r\n\r\n");
+    assert_non_null(strstr(got, "\r\n\r\n1a\r\n{\"result\":{\"key\":\"YQ==\"}}\n\r\n"
+                                "1a\r\n{\"result\":{\"key\":\"Yg==\"}}\n\r\n"
+                                "1a\r\n{\"result\":{\"key\":\"Yw==\"}}\n\r\n0\r\n\r\n"));
+    free(got);
+    close(fd);
+    wait_closes();
+}
+
+static void test_gateway_chunked_and_pipelined(void **state)
+{
+    int fd = raw_connect();
+    /* a chunked body split oddly, then two pipelined requests, the last closing */
+    const char *req =
+        "POST /v3/test/unary HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\n{\"key\r\n9;ext=1\r\n\":\"YWJj\"}\r\n0\r\nX-Trailer: 1\r\n\r\n"
+        "POST /v3/test/unary HTTP/1.1\r\nHost: x\r\nContent-Length: 18\r\n\r\n"
+        "{\"key\":\"bGF0ZXI=\"}"
+        "POST /v3/test/unary HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        "Content-Length: 14\r\n\r\n{\"key\":\"eHl6\"}";
+    char *got, *a, *b, *c;
+
+    (void)state;
+    raw_send(fd, req, strlen(req));
+    got = raw_read(fd, NULL);   /* until the server closes */
+    a = strstr(got, "{\"key\":\"YWJj\"}");
+    b = strstr(got, "{\"key\":\"bGF0ZXI=\"}");   /* answered later, still in order */
+    c = strstr(got, "{\"key\":\"eHl6\"}");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_true(a < b && b < c);
+    assert_non_null(strstr(got, "Connection: close\r\n"));
+    free(got);
+    close(fd);
+    wait_closes();
+}
+
+static void test_gateway_garbage(void **state)
+{
+    int fd = raw_connect();
+    char *got, *big;
+
+    (void)state;
+    raw_send(fd, "\x16\x03\x01garbage\r\n\r\n", 14);
+    got = raw_read(fd, NULL);
+    assert_non_null(strstr(got, "HTTP/1.1 400 Bad Request"));
+    free(got);
+    close(fd);
+    /* a head over 64 KiB */
+    fd = raw_connect();
+    big = malloc(70000);
+    memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+    memset(big + 19, 'a', 70000 - 19);
+    raw_send(fd, big, 70000);
+    got = raw_read(fd, NULL);
+    assert_non_null(strstr(got, "HTTP/1.1 431"));
+    free(got);
+    free(big);
+    close(fd);
+    /* a bad chunk size, a body over the limit, an abrupt close mid-head */
+    fd = raw_connect();
+    raw_sends(fd, "POST /v3/test/unary HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+    got = raw_read(fd, NULL);
+    assert_non_null(strstr(got, "HTTP/1.1 400"));
+    free(got);
+    close(fd);
+    fd = raw_connect();
+    raw_sends(fd, "POST /v3/test/unary HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n");
+    got = raw_read(fd, NULL);
+    assert_non_null(strstr(got, "HTTP/1.1 429"));
+    assert_non_null(strstr(got, "grpc: received message larger than max (99999999 vs. "));
+    free(got);
+    close(fd);
+    fd = raw_connect();
+    raw_sends(fd, "POST /v3/test/unary HTTP/1.1\r\nContent-Le");
+    close(fd);
+    /* websocket upgrades are not served yet */
+    fd = raw_connect();
+    raw_sends(fd, "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+    got = raw_read(fd, "\r\n\r\n");
+    assert_non_null(strstr(got, "HTTP/1.1 501"));
+    free(got);
+    close(fd);
+    /* the server still answers */
+    struct resp *r = http("GET", "/version", NULL);
+    assert_int_equal(r->status, 200);
+    free(r);
+    wait_closes();
+}
+
+static void test_gateway_abrupt_close(void **state)
+{
+    int fd = raw_connect();
+    const char *req = "POST /v3/test/stream HTTP/1.1\r\nContent-Length: 18\r\n\r\n"
+                      "{\"key\":\"aGFuZw==\"}";
+    int before = atomic_load(&n_open);
+
+    (void)state;
+    raw_send(fd, req, strlen(req));
+    for (int i = 0; i < 5000 && atomic_load(&n_open) == before; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    assert_int_equal(atomic_load(&n_open), before + 1);
+    close(fd);   /* the open stream must get on_close */
+    wait_closes();
+}
+
+/* Pipelined requests (chunked and Content-Length, with Expect: 100-continue) sent in random
+ * pieces must all be answered in order; then random garbage must never crash the server.
+ * The seed is printed; TRANSPORT_SEED=<n> replays it. */
+static void test_gateway_random_splits(void **state)
+{
+    const char *reqs =
+        "POST /v3/test/unary HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\n{\"k\r\n11\r\ney\":\"MQ==\"}      \r\n0\r\n\r\n"
+        "POST /v3beta/test/unary HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 14\r\n"
+        "\r\n{\"key\":\"Mg==\"}"
+        "GET /version HTTP/1.1\r\n\r\n"
+        "POST /v3/test/unary HTTP/1.1\r\nContent-Length: 14\r\n\r\n{\"key\":\"Mw==\"}";
+    const char *env = getenv("TRANSPORT_SEED");
+    unsigned seed = env ? (unsigned)strtoul(env, NULL, 10) : (unsigned)time(NULL);
+    size_t len = strlen(reqs);
+
+    (void)state;
+    printf("test_gateway_random_splits: TRANSPORT_SEED=%u\n", seed);
+    srand(seed);
+    for (int round = 0; round < 20; round++) {
+        int fd = raw_connect();
+        char *got;
+        for (size_t off = 0; off < len;) {
+            size_t n = 1 + (size_t)rand() % 40;
+            if (n > len - off)
+                n = len - off;
+            raw_send(fd, reqs + off, n);
+            off += n;
+        }
+        shutdown(fd, SHUT_WR);
+        got = raw_read(fd, "{\"key\":\"Mw==\"}");
+        if (!strstr(got, "HTTP/1.1 100 Continue\r\n\r\n"))
+            fail_msg("round %d: %s", round, got);
+        assert_true(strstr(got, "MQ==") < strstr(got, "Mg==") &&
+                    strstr(got, "Mg==") < strstr(got, "3.5.0") &&
+                    strstr(got, "3.5.0") < strstr(got, "Mw=="));
+        free(got);
+        close(fd);
+    }
+    for (int round = 0; round < 50; round++) {
+        int fd = raw_connect();
+        char junk[512];
+        size_t cut = (size_t)rand() % len;
+        for (size_t i = 0; i < sizeof(junk); i++)
+            junk[i] = (char)(rand() % 4 ? rand() % 256 : "\r\n:0 {"[rand() % 6]);
+        raw_send(fd, reqs, cut);
+        send(fd, junk, (size_t)rand() % sizeof(junk), MSG_NOSIGNAL);
+        close(fd);
+    }
+    struct resp *r = http("GET", "/version", NULL);
+    assert_int_equal(r->status, 200);
+    free(r);
+    wait_closes();
+}
+
+/* A client that pipelines many requests for big streamed answers and does not read: the
+ * server stops taking requests (bounded memory), then answers them all, in order, once the
+ * client reads. */
+static void test_gateway_backpressure(void **state)
+{
+    enum { N = 60 };
+    const char *body = "{\"key\":\"YQ==\",\"version\":\"40\",\"lease\":\"10000\"}";
+    char req[512], buf[65536], tail[8] = {0};
+    int fd = raw_connect(), before = atomic_load(&n_open), seen = -1, stable = 0, ends = 0;
+    size_t total = 0;
+
+    (void)state;
+    snprintf(req, sizeof(req), "POST /v3/test/stream HTTP/1.1\r\nHost: x\r\n"
+             "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    for (int i = 0; i < N; i++)
+        raw_sends(fd, req);
+    /* wait until the server stops starting calls */
+    for (int i = 0; i < 200 && stable < 5; i++) {
+        int now = atomic_load(&n_open);
+        stable = now == seen ? stable + 1 : 0;
+        seen = now;
+        nanosleep(&(struct timespec){0, 20000000}, NULL);
+    }
+    assert_true(seen - before < 20);   /* not all 60: each answer is ~540 KB */
+    while (ends < N) {
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0)
+            fail_msg("stalled: %d of %d answers, %d calls started, %zu bytes", ends, N,
+                     atomic_load(&n_open) - before, total);
+        total += (size_t)n;
+        for (ssize_t i = 0; i < n; i++) {   /* count the "\r\n0\r\n\r\n" stream ends */
+            memmove(tail, tail + 1, 6);
+            tail[6] = buf[i];
+            if (memcmp(tail, "\r\n0\r\n\r\n", 7) == 0)
+                ends++;
+        }
+    }
+    assert_int_equal(atomic_load(&n_open) - before, N);
+    assert_true(total > (size_t)N * 40 * 10000);
+    close(fd);
+    wait_closes();
+}
+
+/* ---- gRPC over HTTP/2 ---- */
+
+static void test_grpc_unary(void **state)
+{
+    uint8_t buf[256];
+    size_t len = 0;
+    Mvccpb__KeyValue *m[4];
+    struct resp *r;
+
+    (void)state;
+    grpc_frame(buf, &len, "hello", 7, 0);
+    r = grpc("/test.Echo/Unary", buf, len);
+    assert_non_null(strstr(r->headers, ":status: 200"));
+    assert_non_null(strcasestr(r->headers, "content-type: application/grpc"));
+    assert_non_null(strstr(r->headers, "grpc-status: 0"));
+    assert_int_equal(grpc_messages(r, m, 4), 1);
+    assert_int_equal(m[0]->key.len, 5);
+    assert_memory_equal(m[0]->key.data, "hello", 5);
+    assert_int_equal(m[0]->version, 7);
+    mvccpb__key_value__free_unpacked(m[0], NULL);
+    free(r);
+    len = 0;
+    grpc_frame(buf, &len, "token", 0, 0);
+    r = grpc("/test.Echo/Unary", buf, len);
+    assert_int_equal(grpc_messages(r, m, 4), 1);
+    assert_memory_equal(m[0]->value.data, "tok123", 6);
+    mvccpb__key_value__free_unpacked(m[0], NULL);
+    free(r);
+    wait_closes();
+}
+
+static void test_grpc_errors(void **state)
+{
+    uint8_t buf[4096];
+    size_t len = 0;
+    struct resp *r;
+
+    (void)state;
+    grpc_frame(buf, &len, "err", 0, 0);
+    r = grpc("/test.Echo/Unary", buf, len);
+    assert_non_null(strstr(r->headers, "grpc-status: 3"));
+    assert_non_null(strstr(r->headers, "grpc-message: etcdserver: key is not provided"));
+    assert_int_equal(r->len, 0);
+    free(r);
+    r = grpc("/test.Echo/Nope", buf, len);
+    assert_non_null(strstr(r->headers, "grpc-status: 12"));
+    assert_non_null(strstr(r->headers, "grpc-message: unknown method Nope for service test.Echo"));
+    free(r);
+    r = grpc("/etcdserverpb.X/Y", buf, len);
+    assert_non_null(strstr(r->headers, "grpc-message: unknown service etcdserverpb.X"));
+    free(r);
+    /* malformed protobuf */
+    memcpy(buf, "\0\0\0\0\3\xff\xff\xff", 8);
+    r = grpc("/test.Echo/Unary", buf, 8);
+    assert_non_null(strstr(r->headers, "grpc-status: 13"));
+    assert_non_null(strstr(r->headers, "grpc-message: grpc: error unmarshalling request"));
+    free(r);
+    /* declared length over max_request_bytes + 512 KiB */
+    memcpy(buf, "\0\0\x20\0\0", 5);
+    r = grpc("/test.Echo/Unary", buf, 5);
+    assert_non_null(strstr(r->headers, "grpc-status: 8"));
+    assert_non_null(strstr(r->headers, "grpc-message: grpc: received message larger than max "
+                                       "(2097152 vs. 1572864)"));
+    free(r);
+    /* compressed flag */
+    memcpy(buf, "\1\0\0\0\0", 5);
+    r = grpc("/test.Echo/Unary", buf, 5);
+    assert_non_null(strstr(r->headers, "grpc-status: 12"));
+    free(r);
+    /* no message at all */
+    r = grpc("/test.Echo/Unary", buf, 0);
+    assert_non_null(strstr(r->headers, "grpc-status: 13"));
+    free(r);
+    wait_closes();
+}
+
+static void test_grpc_streams(void **state)
+{
+    uint8_t buf[256];
+    size_t len = 0;
+    Mvccpb__KeyValue *m[3000];
+    struct resp *r;
+    int n;
+
+    (void)state;
+    /* 2000 messages of 1 KiB: more than the peer's flow-control windows */
+    grpc_frame(buf, &len, "s", 2000, 1000);
+    r = grpc("/test.Echo/Stream", buf, len);
+    assert_non_null(strstr(r->headers, "grpc-status: 0"));
+    n = grpc_messages(r, m, 3000);
+    assert_int_equal(n, 2000);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(m[i]->version, i + 1);
+        assert_int_equal(m[i]->value.len, 1000);
+        mvccpb__key_value__free_unpacked(m[i], NULL);
+    }
+    free(r);
+    len = 0;
+    grpc_frame(buf, &len, "fail", 0, 0);
+    r = grpc("/test.Echo/Stream", buf, len);
+    assert_non_null(strstr(r->headers, "grpc-status: 11"));
+    assert_int_equal(grpc_messages(r, m, 3), 1);
+    mvccpb__key_value__free_unpacked(m[0], NULL);
+    free(r);
+    /* bidi: three messages in, three out, finished on half-close */
+    len = 0;
+    grpc_frame(buf, &len, "a", 1, 0);
+    grpc_frame(buf, &len, "b", 2, 0);
+    grpc_frame(buf, &len, "c", 3, 0);
+    r = grpc("/test.Echo/Bidi", buf, len);
+    assert_non_null(strstr(r->headers, "grpc-status: 0"));
+    assert_int_equal(grpc_messages(r, m, 4), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(m[i]->version, i + 1);
+        mvccpb__key_value__free_unpacked(m[i], NULL);
+    }
+    free(r);
+    wait_closes();
+}
+
+static void test_grpc_multiplexed(void **state)
+{
+    enum { N = 200 };
+    struct h2call *calls = calloc(N, sizeof(*calls));
+    uint8_t (*buf)[64] = calloc(N, 64);
+
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), i % 5 == 0 ? "later" : "k%d", i);
+        calls[i].len = 0;
+        grpc_frame(buf[i], &calls[i].len, key, i, 0);
+        calls[i].path = i % 7 == 3 ? "/test.Echo/Bidi" : "/test.Echo/Unary";
+        calls[i].body = buf[i];
+        calls[i].r = calloc(1, sizeof(struct resp));
+    }
+    h2c_run(calls, N);
+    for (int i = 0; i < N; i++) {
+        Mvccpb__KeyValue *m[2];
+        assert_non_null(strstr(calls[i].r->headers, "grpc-status: 0"));
+        assert_int_equal(grpc_messages(calls[i].r, m, 2), 1);
+        assert_int_equal(m[0]->version, i);
+        mvccpb__key_value__free_unpacked(m[0], NULL);
+        free(calls[i].r);
+    }
+    free(calls);
+    free(buf);
+    wait_closes();
+}
+
+/* Open streams end with on_close when the client resets them or drops the connection. The
+ * "hang" stream stays open until then; the server's replies (a SETTINGS ack) drive the
+ * client's read loop. */
+static void grpc_hang_and(int action)
+{
+    uint8_t buf[4][64];
+    struct h2call calls[4] = {{0}};
+    int before = atomic_load(&n_open);
+
+    for (int i = 0; i < 4; i++) {
+        grpc_frame(buf[i], &calls[i].len, "hang", 0, 0);
+        calls[i].path = i % 2 ? "/test.Echo/Stream" : "/test.Echo/Unary";
+        calls[i].body = buf[i];
+        calls[i].r = calloc(1, sizeof(struct resp));
+    }
+    h2c_wait_open = before + 4;
+    h2c_action = action;
+    h2c_run(calls, 4);
+    for (int i = 0; i < 4; i++)
+        free(calls[i].r);
+    assert_true(atomic_load(&n_open) >= before + 4);
+    wait_closes();
+}
+
+static void test_grpc_reset_and_drop(void **state)
+{
+    (void)state;
+    grpc_hang_and(H2C_RESET);
+    grpc_hang_and(H2C_DROP);
+}
+
+/* A client that opens no flow-control window while a stream queues 20 MB for it: new calls
+ * are refused (RST_STREAM REFUSED_STREAM) instead of queueing more. */
+static void test_grpc_backlog_refused(void **state)
+{
+    uint8_t buf[2][64];
+    struct h2call calls[2] = {{0}};
+
+    (void)state;
+    grpc_frame(buf[0], &calls[0].len, "s", 2000, 10000);
+    grpc_frame(buf[1], &calls[1].len, "x", 0, 0);
+    for (int i = 0; i < 2; i++) {
+        calls[i].path = i ? "/test.Echo/Unary" : "/test.Echo/Stream";
+        calls[i].body = buf[i];
+        calls[i].r = calloc(1, sizeof(struct resp));
+    }
+    h2c_wait_open = atomic_load(&n_open) + 1;
+    h2c_action = H2C_LATER;
+    h2c_run(calls, 2);
+    assert_int_equal(calls[1].rst, NGHTTP2_REFUSED_STREAM);
+    assert_int_equal(calls[1].r->len, 0);
+    assert_true(calls[0].r->len < 1000000);   /* only what the window allowed */
+    free(calls[0].r);
+    free(calls[1].r);
+    wait_closes();
+}
+
+static void test_grpc_abrupt_close(void **state)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    int fd = raw_connect();
+    char *got;
+
+    (void)state;
+    /* preface, then garbage frames: the server answers GOAWAY and closes */
+    raw_send(fd, preface, 24);
+    raw_send(fd, "\0\0\0\x04\0\0\0\0\0", 9);   /* empty SETTINGS */
+    raw_send(fd, "garbage garbage garbage", 23);
+    got = raw_read(fd, NULL);
+    free(got);
+    close(fd);
+    /* a partial preface, then close */
+    fd = raw_connect();
+    raw_send(fd, preface, 10);
+    close(fd);
+    wait_closes();
+}
+
+int main(int argc, char **argv)
+{
+    /* `test_transport serve`: run just the echo server (prints its port) for h2load, wrk or
+     * grpcio by hand. */
+    if (argc > 1 && strcmp(argv[1], "serve") == 0) {
+        setup(NULL);
+        printf("%d\n", port);
+        fflush(stdout);
+        pthread_join(loop_thread, NULL);
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gateway_unary),
+        cmocka_unit_test(test_gateway_errors),
+        cmocka_unit_test(test_gateway_metadata),
+        cmocka_unit_test(test_gateway_stream),
+        cmocka_unit_test(test_gateway_chunked_and_pipelined),
+        cmocka_unit_test(test_gateway_garbage),
+        cmocka_unit_test(test_gateway_abrupt_close),
+        cmocka_unit_test(test_gateway_random_splits),
+        cmocka_unit_test(test_gateway_backpressure),
+        cmocka_unit_test(test_grpc_unary),
+        cmocka_unit_test(test_grpc_errors),
+        cmocka_unit_test(test_grpc_streams),
+        cmocka_unit_test(test_grpc_multiplexed),
+        cmocka_unit_test(test_grpc_reset_and_drop),
+        cmocka_unit_test(test_grpc_backlog_refused),
+        cmocka_unit_test(test_grpc_abrupt_close),
+    };
+    int rc;
+
+    curl_global_init(CURL_GLOBAL_ALL);
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
+    rc = cmocka_run_group_tests(tests, setup, teardown);
+    curl_global_cleanup();
+    return rc;
+}
