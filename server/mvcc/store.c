@@ -3,7 +3,8 @@
  * their encodings, the meta record, write batches and their commit.
  *
  * Files: <dir>/data.mdb and <dir>/lock.mdb (one LMDB environment, map size
- * max(2 * quota, 8 GiB), sparse; MDB_NOTLS | MDB_NOMETASYNC, plus MDB_NOSYNC in tests).
+ * max(2 * quota, 8 GiB), sparse; MDB_NOTLS | MDB_NOMETASYNC | MDB_NORDAHEAD (random access: no
+ * readahead filling memory with pages nobody asked for), plus MDB_NOSYNC in tests).
  *
  * Table "kv" (plain; key order = revision order; written only with MDB_APPEND):
  *   key   17 bytes  main revision, int64 big-endian (8) | '_' (1) | sub revision, BE (8)
@@ -320,7 +321,7 @@ static int env_open(mvcc *m, const mvcc_options *opt)
 {
     uint64_t quota = opt->quota_bytes ? opt->quota_bytes : 2 * GIB;
     uint64_t map = quota * 2 > 8 * GIB ? quota * 2 : 8 * GIB;
-    unsigned flags = MDB_NOTLS | MDB_NOMETASYNC | (opt->no_sync ? MDB_NOSYNC : 0);
+    unsigned flags = MDB_NOTLS | MDB_NOMETASYNC | MDB_NORDAHEAD | (opt->no_sync ? MDB_NOSYNC : 0);
     int rc;
 
     m->quota = quota;

@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,11 @@ static void on_store_flush(evloop *l, ev_timer *t)
     int rc;
 
     (void)l;
+    /* After a burst, give freed heap back to the system once a second (glibc keeps it). */
+    if (++n->flush_ticks % (1000 / STORE_FLUSH_MS) == 0 && n->applied != n->trimmed_at) {
+        n->trimmed_at = n->applied;
+        malloc_trim(0);
+    }
     if (!mvcc_has_unflushed(n->store))
         return;
     rc = mvcc_flush(n->store);

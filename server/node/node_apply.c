@@ -145,6 +145,7 @@ static void apply_committed(node *n, const raft_update *u, struct batch *b)
         fatal("starting a store batch", rc);
     for (size_t i = 0; i < u->n_committed; i++) {
         const raft_entry *e = &u->committed[i];
+        n->term_ring[e->index % NODE_TERM_RING] = e->term;
         if (e->type == RAFT_ENTRY_CONF_CHANGE)
             apply_conf_change(n, e);
         else if (e->index > ci)
@@ -259,6 +260,18 @@ static void answer_reads(node *n)
     }
 }
 
+/* Bounds Raft's in-memory log (see NODE_LOG_MAX); a refusal (a conf change applied after the
+ * point) just waits for a later flush. */
+static void trim_raft_log(node *n)
+{
+    uint64_t first = raft_first_index(n->raft), at;
+
+    if (n->applied < first || n->applied - first < NODE_LOG_MAX)
+        return;
+    at = n->applied - NODE_LOG_KEEP;
+    raft_compact(n->raft, at, n->term_ring[at % NODE_TERM_RING]);
+}
+
 static void nospace_proposed(void *ctx, int err, ProtobufCMessage *resp)
 {
     node *n = ctx;
@@ -316,6 +329,7 @@ void node_flush(evloop *l, void *arg)
     answer_reads(n);
     raise_nospace(n);
     node_maybe_snapshot(n);
+    trim_raft_log(n);
     free(b.v);
     n->in_flush = false;
 }

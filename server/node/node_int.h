@@ -11,6 +11,12 @@
 #include "wal/wal.h"
 
 #define NODE_MAX_ALARMS 64
+/* Raft keeps at most this many applied entries in memory (the WAL has them all); older ones
+ * are compacted away, leaving NODE_LOG_KEEP for followers that lag a little (etcd's
+ * SnapshotCatchUpEntries). A ring of recent applied terms gives the compaction point's term. */
+#define NODE_LOG_MAX 10000
+#define NODE_LOG_KEEP 5000
+#define NODE_TERM_RING 8192
 
 struct node_alarm {
     uint64_t member;
@@ -34,7 +40,10 @@ struct node {
     /* Invariant: applied <= raft commit index; entries <= applied are in the store. */
     uint64_t applied;
     uint64_t applied_term;
+    uint64_t term_ring[NODE_TERM_RING];   /* term of applied entry i at i % NODE_TERM_RING */
     uint64_t last_snapshot_index;
+    uint64_t flush_ticks;
+    uint64_t trimmed_at;          /* applied index at the last malloc_trim */
     uint64_t leader;              /* last leader seen, to count changes */
     struct node_alarm alarms[NODE_MAX_ALARMS];
     size_t nalarms;
