@@ -12,7 +12,8 @@
 #   (b) JSON gateway puts of unique keys (wrk + hack/bench/put.lua) and linearizable ranges of one
 #       key (hack/bench/range.lua), 1 and 64 connections;
 #   (c) 100,000 keys of 256-byte random values loaded through txns of 100 puts
-#       (hack/bench/load.py), then VmRSS and VmHWM of each process (/proc/PID/status) and the
+#       (hack/bench/load.py), then VmRSS and VmHWM of each process (/proc/PID/status), VmRSS again
+#       after 5 s idle with its file-backed part (RssFile: the store's mapped pages), and the
 #       data dir size (du).
 # Each run lasts BENCH_SECONDS (10). Knobs: BENCH_SECONDS, BENCH_KEYS (100000), BENCH_VALUE
 # (256), BENCH_CONNS ("1 64"). Prints a table (row, etcd, cetcd, ratio cetcd/etcd) and saves it
@@ -93,6 +94,10 @@ for side in etcd cetcd; do
   rec "load $KEYS keys (s)" $side "${secs:-0}"
   rec "RSS after load (MiB)" $side "$(rss_mib "$pid" VmRSS)"
   rec "peak RSS (MiB)" $side "$(rss_mib "$pid" VmHWM)"
+  # idle for a moment: Go's scavenger and cetcd's idle heap trim return freed memory
+  sleep 5
+  rec "RSS 5 s idle after load (MiB)" $side "$(rss_mib "$pid" VmRSS)"
+  rec "  of which file-backed (MiB)" $side "$(rss_mib "$pid" RssFile)"
   rec "data dir (MiB)" $side "$(du -sk "$T_DIR/$side.data" | awk '{ printf "%.1f", $1 / 1024 }')"
 done
 

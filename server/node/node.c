@@ -55,17 +55,39 @@ static void on_tick(evloop *l, ev_timer *t)
 static void on_store_flush(evloop *l, ev_timer *t)
 {
     node *n = t->data;
-    int rc;
 
     (void)l;
-    /* After a burst, give freed heap back to the system once a second (glibc keeps it). */
-    if (++n->flush_ticks % (1000 / STORE_FLUSH_MS) == 0 && n->applied != n->trimmed_at) {
+    /* After a burst, once the member is idle (nothing applied for a tick), give the freed
+     * heap back to the system: glibc keeps it, and trimming under load costs latency. */
+    if (n->applied == n->applied_last_tick && n->applied != n->trimmed_at) {
+        uint64_t start = evloop_now_ms();
         n->trimmed_at = n->applied;
         malloc_trim(0);
+        if (evloop_now_ms() - start >= NODE_SLOW_MS)
+            log_warn("node: returning freed memory took %llu ms",
+                     (unsigned long long)(evloop_now_ms() - start));
     }
+    n->applied_last_tick = n->applied;
     if (!mvcc_has_unflushed(n->store))
         return;
+    node_store_flush(n);
+}
+
+/* Makes the store's applied batches durable; warns when that stalled the loop. */
+void node_store_flush(node *n)
+{
+    uint64_t start = evloop_now_ms(), took;
+    int rc;
+
     rc = mvcc_flush(n->store);
+    took = evloop_now_ms() - start;
+    n->unflushed = 0;
+    /* LMDB (MDB_NOMETASYNC) syncs a commit's data but not its meta page; the next commit's
+     * sync covers that. So what the previous flush covered is durable now, whatever happens. */
+    n->durable_index = n->flushed_index;
+    n->flushed_index = mvcc_consistent_index(n->store);
+    if (took >= NODE_SLOW_MS)
+        log_warn("node: flushing the store took %llu ms", (unsigned long long)took);
     if (rc) {
         log_error("node: flushing the store failed: %s; stopping", ce_strerror(rc));
         exit(1);

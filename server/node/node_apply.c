@@ -153,6 +153,7 @@ static void apply_committed(node *n, const raft_update *u, struct batch *b)
         last = e;
     }
     n->proposals_committed += u->n_committed;
+    n->unflushed += u->n_committed;
     rc = mvcc_commit(n->store, last->index > ci ? last->index : ci, last->term);
     if (rc)
         fatal("committing a store batch", rc);
@@ -328,6 +329,8 @@ void node_flush(evloop *l, void *arg)
     }
     answer_reads(n);
     raise_nospace(n);
+    if (n->unflushed >= NODE_FLUSH_ENTRIES)
+        node_store_flush(n);
     node_maybe_snapshot(n);
     trim_raft_log(n);
     free(b.v);

@@ -17,6 +17,11 @@
 #define NODE_LOG_MAX 10000
 #define NODE_LOG_KEEP 5000
 #define NODE_TERM_RING 8192
+/* The store is flushed every STORE_FLUSH_MS (node.c), and sooner once this many entries are
+ * unflushed: a flush's cost grows with the pages it writes, and it blocks the loop. */
+#define NODE_FLUSH_ENTRIES 1000
+/* Disk work on the loop that takes longer than this is logged. */
+#define NODE_SLOW_MS 50
 
 struct node_alarm {
     uint64_t member;
@@ -42,7 +47,11 @@ struct node {
     uint64_t applied_term;
     uint64_t term_ring[NODE_TERM_RING];   /* term of applied entry i at i % NODE_TERM_RING */
     uint64_t last_snapshot_index;
-    uint64_t flush_ticks;
+    uint64_t applied_last_tick;
+    uint64_t unflushed;           /* entries applied since the last store flush */
+    uint64_t flushed_index;       /* consistent index the last store flush covered */
+    /* Invariant: the store holds every entry <= durable_index even after a power loss. */
+    uint64_t durable_index;   /* applied index at the previous store-flush tick */
     uint64_t trimmed_at;          /* applied index at the last malloc_trim */
     uint64_t leader;              /* last leader seen, to count changes */
     struct node_alarm alarms[NODE_MAX_ALARMS];
@@ -70,6 +79,7 @@ struct node {
 /* Flush hook: drains Raft's updates (node_apply.c). */
 void node_flush(evloop *l, void *arg);
 int node_save_members(node *n);
+void node_store_flush(node *n);
 
 /* Alarms (alarms.c): load at start, apply a replicated AlarmRequest, list, and the gate that
  * refuses writes while NOSPACE or CORRUPT is active (0 or CE_NO_SPACE / CE_CORRUPT_ALARM). */

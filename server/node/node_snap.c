@@ -2,11 +2,12 @@
  * node_snap.c: Raft snapshots of a member. The store (LMDB) is the snapshot's data; a snapshot
  * file (server/snap/) records the index, term and conf state it covers plus the member list.
  *
- * Taking one, every --snapshot-count applied entries, in this order (each step is safe to
- * crash after): sync the store to disk (so it durably holds everything up to the index) ->
- * write the snapshot file -> append a snapshot marker to the WAL (synced) -> let Raft drop the
- * entries from memory -> delete WAL segments wholly before the index -> keep the newest few
- * snapshot files. Invariant: the WAL is trimmed only behind a durable store state.
+ * A snapshot is taken every --snapshot-count entries, at the store's durable index (what an
+ * earlier flush made durable, see node_store_flush), so taking it costs no store sync. Steps,
+ * each safe to crash after: write the snapshot file -> append a snapshot marker to the WAL
+ * (synced) -> let Raft drop entries up to the index -> delete WAL segments wholly before the
+ * index -> keep the newest few snapshot files. Invariant: the WAL is trimmed only behind a
+ * durable store state.
  */
 #include "err.h"
 #include "log.h"
@@ -90,15 +91,19 @@ static int write_snapshot(node *n, uint64_t index, uint64_t term)
 
 void node_maybe_snapshot(node *n)
 {
-    uint64_t index = n->applied, term = n->applied_term;
-    wal_snapshot marker = {index, term};
+    uint64_t index = n->durable_index, term, start;
+    wal_snapshot marker;
     int rc;
 
-    if (!index || index - n->last_snapshot_index < n->cfg.snapshot_count)
+    if (!index || index <= n->last_snapshot_index ||
+        index - n->last_snapshot_index < n->cfg.snapshot_count ||
+        n->applied - index >= NODE_TERM_RING)
         return;
-    rc = mvcc_sync(n->store);
-    if (!rc)
-        rc = write_snapshot(n, index, term);
+    term = n->term_ring[index % NODE_TERM_RING];
+    marker.index = index;
+    marker.term = term;
+    start = evloop_now_ms();
+    rc = write_snapshot(n, index, term);
     if (!rc)
         rc = wal_save_snapshot(n->wal, &marker);
     if (rc) {
@@ -109,6 +114,6 @@ void node_maybe_snapshot(node *n)
     if (raft_compact(n->raft, index, term) == 0)
         wal_release_to(n->wal, index);
     snap_purge(n->snap_dir, KEEP_SNAPSHOTS);
-    log_info("node: snapshot taken at index %llu (term %llu)", (unsigned long long)index,
-             (unsigned long long)term);
+    log_info("node: snapshot taken at index %llu (term %llu) in %llu ms", (unsigned long long)index,
+             (unsigned long long)term, (unsigned long long)(evloop_now_ms() - start));
 }

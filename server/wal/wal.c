@@ -7,7 +7,8 @@
  * entry was expected to have when the segment was cut (0 for the segment made by wal_create).
  * Only the segment with the highest seq is ever written; older ones are immutable. A new segment
  * is written complete to "<name>.tmp", fsynced, renamed to <name>, and the directory fsynced;
- * so a segment file either does not exist or starts with its whole header. Leftover .tmp files
+ * so a segment file either does not exist or starts with its whole header. Released segments
+ * (wal_release_to) are renamed to "<name>.tmp" and unlinked by a short-lived thread. Leftover .tmp files
  * are deleted by wal_open. Before a new segment is created the previous one is fdatasynced, so
  * damage in any segment but the last cannot come from a crash: it is corruption.
  *
@@ -90,6 +91,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -927,6 +929,37 @@ int wal_sync(wal *w)
     return rc;
 }
 
+/* Deletes a released segment (a malloc'd path) off the caller's thread: unlinking a 64 MiB
+ * preallocated file costs tens of milliseconds on ext4, and the WAL's owner is the event loop.
+ * Should the process stop first, the file is a leftover .tmp that the next wal_open deletes. */
+static void *reap(void *path)
+{
+    unlink(path);
+    free(path);
+    return NULL;
+}
+
+static void reap_later(const char *dir, const char *name)
+{
+    size_t len = strlen(dir) + strlen(name) + 2;
+    char *path = malloc(len);
+    pthread_attr_t attr;
+    pthread_t th;
+
+    if (!path)
+        return;
+    snprintf(path, len, "%s/%s", dir, name);
+    if (pthread_attr_init(&attr) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &attr, reap, path) == 0) {
+            pthread_attr_destroy(&attr);
+            return;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    reap(path);
+}
+
 int wal_release_to(wal *w, uint64_t index)
 {
     if (w->failed)
@@ -938,14 +971,18 @@ int wal_release_to(wal *w, uint64_t index)
     if (k == 0)
         return 0;
     for (size_t i = 0; i < k; i++) {
-        char name[NAME_LEN + 1];
+        char name[NAME_LEN + 1], gone[NAME_LEN + 5];
         segment_name(name, sizeof name, w->segs[i].seq, w->segs[i].first);
-        if (unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT) {
+        snprintf(gone, sizeof gone, "%s.tmp", name);
+        if (renameat(w->dirfd, name, w->dirfd, gone) != 0) {
+            if (errno == ENOENT)
+                continue;
             int rc = ce_from_errno(errno);
             memmove(w->segs, w->segs + i, (w->nsegs - i) * sizeof *w->segs);
             w->nsegs -= i;
             return rc;
         }
+        reap_later(w->dir, gone);
     }
     memmove(w->segs, w->segs + k, (w->nsegs - k) * sizeof *w->segs);
     w->nsegs -= k;
