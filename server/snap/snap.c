@@ -41,6 +41,7 @@
 #include "err.h"
 #include "log.h"
 #include "crc32c.h"
+#include "lebytes.h"
 
 #define MAGIC "cetcdSNP"
 #define VERSION 1
@@ -53,30 +54,6 @@ struct snapname {
     char name[NAME_LEN + 1];
 };
 
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static bool parse_hex16(const char *s, uint64_t *out)
 {
@@ -187,21 +164,21 @@ static size_t encoded_size(const snap_meta *m)
 static void encode(const snap_meta *m, uint8_t *buf, size_t size)
 {
     memcpy(buf, MAGIC, 8);
-    put32(buf + 8, VERSION);
-    put32(buf + 12, 0);
-    put64(buf + 16, m->index);
-    put64(buf + 24, m->term);
-    put32(buf + 32, (uint32_t)m->nvoters);
-    put32(buf + 36, (uint32_t)m->nlearners);
-    put64(buf + 40, m->len);
+    le_put32(buf + 8, VERSION);
+    le_put32(buf + 12, 0);
+    le_put64(buf + 16, m->index);
+    le_put64(buf + 24, m->term);
+    le_put32(buf + 32, (uint32_t)m->nvoters);
+    le_put32(buf + 36, (uint32_t)m->nlearners);
+    le_put64(buf + 40, m->len);
     uint8_t *p = buf + FIXED;
     for (size_t i = 0; i < m->nvoters; i++, p += 8)
-        put64(p, m->voters[i]);
+        le_put64(p, m->voters[i]);
     for (size_t i = 0; i < m->nlearners; i++, p += 8)
-        put64(p, m->learners[i]);
+        le_put64(p, m->learners[i]);
     if (m->len)
         memcpy(p, m->data, m->len);
-    put32(buf + size - 4, crc32c(0, buf, size - 4));
+    le_put32(buf + size - 4, crc32c(0, buf, size - 4));
 }
 
 static int write_all(int fd, const uint8_t *p, size_t n)
@@ -354,7 +331,7 @@ static int copy_ids(const uint8_t *p, size_t n, uint64_t **out)
     if (!*out)
         return CE_NOMEM;
     for (size_t i = 0; i < n; i++)
-        (*out)[i] = get64(p + 8 * i);
+        (*out)[i] = le_get64(p + 8 * i);
     return 0;
 }
 
@@ -362,16 +339,16 @@ static int copy_ids(const uint8_t *p, size_t n, uint64_t **out)
 static int decode(const struct snapname *sn, const uint8_t *buf, size_t size, snap_meta *m)
 {
     memset(m, 0, sizeof *m);
-    if (size < FIXED + 4 || memcmp(buf, MAGIC, 8) != 0 || get32(buf + 8) != VERSION ||
-        get32(buf + 12) != 0)
+    if (size < FIXED + 4 || memcmp(buf, MAGIC, 8) != 0 || le_get32(buf + 8) != VERSION ||
+        le_get32(buf + 12) != 0)
         return CE_CORRUPT;
-    uint64_t nv = get32(buf + 32), nl = get32(buf + 36), len = get64(buf + 40);
+    uint64_t nv = le_get32(buf + 32), nl = le_get32(buf + 36), len = le_get64(buf + 40);
     if (len > SNAP_MAX_FILE || FIXED + 8 * (nv + nl) + len + 4 != size)
         return CE_CORRUPT;
-    if (crc32c(0, buf, size - 4) != get32(buf + size - 4))
+    if (crc32c(0, buf, size - 4) != le_get32(buf + size - 4))
         return CE_CORRUPT;
-    m->index = get64(buf + 16);
-    m->term = get64(buf + 24);
+    m->index = le_get64(buf + 16);
+    m->term = le_get64(buf + 24);
     if (m->index != sn->index || m->term != sn->term || m->index == 0)
         return CE_CORRUPT;
     const uint8_t *p = buf + FIXED;

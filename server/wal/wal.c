@@ -100,6 +100,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "lebytes.h"
 #include "err.h"
 #include "log.h"
 
@@ -153,30 +154,6 @@ struct wal {
 
 /* ---------- little helpers ---------- */
 
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static size_t pad8(size_t n)
 {
@@ -187,14 +164,14 @@ static uint32_t segment_salt(uint64_t seq)
 {
     uint8_t b[16];
     memcpy(b, MAGIC, 8);
-    put64(b + 8, seq);
+    le_put64(b + 8, seq);
     return crc32c(0, b, sizeof b);
 }
 
 static uint32_t header_crc(uint32_t salt, uint64_t off, const uint8_t *hdr)
 {
     uint8_t b[16];
-    put64(b, off);
+    le_put64(b, off);
     memcpy(b + 8, hdr, 8);
     return crc32c(salt, b, sizeof b);
 }
@@ -385,16 +362,16 @@ static enum parse_result parse_record(const uint8_t *buf, size_t size, size_t of
     const uint8_t *h = buf + off;
     if (h[4] < REC_HEADER || h[4] > REC_SNAPSHOT || h[5] || h[6] || h[7])
         return REC_BAD_HEADER;
-    uint32_t hcrc = get32(h + 8);
+    uint32_t hcrc = le_get32(h + 8);
     if (header_crc(salt, off, h) != hcrc)
         return REC_BAD_HEADER;
     r->type = h[4];
-    r->len = get32(h);
+    r->len = le_get32(h);
     r->extent = HDR_SIZE + pad8(r->len);
     r->payload = h + HDR_SIZE;
     if (r->len > WAL_MAX_PAYLOAD || r->extent > size - off)
         return REC_BAD_BODY;
-    if (crc32c(hcrc, r->payload, r->len) != get32(h + 12))
+    if (crc32c(hcrc, r->payload, r->len) != le_get32(h + 12))
         return REC_BAD_BODY;
     return REC_OK;
 }
@@ -432,9 +409,9 @@ static int corrupt(const char *path, size_t off, const char *why)
 static int apply_header(struct replay *st, const struct rec *r)
 {
     if (st->phase != 0 || r->len != SEGHDR_SIZE || memcmp(r->payload, MAGIC, 8) != 0 ||
-        get32(r->payload + 8) != VERSION)
+        le_get32(r->payload + 8) != VERSION)
         return CE_CORRUPT;
-    uint64_t seq = get64(r->payload + 16), first = get64(r->payload + 24);
+    uint64_t seq = le_get64(r->payload + 16), first = le_get64(r->payload + 24);
     if (seq != st->si.seq || first != st->si.first)
         return CE_CORRUPT;
     if (st->seen_segment && first != st->le + 1)
@@ -504,8 +481,8 @@ static int apply_entry(struct replay *st, const struct rec *r)
     if (st->phase != 2 || r->len < ENTRY_FIXED)
         return CE_CORRUPT;
     wal_entry e = {
-        .term = get64(r->payload),
-        .index = get64(r->payload + 8),
+        .term = le_get64(r->payload),
+        .index = le_get64(r->payload + 8),
         .type = r->payload[16],
         .data = r->payload + ENTRY_FIXED,
         .len = r->len - ENTRY_FIXED,
@@ -523,8 +500,8 @@ static int apply_hardstate(struct replay *st, const struct rec *r)
 {
     if (st->phase != 2 || r->len != 24)
         return CE_CORRUPT;
-    st->rp->hs = (wal_hardstate){get64(r->payload), get64(r->payload + 8),
-                                 get64(r->payload + 16)};
+    st->rp->hs = (wal_hardstate){le_get64(r->payload), le_get64(r->payload + 8),
+                                 le_get64(r->payload + 16)};
     st->rp->has_hs = true;
     return 0;
 }
@@ -533,7 +510,7 @@ static int apply_snapshot(struct replay *st, const struct rec *r)
 {
     if (st->phase != 2 || r->len != 16)
         return CE_CORRUPT;
-    st->rp->snap = (wal_snapshot){get64(r->payload), get64(r->payload + 8)};
+    st->rp->snap = (wal_snapshot){le_get64(r->payload), le_get64(r->payload + 8)};
     st->rp->has_snap = true;
     if (st->rp->snap.index > st->le)
         st->le = st->rp->snap.index;
@@ -646,17 +623,17 @@ static int append_record(wal *w, uint8_t type, const uint8_t *a, size_t alen, co
     if (rc != 0)
         return rc;
     uint8_t *h = w->buf + w->buflen;
-    put32(h, (uint32_t)len);
+    le_put32(h, (uint32_t)len);
     h[4] = type;
     h[5] = h[6] = h[7] = 0;
     uint32_t hcrc = header_crc(w->salt, w->off + w->buflen, h);
-    put32(h + 8, hcrc);
+    le_put32(h + 8, hcrc);
     if (alen)
         memcpy(h + HDR_SIZE, a, alen);
     if (blen)
         memcpy(h + HDR_SIZE + alen, b, blen);
     memset(h + HDR_SIZE + len, 0, ext - HDR_SIZE - len);
-    put32(h + 12, crc32c(hcrc, h + HDR_SIZE, len));
+    le_put32(h + 12, crc32c(hcrc, h + HDR_SIZE, len));
     w->buflen += ext;
     return 0;
 }
@@ -664,25 +641,25 @@ static int append_record(wal *w, uint8_t type, const uint8_t *a, size_t alen, co
 static int append_hardstate(wal *w, const wal_hardstate *hs)
 {
     uint8_t p[24];
-    put64(p, hs->term);
-    put64(p + 8, hs->vote);
-    put64(p + 16, hs->commit);
+    le_put64(p, hs->term);
+    le_put64(p + 8, hs->vote);
+    le_put64(p + 16, hs->commit);
     return append_record(w, REC_HARDSTATE, p, sizeof p, NULL, 0);
 }
 
 static int append_snapshot(wal *w, const wal_snapshot *s)
 {
     uint8_t p[16];
-    put64(p, s->index);
-    put64(p + 8, s->term);
+    le_put64(p, s->index);
+    le_put64(p + 8, s->term);
     return append_record(w, REC_SNAPSHOT, p, sizeof p, NULL, 0);
 }
 
 static int append_entry(wal *w, const wal_entry *e)
 {
     uint8_t p[ENTRY_FIXED];
-    put64(p, e->term);
-    put64(p + 8, e->index);
+    le_put64(p, e->term);
+    le_put64(p + 8, e->index);
     p[16] = e->type;
     return append_record(w, REC_ENTRY, p, sizeof p, e->data, e->len);
 }
@@ -692,9 +669,9 @@ static int append_segment_start(wal *w, uint64_t seq, uint64_t first)
 {
     uint8_t p[SEGHDR_SIZE] = {0};
     memcpy(p, MAGIC, 8);
-    put32(p + 8, VERSION);
-    put64(p + 16, seq);
-    put64(p + 24, first);
+    le_put32(p + 8, VERSION);
+    le_put64(p + 16, seq);
+    le_put64(p + 24, first);
     int rc = append_record(w, REC_HEADER, p, sizeof p, NULL, 0);
     if (rc == 0)
         rc = append_record(w, REC_METADATA, w->meta, w->metalen, NULL, 0);

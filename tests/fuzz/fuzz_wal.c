@@ -25,6 +25,7 @@
 #include "err.h"
 #include "log.h"
 #include "common/crc32c.h"
+#include "common/lebytes.h"
 #include "server/wal/wal.h"
 
 static char root[64];
@@ -58,18 +59,6 @@ static void write_segment(const char *name, const uint8_t *data, size_t size)
     close(fd);
 }
 
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* Frames one record at *off of out (see wal.c); false if it does not fit. */
 static int frame(uint32_t salt, size_t *off, uint8_t type, const uint8_t *p, size_t len)
 {
@@ -78,15 +67,15 @@ static int frame(uint32_t salt, size_t *off, uint8_t type, const uint8_t *p, siz
         return 0;
     uint8_t *h = out + *off;
     memset(h, 0, ext);
-    put32(h, (uint32_t)len);
+    le_put32(h, (uint32_t)len);
     h[4] = type;
     uint8_t b[16];
-    put64(b, *off);
+    le_put64(b, *off);
     memcpy(b + 8, h, 8);
     uint32_t hcrc = crc32c(salt, b, 16);
-    put32(h + 8, hcrc);
+    le_put32(h + 8, hcrc);
     memcpy(h + 16, p, len);
-    put32(h + 12, crc32c(hcrc, p, len));
+    le_put32(h + 12, crc32c(hcrc, p, len));
     *off += ext;
     return 1;
 }
@@ -95,13 +84,13 @@ static size_t structured(uint64_t seq, uint64_t first, const uint8_t *d, size_t 
 {
     uint8_t s[16];
     memcpy(s, "cetcdWAL", 8);
-    put64(s + 8, seq);
+    le_put64(s + 8, seq);
     uint32_t salt = crc32c(0, s, 16);
     uint8_t hdr[32] = {0};
     memcpy(hdr, "cetcdWAL", 8);
-    put32(hdr + 8, 1);
-    put64(hdr + 16, seq);
-    put64(hdr + 24, first);
+    le_put32(hdr + 8, 1);
+    le_put64(hdr + 16, seq);
+    le_put64(hdr + 24, first);
     size_t off = 0;
     frame(salt, &off, 1, hdr, sizeof hdr);
     frame(salt, &off, 2, (const uint8_t *)"m", 1);
