@@ -41,6 +41,7 @@
 #include "err.h"
 #include "log.h"
 #include "crc32c.h"
+#include "hexname.h"
 #include "lebytes.h"
 
 #define MAGIC "cetcdSNP"
@@ -54,31 +55,12 @@ struct snapname {
     char name[NAME_LEN + 1];
 };
 
-
-static bool parse_hex16(const char *s, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 16; i++) {
-        char c = s[i];
-        int d;
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            d = c - 'a' + 10;
-        else
-            return false;
-        v = (v << 4) | (uint64_t)d;
-    }
-    *out = v;
-    return true;
-}
-
 static bool parse_name(const char *name, struct snapname *sn)
 {
     if (strlen(name) != NAME_LEN || name[16] != '-' || strcmp(name + 33, ".snap") != 0)
         return false;
     memcpy(sn->name, name, NAME_LEN + 1);
-    return parse_hex16(name, &sn->term) && parse_hex16(name + 17, &sn->index);
+    return hex16_parse(name, &sn->term) && hex16_parse(name + 17, &sn->index);
 }
 
 static bool is_tmp_name(const char *name)

@@ -100,6 +100,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "hexname.h"
 #include "lebytes.h"
 #include "err.h"
 #include "log.h"
@@ -190,29 +191,11 @@ static char *join_path(const char *dir, const char *name)
     return p;
 }
 
-static bool parse_hex16(const char *s, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 16; i++) {
-        char c = s[i];
-        int d;
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            d = c - 'a' + 10;
-        else
-            return false;
-        v = (v << 4) | (uint64_t)d;
-    }
-    *out = v;
-    return true;
-}
-
 /* True if name is exactly "<16 hex>-<16 hex>.wal". */
 static bool parse_segment_name(const char *name, struct seginfo *si)
 {
     return strlen(name) == NAME_LEN && name[16] == '-' && strcmp(name + 33, ".wal") == 0 &&
-           parse_hex16(name, &si->seq) && parse_hex16(name + 17, &si->first);
+           hex16_parse(name, &si->seq) && hex16_parse(name + 17, &si->first);
 }
 
 static bool is_tmp_name(const char *name)
