@@ -41,6 +41,21 @@ static char *read_stdin(size_t *len)
     return buf;
 }
 
+/* get and del: KEY [RANGE_END]; a range end is refused with --prefix or --from-key. */
+static int key_range_args(const struct ctl *c, bool open_ended, const char **key, size_t *key_len,
+                          const char **end, size_t *end_len)
+{
+    if (open_ended && c->n_args > 1)
+        return ctl_fail(EXIT_BAD_ARGS, "too many arguments, only accept one argument when `--prefix` or `--from-key` is set");
+    *key = c->args[0];
+    *key_len = strlen(*key);
+    if (c->n_args > 1) {
+        *end = c->args[1];
+        *end_len = strlen(*end);
+    }
+    return 0;
+}
+
 static int no_table(const struct ctl *c)
 {
     if (c->fmt == OUT_TABLE)
@@ -163,14 +178,9 @@ int ctl_cmd_get(struct ctl *c)
         return ctl_fail(EXIT_BAD_ARGS, "get command needs one argument as key and an optional argument as range_end");
     if ((rc = parse_range_flags(c, &req)))
         return rc;
-    if ((req.prefix || req.from_key) && c->n_args > 1)
-        return ctl_fail(EXIT_BAD_ARGS, "too many arguments, only accept one argument when `--prefix` or `--from-key` is set");
-    req.key = c->args[0];
-    req.key_len = strlen(req.key);
-    if (c->n_args > 1) {
-        req.range_end = c->args[1];
-        req.range_end_len = strlen(req.range_end);
-    }
+    if ((rc = key_range_args(c, req.prefix || req.from_key, &req.key, &req.key_len,
+                             &req.range_end, &req.range_end_len)))
+        return rc;
     if ((rc = no_table(c)) || (rc = ctl_client(c, NULL, 0, &cl)))
         return rc;
     rc = cetcd_range(cl, &req, &resp);
@@ -198,14 +208,9 @@ int ctl_cmd_del(struct ctl *c)
     req.prev_kv = ctl_bool(c, "prev-kv");
     if (req.prefix && req.from_key)
         return ctl_fail(EXIT_BAD_ARGS, "`--prefix` and `--from-key` cannot be set at the same time, choose one");
-    if ((req.prefix || req.from_key) && c->n_args > 1)
-        return ctl_fail(EXIT_BAD_ARGS, "too many arguments, only accept one argument when `--prefix` or `--from-key` is set");
-    req.key = c->args[0];
-    req.key_len = strlen(req.key);
-    if (c->n_args > 1) {
-        req.range_end = c->args[1];
-        req.range_end_len = strlen(req.range_end);
-    }
+    if ((rc = key_range_args(c, req.prefix || req.from_key, &req.key, &req.key_len,
+                             &req.range_end, &req.range_end_len)))
+        return rc;
     if ((rc = no_table(c)) || (rc = ctl_client(c, NULL, 0, &cl)))
         return rc;
     rc = cetcd_delete(cl, &req, &resp);

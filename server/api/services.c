@@ -22,7 +22,6 @@
 #include <string.h>
 
 struct services {
-    evloop *loop;
     node *node;
     rpc_server *rpc;
     uint64_t quota_bytes;
@@ -164,73 +163,52 @@ static int propose(rpc_call *c, Cetcdpb__InternalRequest *ir)
     return rc;
 }
 
-static void finish_write(rpc_call *c, ProtobufCMessage *req, int rc)
+/* Proposes ir (which wraps the client's request m) unless validation failed with rc; the
+ * call is answered from write_done, or here on failure. Frees m. */
+static void submit(rpc_call *c, ProtobufCMessage *m, Cetcdpb__InternalRequest *ir, int rc)
 {
-    free_msg(req);
+    if (!rc)
+        rc = propose(c, ir);
+    free_msg(m);
     if (rc)
         rpc_finish(c, rc);
 }
 
+#define INTERNAL(req_case, field, value)                                                       \
+    Cetcdpb__InternalRequest ir = CETCDPB__INTERNAL_REQUEST__INIT;                             \
+    ir.request_case = CETCDPB__INTERNAL_REQUEST__REQUEST_##req_case;                           \
+    ir.field = (value)
+
 static void kv_put(rpc_call *c, ProtobufCMessage *m)
 {
-    Etcdserverpb__PutRequest *r = (Etcdserverpb__PutRequest *)m;
-    Cetcdpb__InternalRequest ir = CETCDPB__INTERNAL_REQUEST__INIT;
-    int rc = mvcc_check_put(r);
-
-    if (!rc) {
-        ir.request_case = CETCDPB__INTERNAL_REQUEST__REQUEST_PUT;
-        ir.put = r;
-        rc = propose(c, &ir);
-    }
-    finish_write(c, m, rc);
+    INTERNAL(PUT, put, (Etcdserverpb__PutRequest *)m);
+    submit(c, m, &ir, mvcc_check_put(ir.put));
 }
 
 static void kv_delete(rpc_call *c, ProtobufCMessage *m)
 {
-    Etcdserverpb__DeleteRangeRequest *r = (Etcdserverpb__DeleteRangeRequest *)m;
-    Cetcdpb__InternalRequest ir = CETCDPB__INTERNAL_REQUEST__INIT;
-    int rc = mvcc_check_delete(r);
-
-    if (!rc) {
-        ir.request_case = CETCDPB__INTERNAL_REQUEST__REQUEST_DELETE_RANGE;
-        ir.delete_range = r;
-        rc = propose(c, &ir);
-    }
-    finish_write(c, m, rc);
+    INTERNAL(DELETE_RANGE, delete_range, (Etcdserverpb__DeleteRangeRequest *)m);
+    submit(c, m, &ir, mvcc_check_delete(ir.delete_range));
 }
 
 static void kv_txn(rpc_call *c, ProtobufCMessage *m)
 {
-    Etcdserverpb__TxnRequest *r = (Etcdserverpb__TxnRequest *)m;
-    Cetcdpb__InternalRequest ir = CETCDPB__INTERNAL_REQUEST__INIT;
-    int rc = mvcc_check_txn(node_store(svc(c)->node), r);
+    INTERNAL(TXN, txn, (Etcdserverpb__TxnRequest *)m);
+    submit(c, m, &ir, mvcc_check_txn(node_store(svc(c)->node), ir.txn));
+}
 
-    if (!rc) {
-        ir.request_case = CETCDPB__INTERNAL_REQUEST__REQUEST_TXN;
-        ir.txn = r;
-        rc = propose(c, &ir);
-    }
-    finish_write(c, m, rc);
+/* etcd refuses a compaction to a compacted or future revision before proposing it. */
+static int check_compact(mvcc *store, const Etcdserverpb__CompactionRequest *r)
+{
+    if (r->revision <= mvcc_compact_rev(store))
+        return CE_COMPACTED;
+    return r->revision > mvcc_rev(store) ? CE_FUTURE_REV : 0;
 }
 
 static void kv_compact(rpc_call *c, ProtobufCMessage *m)
 {
-    Etcdserverpb__CompactionRequest *r = (Etcdserverpb__CompactionRequest *)m;
-    Cetcdpb__InternalRequest ir = CETCDPB__INTERNAL_REQUEST__INIT;
-    mvcc *store = node_store(svc(c)->node);
-    int rc = 0;
-
-    /* etcd refuses these before proposing */
-    if (r->revision <= mvcc_compact_rev(store))
-        rc = CE_COMPACTED;
-    else if (r->revision > mvcc_rev(store))
-        rc = CE_FUTURE_REV;
-    if (!rc) {
-        ir.request_case = CETCDPB__INTERNAL_REQUEST__REQUEST_COMPACTION;
-        ir.compaction = r;
-        rc = propose(c, &ir);
-    }
-    finish_write(c, m, rc);
+    INTERNAL(COMPACTION, compaction, (Etcdserverpb__CompactionRequest *)m);
+    submit(c, m, &ir, check_compact(node_store(svc(c)->node), ir.compaction));
 }
 
 /* ---- reads ----------------------------------------------------------------------------- */
@@ -431,7 +409,7 @@ static void maint_alarm(rpc_call *c, ProtobufCMessage *m)
     if (r->action != ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET) {
         ir.request_case = CETCDPB__INTERNAL_REQUEST__REQUEST_ALARM;
         ir.alarm = r;
-        finish_write(c, m, propose(c, &ir));
+        submit(c, m, &ir, 0);
         return;
     }
     free_msg(m);
@@ -544,7 +522,6 @@ int services_new(evloop *loop, node *n, const config *cfg, services **out)
 
     if (!s)
         return CE_NOMEM;
-    s->loop = loop;
     s->node = n;
     s->quota_bytes = cfg->quota_backend_bytes;
     rc_cfg.listen_urls = (const char *const *)cfg->listen_client_urls.list;

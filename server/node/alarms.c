@@ -9,6 +9,7 @@
  *   [{"member":"<hex id>","alarm":1}, ...]          (alarm: etcdserverpb.AlarmType number)
  * Applying the same request twice (after a crash) gives the same set.
  */
+#include "atomicfile.h"
 #include "err.h"
 #include "log.h"
 #include "node_int.h"
@@ -24,8 +25,8 @@
 static int save(node *n)
 {
     cJSON *arr = cJSON_CreateArray();
-    char hex[24], tmp[1200], *text;
-    int fd, rc = 0;
+    char hex[24], path[1200], *text;
+    int rc;
 
     for (size_t i = 0; arr && i < n->nalarms; i++) {
         cJSON *o = cJSON_CreateObject();
@@ -38,19 +39,8 @@ static int save(node *n)
     cJSON_Delete(arr);
     if (!text)
         return CE_NOMEM;
-    snprintf(tmp, sizeof(tmp), "%s/alarms.json.tmp", n->member_dir);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text) ||
-        (!n->cfg.unsafe_no_fsync && fsync(fd)))
-        rc = CE_IO;
-    if (fd >= 0)
-        close(fd);
-    if (!rc) {
-        char path[1200];
-        snprintf(path, sizeof(path), "%s/alarms.json", n->member_dir);
-        if (rename(tmp, path))
-            rc = ce_from_errno(errno);
-    }
+    snprintf(path, sizeof(path), "%s/alarms.json", n->member_dir);
+    rc = atomic_write_path(path, text, strlen(text), !n->cfg.unsafe_no_fsync);
     free(text);
     return rc;
 }

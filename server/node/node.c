@@ -24,6 +24,7 @@
  * WAL metadata: the text "member_id=<hex> cluster_id=<hex>".
  */
 #include "node.h"
+#include "atomicfile.h"
 #include "err.h"
 #include "log.h"
 #include "members.h"
@@ -280,28 +281,15 @@ static void set_self_client_urls(node *n)
     }
 }
 
-/* Rewrites members.json atomically (tmp, fsync, rename). */
+/* Rewrites members.json atomically (common/atomicfile.h). */
 int node_save_members(node *n)
 {
-    char tmp[1200], *json = members_to_json(n->members, n->nmembers, n->cluster_id);
-    int fd, rc = 0;
-    size_t len;
+    char *json = members_to_json(n->members, n->nmembers, n->cluster_id);
+    int rc;
 
     if (!json)
         return CE_NOMEM;
-    len = strlen(json);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", n->members_path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = ce_from_errno(errno);
-        goto out_free;
-    }
-    if (write(fd, json, len) != (ssize_t)len || (!n->cfg.unsafe_no_fsync && fsync(fd)))
-        rc = CE_IO;
-    close(fd);
-    if (!rc && rename(tmp, n->members_path))
-        rc = ce_from_errno(errno);
-out_free:
+    rc = atomic_write_path(n->members_path, json, strlen(json), !n->cfg.unsafe_no_fsync);
     free(json);
     return rc;
 }

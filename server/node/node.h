@@ -78,7 +78,6 @@ typedef struct node_status {
     uint64_t proposals_applied;
     uint64_t proposals_pending;
     uint64_t proposals_failed;
-    uint64_t slow_applies;
     size_t nalarms;                    /* active alarms */
 } node_status;
 

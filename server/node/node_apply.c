@@ -158,7 +158,6 @@ static void apply_committed(node *n, const raft_update *u, struct batch *b)
     if (rc)
         fatal("committing a store batch", rc);
     n->applied = last->index;
-    n->applied_term = last->term;
 }
 
 static void persist(node *n, const raft_update *u)

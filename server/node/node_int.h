@@ -44,7 +44,6 @@ struct node {
     uint64_t id_counter;
     /* Invariant: applied <= raft commit index; entries <= applied are in the store. */
     uint64_t applied;
-    uint64_t applied_term;
     uint64_t term_ring[NODE_TERM_RING];   /* term of applied entry i at i % NODE_TERM_RING */
     uint64_t last_snapshot_index;
     uint64_t applied_last_tick;
@@ -58,7 +57,6 @@ struct node {
     size_t nalarms;
     bool nospace_proposed;        /* a NOSPACE activation is in flight */
     bool quota_hit;               /* a write failed for lack of space in this flush */
-    bool stopping;
     bool in_flush;
     char member_dir[900];
     char wal_dir[1024];

@@ -41,6 +41,7 @@
 #include "err.h"
 #include "log.h"
 #include "crc32c.h"
+#include "atomicfile.h"
 #include "hexname.h"
 #include "lebytes.h"
 
@@ -163,41 +164,6 @@ static void encode(const snap_meta *m, uint8_t *buf, size_t size)
     le_put32(buf + size - 4, crc32c(0, buf, size - 4));
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t r = write(fd, p, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return ce_from_errno(errno);
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-/* Writes buf to name in dfd via name.tmp + fsync + rename + directory fsync. */
-static int write_atomic(int dfd, const char *name, const uint8_t *buf, size_t size)
-{
-    char tmp[NAME_LEN + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", name);
-    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return ce_from_errno(errno);
-    int rc = write_all(fd, buf, size);
-    if (rc == 0 && fsync(fd) != 0)
-        rc = ce_from_errno(errno);
-    close(fd);
-    if (rc == 0 && renameat(dfd, tmp, dfd, name) != 0)
-        rc = ce_from_errno(errno);
-    if (rc != 0) {
-        unlinkat(dfd, tmp, 0);
-        return rc;
-    }
-    return fsync(dfd) == 0 ? 0 : ce_from_errno(errno);
-}
-
 static bool meta_valid(const snap_meta *m)
 {
     return m->index > 0 && m->nvoters <= UINT32_MAX / 8 && m->nlearners <= UINT32_MAX / 8 &&
@@ -251,7 +217,7 @@ int snap_save(const char *dir, const snap_meta *m)
     char name[NAME_LEN + 1];
     snprintf(name, sizeof name, "%016llx-%016llx.snap", (unsigned long long)m->term,
              (unsigned long long)m->index);
-    rc = write_atomic(dfd, name, buf, size);
+    rc = atomic_write(dfd, name, buf, size, true);
     free(buf);
 out_close_dir:
     close(dfd);
