@@ -38,7 +38,7 @@ TEST_SRC   := $(wildcard tests/unit/test_*.c)
 LIB_OBJ    := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC)) $(patsubst $(B)/gen/%.c,$(B)/obj/gen/%.o,$(GEN_C))
 TEST_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))
 
-.PHONY: all help run test unit asan integration compat bench fuzz sim clean distclean deps check-deps
+.PHONY: all help run test unit asan integration compat bench fuzz sim cluster clean distclean deps check-deps
 
 all: $(BIN)/cetcd $(BIN)/cetcdctl ## build bin/cetcd and bin/cetcdctl
 
@@ -71,6 +71,18 @@ asan: ## unit + integration tests built with AddressSanitizer and UndefinedBehav
 
 bench: all ## side-by-side benchmark against Debian's etcd 3.4 (prints ratios)
 	@bash hack/bench.sh
+
+SIM_SRC    := $(wildcard tests/sim/*.c)
+SEEDS      ?= 500
+sim: $(B)/tests/sim ## deterministic Raft simulation: SEEDS=N seeds (default 500), or SEED=s to replay one
+	@$(B)/tests/sim $(if $(SEED),--seed $(SEED) --verbose,--seeds $(SEEDS))
+
+$(B)/tests/sim: $(SIM_SRC) $(wildcard tests/sim/*.h) $(B)/libcetcd.a | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(OPT) $(CFLAGS) -Itests/sim -o $@ $(SIM_SRC) $(B)/libcetcd.a $(LDSAN) $(LIBS)
+
+cluster: all ## start a local 3-member cetcd cluster on 127.0.0.1 (hack/cluster.sh; Ctrl-C stops it)
+	@bash hack/cluster.sh
 
 FUZZ_SECONDS ?= 20
 fuzz: ## libFuzzer targets (gRPC frames, protobuf, JSON gateway, WAL reader), FUZZ_SECONDS each

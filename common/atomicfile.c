@@ -69,3 +69,15 @@ out_free:
     free(b);
     return rc;
 }
+
+int atomic_sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+
+    if (fd < 0)
+        return ce_from_errno(errno);
+    if (fsync(fd) != 0)
+        rc = ce_from_errno(errno);
+    close(fd);
+    return rc;
+}

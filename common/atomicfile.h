@@ -14,5 +14,7 @@
 int atomic_write(int dfd, const char *name, const void *buf, size_t size, bool sync);
 /* The same for a path, opening its directory. */
 int atomic_write_path(const char *path, const void *buf, size_t size, bool sync);
+/* fsyncs a directory, making renames and creations in it durable. 0 or CE_*. */
+int atomic_sync_dir(const char *dir);
 
 #endif

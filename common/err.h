@@ -51,6 +51,9 @@
     X(CE_NOT_ENOUGH_STARTED, -48, 9, "etcdserver: re-configuration failed due to not enough started members") \
     X(CE_LEARNER_NOT_SUPPORTED, -49, 14, "etcdserver: rpc not supported for learner")         \
     X(CE_BAD_LEADER_TRANSFER, -50, 9, "etcdserver: bad leader transferee")                    \
+    X(CE_TIMEOUT_TRANSFER, -51, 14, "etcdserver: request timed out, leader transfer took too long") \
+    X(CE_TIMEOUT_LEADER_FAIL, -39, 14, "etcdserver: request timed out, possibly due to previous leader failure") \
+    X(CE_MEMBER_REMOVED,   -52, 9, "etcdserver: the member has been permanently removed from the cluster") \
     X(CE_PERMISSION_DENIED, -60, 7, "etcdserver: permission denied")                          \
     X(CE_AUTH_FAILED,      -61, 3, "etcdserver: authentication failed, invalid user ID or password") \
     X(CE_INVALID_TOKEN,    -62, 16, "etcdserver: invalid auth token")                         \

@@ -506,6 +506,11 @@ int config_parse(config *cfg, int argc, char **argv, char **envp)
     bool seen[sizeof(options) / sizeof(options[0])] = {0};
     int rc;
 
+    /* Boolean defaults that are true (a given flag or variable overrides them). etcd 3.4
+     * defaults --pre-vote to false; cetcd follows etcd 3.5 (true): a member rejoining after
+     * a partition then cannot depose a healthy leader. */
+    cfg->pre_vote = true;
+    cfg->strict_reconfig_check = true;
     rc = parse_args(cfg, argc, argv, seen);
     if (rc)
         return rc;

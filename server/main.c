@@ -42,6 +42,10 @@ static void node_config_from(const config *c, node_config *nc)
     nc->nadvertise_client = c->advertise_client_urls.n;
     nc->advertise_peer_urls = (const char *const *)c->initial_advertise_peer_urls.list;
     nc->nadvertise_peer = c->initial_advertise_peer_urls.n;
+    nc->listen_peer_urls = (const char *const *)c->listen_peer_urls.list;
+    nc->nlisten_peer = c->listen_peer_urls.n;
+    nc->pre_vote = c->pre_vote;
+    nc->strict_reconfig_check = c->strict_reconfig_check;
     nc->heartbeat_ms = (uint32_t)c->heartbeat_ms;
     nc->election_ms = (uint32_t)c->election_ms;
     nc->snapshot_count = c->snapshot_count;

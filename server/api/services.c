@@ -8,6 +8,7 @@
  * a client that disconnects never receives a late callback.
  */
 #include "services.h"
+#include "services_int.h"
 #include "err.h"
 #include "log.h"
 #include "metrics.h"
@@ -21,26 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct services {
-    node *node;
-    rpc_server *rpc;
-    uint64_t quota_bytes;
-};
-
-/* What a waiting call keeps: the node handle, and for reads the request. */
-struct waiting {
-    services *s;
-    rpc_call *call;
-    uint64_t handle;
-    ProtobufCMessage *req;
-};
-
-static services *svc(rpc_call *c)
+services *svc_of(rpc_call *c)
 {
     return rpc_call_ctx(c);
 }
 
-static void free_msg(void *m)
+void svc_free_msg(void *m)
 {
     if (m)
         protobuf_c_message_free_unpacked(m, 0);
@@ -54,7 +41,7 @@ static bool leader_required_missing(rpc_call *c)
 
     if (!v || strcmp(v, "true"))
         return false;
-    node_get_status(svc(c)->node, &st);
+    node_get_status(svc_of(c)->node, &st);
     return st.leader == 0;
 }
 
@@ -77,57 +64,66 @@ static void fill_header(services *s, ProtobufCMessage *resp)
     node_fill_header(s->node, *hp);
 }
 
-static void reply(rpc_call *c, ProtobufCMessage *resp)
+void svc_reply(rpc_call *c, ProtobufCMessage *resp)
 {
     /* etcd's Alarm answers carry no header at all (its apply path never fills one) */
     if (resp->descriptor != &etcdserverpb__alarm_response__descriptor)
-        fill_header(svc(c), resp);
+        fill_header(svc_of(c), resp);
     rpc_send(c, resp);
     rpc_finish(c, 0);
-    free_msg(resp);
+    svc_free_msg(resp);
 }
 
 /* etcd's Cluster service answers with {cluster_id, member_id, raft_term}: no revision. */
-static void cluster_reply(rpc_call *c, ProtobufCMessage *resp)
+void svc_cluster_reply(rpc_call *c, ProtobufCMessage *resp)
 {
     Etcdserverpb__MemberListResponse *any = (Etcdserverpb__MemberListResponse *)resp;
 
-    fill_header(svc(c), resp);
+    fill_header(svc_of(c), resp);
     if (any->header)
         any->header->revision = 0;
     rpc_send(c, resp);
     rpc_finish(c, 0);
-    free_msg(resp);
+    svc_free_msg(resp);
 }
 
-static struct waiting *waiting_new(rpc_call *c, ProtobufCMessage *req)
+struct waiting *svc_waiting_new(rpc_call *c, ProtobufCMessage *req)
 {
     struct waiting *w = calloc(1, sizeof(*w));
 
     if (!w)
         return 0;
-    w->s = svc(c);
+    w->s = svc_of(c);
     w->call = c;
     w->req = req;
     rpc_call_set_data(c, w);
     return w;
 }
 
-static void waiting_free(struct waiting *w)
+void svc_waiting_free(struct waiting *w)
 {
     rpc_call_set_data(w->call, 0);
-    free_msg(w->req);
+    svc_free_msg(w->req);
     free(w);
 }
 
-static void on_close_waiting(rpc_call *c)
+void svc_on_close_waiting(rpc_call *c)
 {
     struct waiting *w = rpc_call_data(c);
 
     if (!w)
         return;
     node_cancel(w->s->node, w->handle);
-    waiting_free(w);
+    svc_waiting_free(w);
+}
+
+bool svc_learner_refused(rpc_call *c, ProtobufCMessage *req)
+{
+    if (!node_is_learner(svc_of(c)->node))
+        return false;
+    svc_free_msg(req);
+    rpc_finish(c, CE_LEARNER_NOT_SUPPORTED);
+    return true;
 }
 
 /* ---- writes ---------------------------------------------------------------------------- */
@@ -137,29 +133,29 @@ static void write_done(void *ctx, int err, ProtobufCMessage *resp)
     struct waiting *w = ctx;
     rpc_call *c = w->call;
 
-    waiting_free(w);
+    svc_waiting_free(w);
     if (err) {
         rpc_finish(c, err);
         return;
     }
-    reply(c, resp);
+    svc_reply(c, resp);
 }
 
 static int propose(rpc_call *c, Cetcdpb__InternalRequest *ir)
 {
-    services *s = svc(c);
+    services *s = svc_of(c);
     struct waiting *w;
     int rc;
 
     pb_strip_unknown(&ir->base);
     if (protobuf_c_message_get_packed_size(&ir->base) > node_max_request_bytes(s->node))
         return CE_REQ_TOO_LARGE;
-    w = waiting_new(c, 0);
+    w = svc_waiting_new(c, 0);
     if (!w)
         return CE_NOMEM;
     rc = node_propose(s->node, ir, write_done, w, &w->handle);
     if (rc)
-        waiting_free(w);
+        svc_waiting_free(w);
     return rc;
 }
 
@@ -167,9 +163,11 @@ static int propose(rpc_call *c, Cetcdpb__InternalRequest *ir)
  * call is answered from write_done, or here on failure. Frees m. */
 static void submit(rpc_call *c, ProtobufCMessage *m, Cetcdpb__InternalRequest *ir, int rc)
 {
-    if (!rc)
+    if (node_is_learner(svc_of(c)->node))
+        rc = CE_LEARNER_NOT_SUPPORTED;
+    else if (!rc)
         rc = propose(c, ir);
-    free_msg(m);
+    svc_free_msg(m);
     if (rc)
         rpc_finish(c, rc);
 }
@@ -194,7 +192,7 @@ static void kv_delete(rpc_call *c, ProtobufCMessage *m)
 static void kv_txn(rpc_call *c, ProtobufCMessage *m)
 {
     INTERNAL(TXN, txn, (Etcdserverpb__TxnRequest *)m);
-    submit(c, m, &ir, mvcc_check_txn(node_store(svc(c)->node), ir.txn));
+    submit(c, m, &ir, mvcc_check_txn(node_store(svc_of(c)->node), ir.txn));
 }
 
 /* etcd refuses a compaction to a compacted or future revision before proposing it. */
@@ -208,7 +206,7 @@ static int check_compact(mvcc *store, const Etcdserverpb__CompactionRequest *r)
 static void kv_compact(rpc_call *c, ProtobufCMessage *m)
 {
     INTERNAL(COMPACTION, compaction, (Etcdserverpb__CompactionRequest *)m);
-    submit(c, m, &ir, check_compact(node_store(svc(c)->node), ir.compaction));
+    submit(c, m, &ir, check_compact(node_store(svc_of(c)->node), ir.compaction));
 }
 
 /* ---- reads ----------------------------------------------------------------------------- */
@@ -216,13 +214,13 @@ static void kv_compact(rpc_call *c, ProtobufCMessage *m)
 static void do_range(rpc_call *c, Etcdserverpb__RangeRequest *r)
 {
     Etcdserverpb__RangeResponse *resp = 0;
-    int rc = mvcc_range(node_store(svc(c)->node), r, &resp);
+    int rc = mvcc_range(node_store(svc_of(c)->node), r, &resp);
 
     if (rc) {
         rpc_finish(c, rc);
         return;
     }
-    reply(c, &resp->base);
+    svc_reply(c, &resp->base);
 }
 
 static void range_ready(void *ctx, int err)
@@ -232,12 +230,12 @@ static void range_ready(void *ctx, int err)
     Etcdserverpb__RangeRequest *r = (Etcdserverpb__RangeRequest *)w->req;
 
     w->req = 0;
-    waiting_free(w);
+    svc_waiting_free(w);
     if (err)
         rpc_finish(c, err);
     else
         do_range(c, r);
-    free_msg(r);
+    svc_free_msg(r);
 }
 
 static void kv_range(rpc_call *c, ProtobufCMessage *m)
@@ -246,25 +244,27 @@ static void kv_range(rpc_call *c, ProtobufCMessage *m)
     struct waiting *w;
     int rc = mvcc_check_range(r);
 
+    if (!r->serializable && node_is_learner(svc_of(c)->node))
+        rc = CE_LEARNER_NOT_SUPPORTED;
     if (!rc && leader_required_missing(c))
         rc = CE_NO_LEADER;
     if (!rc && r->serializable) {
         do_range(c, r);
-        free_msg(m);
+        svc_free_msg(m);
         return;
     }
     if (!rc) {
-        w = waiting_new(c, m);
+        w = svc_waiting_new(c, m);
         if (!w)
             rc = CE_NOMEM;
-        else if ((rc = node_read_index(svc(c)->node, range_ready, w, &w->handle)) != 0) {
+        else if ((rc = node_read_index(svc_of(c)->node, range_ready, w, &w->handle)) != 0) {
             w->req = 0;
-            waiting_free(w);
+            svc_waiting_free(w);
         } else {
             return;
         }
     }
-    free_msg(m);
+    svc_free_msg(m);
     rpc_finish(c, rc);
 }
 
@@ -302,8 +302,13 @@ static void cluster_member_list(rpc_call *c, ProtobufCMessage *m)
     node_member *ms = 0;
     size_t n = 0;
 
-    free_msg(m);
-    if (!resp || node_members(svc(c)->node, &ms, &n)) {
+    if (svc_learner_refused(c, m)) {
+        free(resp);
+        return;
+    }
+
+    svc_free_msg(m);
+    if (!resp || node_members(svc_of(c)->node, &ms, &n)) {
         free(resp);
         rpc_finish(c, CE_NOMEM);
         return;
@@ -313,7 +318,7 @@ static void cluster_member_list(rpc_call *c, ProtobufCMessage *m)
     for (size_t i = 0; resp->members && i < n; i++)
         resp->members[resp->n_members++] = member_msg(&ms[i]);
     free(ms);
-    cluster_reply(c, &resp->base);
+    svc_cluster_reply(c, &resp->base);
 }
 
 /* etcd lists each active alarm in Status.errors as "memberID:<id> alarm:<TYPE> ". */
@@ -341,12 +346,12 @@ static void maint_status(rpc_call *c, ProtobufCMessage *m)
     Etcdserverpb__StatusResponse *resp = malloc(sizeof(*resp));
     node_status st;
 
-    free_msg(m);
+    svc_free_msg(m);
     if (!resp) {
         rpc_finish(c, CE_NOMEM);
         return;
     }
-    node_get_status(svc(c)->node, &st);
+    node_get_status(svc_of(c)->node, &st);
     etcdserverpb__status_response__init(resp);
     resp->version = strdup(CETCD_ETCD_API_VERSION);
     resp->dbsize = st.db_size;
@@ -356,8 +361,8 @@ static void maint_status(rpc_call *c, ProtobufCMessage *m)
     resp->raftappliedindex = st.applied_index;
     resp->dbsizeinuse = st.db_size_in_use;
     resp->islearner = st.is_learner;
-    status_errors(svc(c)->node, resp);
-    reply(c, &resp->base);
+    status_errors(svc_of(c)->node, resp);
+    svc_reply(c, &resp->base);
 }
 
 static void maint_hash_kv(rpc_call *c, ProtobufCMessage *m)
@@ -366,9 +371,14 @@ static void maint_hash_kv(rpc_call *c, ProtobufCMessage *m)
     Etcdserverpb__HashKVResponse *resp = malloc(sizeof(*resp));
     uint32_t hash = 0;
     int64_t crev = 0;
-    int rc = resp ? mvcc_hash_kv(node_store(svc(c)->node), r->revision, &hash, &crev) : CE_NOMEM;
+    int rc = resp ? mvcc_hash_kv(node_store(svc_of(c)->node), r->revision, &hash, &crev) : CE_NOMEM;
 
-    free_msg(m);
+    if (svc_learner_refused(c, m)) {
+        free(resp);
+        return;
+    }
+
+    svc_free_msg(m);
     if (rc) {
         free(resp);
         rpc_finish(c, rc);
@@ -377,7 +387,7 @@ static void maint_hash_kv(rpc_call *c, ProtobufCMessage *m)
     etcdserverpb__hash_kvresponse__init(resp);
     resp->hash = hash;
     resp->compact_revision = crev;
-    reply(c, &resp->base);
+    svc_reply(c, &resp->base);
 }
 
 static void maint_hash(rpc_call *c, ProtobufCMessage *m)
@@ -385,9 +395,14 @@ static void maint_hash(rpc_call *c, ProtobufCMessage *m)
     Etcdserverpb__HashResponse *resp = malloc(sizeof(*resp));
     uint32_t hash = 0;
     int64_t crev = 0;
-    int rc = resp ? mvcc_hash_kv(node_store(svc(c)->node), 0, &hash, &crev) : CE_NOMEM;
+    int rc = resp ? mvcc_hash_kv(node_store(svc_of(c)->node), 0, &hash, &crev) : CE_NOMEM;
 
-    free_msg(m);
+    if (svc_learner_refused(c, m)) {
+        free(resp);
+        return;
+    }
+
+    svc_free_msg(m);
     if (rc) {
         free(resp);
         rpc_finish(c, rc);
@@ -395,7 +410,7 @@ static void maint_hash(rpc_call *c, ProtobufCMessage *m)
     }
     etcdserverpb__hash_response__init(resp);
     resp->hash = hash;
-    reply(c, &resp->base);
+    svc_reply(c, &resp->base);
 }
 
 /* GET is answered from the member's copy; ACTIVATE and DEACTIVATE go through Raft. */
@@ -406,39 +421,47 @@ static void maint_alarm(rpc_call *c, ProtobufCMessage *m)
     Etcdserverpb__AlarmResponse *resp;
     int rc;
 
+    if (svc_learner_refused(c, m))
+        return;
+
     if (r->action != ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET) {
         ir.request_case = CETCDPB__INTERNAL_REQUEST__REQUEST_ALARM;
         ir.alarm = r;
         submit(c, m, &ir, 0);
         return;
     }
-    free_msg(m);
+    svc_free_msg(m);
     resp = malloc(sizeof(*resp));
     if (!resp) {
         rpc_finish(c, CE_NOMEM);
         return;
     }
     etcdserverpb__alarm_response__init(resp);
-    rc = node_alarms(svc(c)->node, resp);
+    rc = node_alarms(svc_of(c)->node, resp);
     if (rc) {
-        free_msg(resp);
+        svc_free_msg(resp);
         rpc_finish(c, rc);
         return;
     }
-    reply(c, &resp->base);
+    svc_reply(c, &resp->base);
 }
 
 static void maint_defrag(rpc_call *c, ProtobufCMessage *m)
 {
     Etcdserverpb__DefragmentResponse *resp = malloc(sizeof(*resp));
 
-    free_msg(m);
+    if (svc_learner_refused(c, m)) {
+        free(resp);
+        return;
+    }
+
+    svc_free_msg(m);
     if (!resp) {
         rpc_finish(c, CE_NOMEM);
         return;
     }
     etcdserverpb__defragment_response__init(resp);
-    reply(c, &resp->base);
+    svc_reply(c, &resp->base);
 }
 
 static void health_check(rpc_call *c, ProtobufCMessage *m)
@@ -446,8 +469,8 @@ static void health_check(rpc_call *c, ProtobufCMessage *m)
     Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
     node_status st;
 
-    free_msg(m);
-    node_get_status(svc(c)->node, &st);
+    svc_free_msg(m);
+    node_get_status(svc_of(c)->node, &st);
     resp.status = st.leader ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
                             : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
     rpc_send(c, &resp.base);
@@ -458,11 +481,16 @@ static void health_check(rpc_call *c, ProtobufCMessage *m)
 #define UNARY(g, h, req, resp, fn, close) {g, h, req, resp, false, false, fn, close}
 
 static const rpc_method methods[] = {
-    UNARY("/etcdserverpb.KV/Range", "/v3/kv/range", D(range_request), D(range_response), kv_range, on_close_waiting),
-    UNARY("/etcdserverpb.KV/Put", "/v3/kv/put", D(put_request), D(put_response), kv_put, on_close_waiting),
-    UNARY("/etcdserverpb.KV/DeleteRange", "/v3/kv/deleterange", D(delete_range_request), D(delete_range_response), kv_delete, on_close_waiting),
-    UNARY("/etcdserverpb.KV/Txn", "/v3/kv/txn", D(txn_request), D(txn_response), kv_txn, on_close_waiting),
-    UNARY("/etcdserverpb.KV/Compact", "/v3/kv/compaction", D(compaction_request), D(compaction_response), kv_compact, on_close_waiting),
+    UNARY("/etcdserverpb.KV/Range", "/v3/kv/range", D(range_request), D(range_response), kv_range, svc_on_close_waiting),
+    UNARY("/etcdserverpb.KV/Put", "/v3/kv/put", D(put_request), D(put_response), kv_put, svc_on_close_waiting),
+    UNARY("/etcdserverpb.KV/DeleteRange", "/v3/kv/deleterange", D(delete_range_request), D(delete_range_response), kv_delete, svc_on_close_waiting),
+    UNARY("/etcdserverpb.KV/Txn", "/v3/kv/txn", D(txn_request), D(txn_response), kv_txn, svc_on_close_waiting),
+    UNARY("/etcdserverpb.KV/Compact", "/v3/kv/compaction", D(compaction_request), D(compaction_response), kv_compact, svc_on_close_waiting),
+    UNARY("/etcdserverpb.Cluster/MemberAdd", "/v3/cluster/member/add", D(member_add_request), D(member_add_response), svc_member_add, svc_on_close_waiting),
+    UNARY("/etcdserverpb.Cluster/MemberRemove", "/v3/cluster/member/remove", D(member_remove_request), D(member_remove_response), svc_member_remove, svc_on_close_waiting),
+    UNARY("/etcdserverpb.Cluster/MemberUpdate", "/v3/cluster/member/update", D(member_update_request), D(member_update_response), svc_member_update, svc_on_close_waiting),
+    UNARY("/etcdserverpb.Cluster/MemberPromote", "/v3/cluster/member/promote", D(member_promote_request), D(member_promote_response), svc_member_promote, svc_on_close_waiting),
+    UNARY("/etcdserverpb.Maintenance/MoveLeader", "/v3/maintenance/transfer-leadership", D(move_leader_request), D(move_leader_response), svc_move_leader, svc_on_close_waiting),
     UNARY("/etcdserverpb.Cluster/MemberList", "/v3/cluster/member/list", D(member_list_request), D(member_list_response), cluster_member_list, 0),
     UNARY("/etcdserverpb.Maintenance/Status", "/v3/maintenance/status", D(status_request), D(status_response), maint_status, 0),
     UNARY("/etcdserverpb.Maintenance/HashKV", "/v3/maintenance/hashkv", D(hash_kvrequest), D(hash_kvresponse), maint_hash_kv, 0),

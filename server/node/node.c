@@ -52,6 +52,9 @@ static void on_tick(evloop *l, ev_timer *t)
 /* Every STORE_FLUSH_MS the store's applied batches become durable in one LMDB commit (etcd's
  * backend batch interval). Until then the WAL holds them. */
 #define STORE_FLUSH_MS 100
+/* Request timeouts, publishing our attributes and leader-transfer deadlines are checked this
+ * often. */
+#define HOUSEKEEPING_MS 250
 
 static void on_store_flush(evloop *l, ev_timer *t)
 {
@@ -87,6 +90,8 @@ void node_store_flush(node *n)
      * sync covers that. So what the previous flush covered is durable now, whatever happens. */
     n->durable_index = n->flushed_index;
     n->flushed_index = mvcc_consistent_index(n->store);
+    if (n->flushed_index > n->applied)
+        n->flushed_index = n->applied; /* an installed snapshot's copy runs ahead of the log */
     if (took >= NODE_SLOW_MS)
         log_warn("node: flushing the store took %llu ms", (unsigned long long)took);
     if (rc) {
@@ -139,6 +144,7 @@ int node_propose(node *n, const Cetcdpb__InternalRequest *req, node_write_cb cb,
     rc = pending_add(&n->waiting, copy.id, cb, 0, ctx, &p);
     if (rc)
         return rc; /* the entry still applies; nobody waits for it */
+    p->since_ms = evloop_now_ms();
     n->proposals_pending++;
     *handle = copy.id;
     return 0;
@@ -156,14 +162,21 @@ int node_read_index(node *n, node_read_cb cb, void *ctx, uint64_t *handle)
     rc = pending_add(&n->waiting, id, 0, cb, ctx, &p);
     if (rc)
         return rc;
+    p->since_ms = evloop_now_ms();
     *handle = id;
     return 0;
 }
 
 void node_cancel(node *n, uint64_t handle)
 {
-    pending *p = pending_take(&n->waiting, handle);
+    pending *p;
 
+    if (handle && handle == n->transfer.id) {
+        n->transfer.id = 0;
+        n->transfer.cb = 0;
+        return;
+    }
+    p = pending_take(&n->waiting, handle);
     if (!p)
         return;
     if (p->rcb) {
@@ -353,24 +366,33 @@ static int parse_wal_metadata(node *n, const char *meta)
     return 0;
 }
 
-static int open_new(node *n, raft_peer **peers, size_t *npeers)
+static int create_wal(node *n)
 {
     char meta[128];
     int rc;
 
-    rc = bootstrap_members(n);
-    if (rc)
-        return rc;
-    set_self_client_urls(n);
     snprintf(meta, sizeof(meta), "member_id=%016" PRIx64 " cluster_id=%016" PRIx64, n->member_id,
              n->cluster_id);
     rc = wal_create(n->wal_dir, (const uint8_t *)meta, strlen(meta), &n->wal);
-    if (rc) {
-        log_error("node: cannot create WAL in %s: %s", n->wal_dir, ce_strerror(rc));
-        return rc;
-    }
-    rc = node_save_members(n);
     if (rc)
+        log_error("node: cannot create WAL in %s: %s", n->wal_dir, ce_strerror(rc));
+    return rc;
+}
+
+/* A fresh member: of a new cluster (bootstrap entries for every --initial-cluster member),
+ * or joining an existing one (no peers: it waits for the leader). */
+static int open_new(node *n, raft_peer **peers, size_t *npeers)
+{
+    int rc;
+
+    rc = n->cfg.initial_cluster_new ? bootstrap_members(n) : node_join_existing(n);
+    if (rc)
+        return rc;
+    set_self_client_urls(n);
+    rc = create_wal(n);
+    if (!rc)
+        rc = node_save_members(n);
+    if (rc || !n->cfg.initial_cluster_new)
         return rc;
     *peers = calloc(n->nmembers, sizeof(**peers));
     if (!*peers)
@@ -401,6 +423,11 @@ static int open_existing(node *n, wal_replay *rp, raft_snapshot_meta *snap)
     rc = load_members(n);
     if (rc)
         return rc;
+    if (n->cfg.force_new_cluster) {
+        rc = node_force_new_cluster(n, rp, snap);
+        if (rc)
+            return rc;
+    }
     set_self_client_urls(n);
     log_info("node: restarting member %016" PRIx64 " of cluster %016" PRIx64
              " (term %" PRIu64 ", commit %" PRIu64 ", %zu WAL entries after snapshot %" PRIu64 ")",
@@ -421,7 +448,7 @@ static int raft_open(node *n, const wal_replay *rp, const raft_snapshot_meta *sn
     rc_cfg.heartbeat_tick = 1;
     rc_cfg.election_tick = (int)(n->cfg.election_ms / n->cfg.heartbeat_ms);
     rc_cfg.seed = n->member_id ^ (uint64_t)time(0);
-    rc_cfg.pre_vote = true;
+    rc_cfg.pre_vote = n->cfg.pre_vote;
     rc_cfg.check_quorum = true;
     if (rp && rp->nents) {
         ents = calloc(rp->nents, sizeof(*ents));
@@ -459,7 +486,7 @@ static int raft_open(node *n, const wal_replay *rp, const raft_snapshot_meta *sn
     return rc;
 }
 
-static int open_store(node *n)
+int node_open_store(node *n)
 {
     mvcc_options mo = {0};
     int rc;
@@ -493,7 +520,7 @@ static int open_all(node *n)
         log_error("node: cannot create %s: %s", n->member_dir, ce_strerror(rc));
         return rc;
     }
-    rc = open_store(n);
+    rc = node_open_store(n);
     if (!rc)
         rc = node_alarms_load(n);
     if (rc)
@@ -532,7 +559,12 @@ int node_new(const node_config *cfg, evloop *loop, node **out)
     if (rc)
         goto out_free;
     n->last_snapshot_index = n->applied;
+    n->request_timeout_ms = 5000 + 2 * (uint64_t)cfg->election_ms;
     rc = evloop_add_flush(loop, node_flush, n);
+    if (rc)
+        goto out_free;
+    /* After the node's flush hook, so the transport's hook writes what a flush queued. */
+    rc = node_peers_start(n);
     if (rc)
         goto out_free;
     *out = n;
@@ -549,6 +581,8 @@ int node_start(node *n)
 
     evloop_timer_start(n->loop, &n->tick, n->cfg.heartbeat_ms, n->cfg.heartbeat_ms, on_tick, n);
     evloop_timer_start(n->loop, &n->store_flush, STORE_FLUSH_MS, STORE_FLUSH_MS, on_store_flush, n);
+    evloop_timer_start(n->loop, &n->housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS,
+                       node_housekeeping, n);
     raft_conf_state_get(n->raft, &cs);
     /* A lone voter need not wait an election timeout to lead. */
     if (cs.n_voters == 1 && cs.voters[0] == n->member_id)
@@ -582,7 +616,12 @@ void node_free(node *n)
     if (n->loop) {
         evloop_timer_stop(n->loop, &n->tick);
         evloop_timer_stop(n->loop, &n->store_flush);
+        evloop_timer_stop(n->loop, &n->housekeeping);
+        evloop_timer_stop(n->loop, &n->exit_timer);
     }
+    if (n->transfer.id && n->transfer.cb)
+        n->transfer.cb(n->transfer.ctx, CE_STOPPED);
+    node_peers_stop(n);
     if (n->waiting.buckets) {
         fail_all(n);
         pending_fini(&n->waiting);

@@ -51,6 +51,10 @@ typedef struct node_config {
     int nadvertise_client;
     const char *const *advertise_peer_urls;
     int nadvertise_peer;
+    const char *const *listen_peer_urls;
+    int nlisten_peer;
+    bool pre_vote;                     /* --pre-vote (default true) */
+    bool strict_reconfig_check;        /* --strict-reconfig-check (default true) */
     uint32_t heartbeat_ms;             /* --heartbeat-interval, default 100 */
     uint32_t election_ms;              /* --election-timeout, default 1000 */
     uint64_t snapshot_count;           /* --snapshot-count, default 100000 */
@@ -111,6 +115,28 @@ void node_get_status(node *n, node_status *st);
 int node_members(node *n, node_member **out, size_t *count);
 /* Current alarms into resp->alarms (heap, freed with the response). 0 or CE_NOMEM. */
 int node_alarms(node *n, Etcdserverpb__AlarmResponse *resp);
+
+/*
+ * Membership (node_members.c), as etcd's Cluster service. Each change is one Raft conf-change
+ * entry; cb gets the etcd response (MemberAddResponse, MemberRemoveResponse,
+ * MemberUpdateResponse, MemberPromoteResponse; header not filled) once the entry is applied
+ * on this member. Checked before proposing, with etcd's errors: bad or duplicate peer URLs,
+ * unknown member, a second learner, a promote of a learner not yet in sync with the leader,
+ * and (with --strict-reconfig-check) a change that would leave fewer started voters than a
+ * quorum.
+ */
+int node_member_add(node *n, char **peer_urls, size_t nurls, bool learner, node_write_cb cb,
+                    void *ctx, uint64_t *handle);
+int node_member_remove(node *n, uint64_t id, node_write_cb cb, void *ctx, uint64_t *handle);
+int node_member_update(node *n, uint64_t id, char **peer_urls, size_t nurls, node_write_cb cb,
+                       void *ctx, uint64_t *handle);
+int node_member_promote(node *n, uint64_t id, node_write_cb cb, void *ctx, uint64_t *handle);
+/* Hands leadership to target (etcd's MoveLeader): only on the leader (CE_NOT_LEADER), to a
+ * voter (CE_BAD_LEADER_TRANSFER); cb(ctx, 0) once target leads, CE_TIMEOUT_TRANSFER if it
+ * did not within the request timeout. */
+int node_move_leader(node *n, uint64_t target, node_read_cb cb, void *ctx, uint64_t *handle);
+/* This member is a learner (serves only serializable reads and Status, etcd's rule). */
+bool node_is_learner(node *n);
 
 /* The store, for reads. */
 mvcc *node_store(node *n);

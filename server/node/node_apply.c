@@ -16,31 +16,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One applied entry's outcome, answered after the store batch commits. */
-struct outcome {
-    uint64_t id;
-    int err;
-    ProtobufCMessage *resp;
-};
-
-struct batch {
-    struct outcome *v;
-    size_t n, cap;
-};
-
-static void fatal(const char *what, int rc)
+void node_fatal(const char *what, int rc)
 {
     log_error("node: %s failed: %s; stopping to protect acknowledged data", what, ce_strerror(rc));
     exit(1);
 }
 
-static void batch_push(struct batch *b, uint64_t id, int err, ProtobufCMessage *resp)
+void node_batch_push(struct batch *b, uint64_t id, int err, ProtobufCMessage *resp)
 {
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 64;
         struct outcome *v = realloc(b->v, cap * sizeof(*v));
         if (!v)
-            fatal("allocating apply results", CE_NOMEM);
+            node_fatal("allocating apply results", CE_NOMEM);
         b->v = v;
         b->cap = cap;
     }
@@ -76,8 +64,11 @@ static int apply_compaction(node *n, const Etcdserverpb__CompactionRequest *r, P
 /* Applies one InternalRequest; the response (if any) goes to *out. */
 static int apply_request(node *n, const Cetcdpb__InternalRequest *req, ProtobufCMessage **out)
 {
-    int rc = node_alarm_gate(n, req);
+    int rc = 0;
 
+    if (req->request_case != CETCDPB__INTERNAL_REQUEST__REQUEST_MEMBER_ATTR &&
+        req->request_case != CETCDPB__INTERNAL_REQUEST__REQUEST_REFUSAL)
+        rc = node_alarm_gate(n, req);
     if (rc)
         return rc;
     switch (req->request_case) {
@@ -91,6 +82,10 @@ static int apply_request(node *n, const Cetcdpb__InternalRequest *req, ProtobufC
         return mvcc_txn(n->store, req->txn, (Etcdserverpb__TxnResponse **)out);
     case CETCDPB__INTERNAL_REQUEST__REQUEST_COMPACTION:
         return apply_compaction(n, req->compaction, out);
+    case CETCDPB__INTERNAL_REQUEST__REQUEST_MEMBER_ATTR:
+        return node_member_attr_apply(n, req->member_attr);
+    case CETCDPB__INTERNAL_REQUEST__REQUEST_REFUSAL:
+        return req->refusal->code < 0 ? req->refusal->code : CE_INVAL;
     default:
         return CE_UNSUPPORTED;
     }
@@ -114,22 +109,10 @@ static void apply_normal(node *n, const raft_entry *e, struct batch *b)
     if (rc == CE_NO_SPACE)
         n->quota_hit = true;
     if (req->id && pending_find(&n->waiting, req->id))
-        batch_push(b, req->id, rc, resp);
+        node_batch_push(b, req->id, rc, resp);
     else if (resp)
         protobuf_c_message_free_unpacked(resp, 0);
     cetcdpb__internal_request__free_unpacked(req, 0);
-}
-
-static void apply_conf_change(node *n, const raft_entry *e)
-{
-    raft_conf_change cc;
-
-    if (raft_conf_change_decode(e->data, e->len, &cc)) {
-        log_error("node: conf change entry %llu is corrupt", (unsigned long long)e->index);
-        return;
-    }
-    raft_apply_conf_change(n->raft, &cc, 0);
-    /* Member records for added/removed members come with multi-member support (issue 3). */
 }
 
 static void apply_committed(node *n, const raft_update *u, struct batch *b)
@@ -142,12 +125,12 @@ static void apply_committed(node *n, const raft_update *u, struct batch *b)
         return;
     rc = mvcc_begin(n->store);
     if (rc)
-        fatal("starting a store batch", rc);
+        node_fatal("starting a store batch", rc);
     for (size_t i = 0; i < u->n_committed; i++) {
         const raft_entry *e = &u->committed[i];
         n->term_ring[e->index % NODE_TERM_RING] = e->term;
         if (e->type == RAFT_ENTRY_CONF_CHANGE)
-            apply_conf_change(n, e);
+            node_conf_change_apply(n, e, b);
         else if (e->index > ci)
             apply_normal(n, e, b);
         last = e;
@@ -156,7 +139,7 @@ static void apply_committed(node *n, const raft_update *u, struct batch *b)
     n->unflushed += u->n_committed;
     rc = mvcc_commit(n->store, last->index > ci ? last->index : ci, last->term);
     if (rc)
-        fatal("committing a store batch", rc);
+        node_fatal("committing a store batch", rc);
     n->applied = last->index;
 }
 
@@ -171,7 +154,7 @@ static void persist(node *n, const raft_update *u)
     if (u->n_entries > 64) {
         ents = malloc(u->n_entries * sizeof(*ents));
         if (!ents)
-            fatal("persisting entries", CE_NOMEM);
+            node_fatal("persisting entries", CE_NOMEM);
     }
     for (size_t i = 0; i < u->n_entries; i++) {
         ents[i].term = u->entries[i].term;
@@ -184,20 +167,12 @@ static void persist(node *n, const raft_update *u)
     if (ents != stack)
         free(ents);
     if (rc)
-        fatal("appending to the WAL", rc);
+        node_fatal("appending to the WAL", rc);
     if (u->must_sync) {
         rc = wal_sync(n->wal);
         if (rc)
-            fatal("syncing the WAL", rc);
+            node_fatal("syncing the WAL", rc);
     }
-}
-
-static void send_msgs(node *n, const raft_msg *m, size_t count)
-{
-    /* Peer transport arrives with multi-member clusters (issue 3); a lone member sends none. */
-    (void)n;
-    (void)m;
-    (void)count;
 }
 
 static void note_soft_state(node *n, const raft_update *u)
@@ -304,6 +279,19 @@ static void raise_nospace(node *n)
         n->nospace_proposed = true;
 }
 
+/* A member left as the only voter (force-new-cluster, or the others were removed) leads at
+ * once instead of waiting for an election timeout. */
+static void campaign_if_alone(node *n)
+{
+    raft_conf_state cs;
+
+    if (raft_get_role(n->raft) == RAFT_LEADER)
+        return;
+    raft_conf_state_get(n->raft, &cs);
+    if (cs.n_voters == 1 && cs.voters[0] == n->member_id)
+        raft_campaign(n->raft);
+}
+
 void node_flush(evloop *l, void *arg)
 {
     node *n = arg;
@@ -313,13 +301,16 @@ void node_flush(evloop *l, void *arg)
     if (n->in_flush || !n->raft)
         return;
     n->in_flush = true;
+    campaign_if_alone(n);
     while (raft_has_update(n->raft)) {
         raft_update u;
         raft_get_update(n->raft, &u);
         note_soft_state(n, &u);
-        send_msgs(n, u.msgs, u.n_msgs);
+        if (u.snapshot)
+            node_snapshot_install(n, u.snapshot);
+        node_peers_send(n, u.msgs, u.n_msgs);
         persist(n, &u);
-        send_msgs(n, u.msgs_after_persist, u.n_msgs_after_persist);
+        node_peers_send(n, u.msgs_after_persist, u.n_msgs_after_persist);
         apply_committed(n, &u, &b);
         note_read_states(n, &u);
         raft_advance(n->raft, &u);
@@ -332,6 +323,7 @@ void node_flush(evloop *l, void *arg)
         node_store_flush(n);
     node_maybe_snapshot(n);
     trim_raft_log(n);
+    node_check_transfer(n);
     free(b.v);
     n->in_flush = false;
 }

@@ -23,6 +23,27 @@
 /* Disk work on the loop that takes longer than this is logged. */
 #define NODE_SLOW_MS 50
 
+/* One applied entry's outcome, answered after the store batch commits (node_apply.c). */
+struct outcome {
+    uint64_t id;
+    int err;
+    ProtobufCMessage *resp;
+};
+
+struct batch {
+    struct outcome *v;
+    size_t n, cap;
+};
+
+/* A leader transfer some client waits on (node_move_leader). */
+struct transfer_wait {
+    uint64_t id;                  /* pending-table handle; 0 = none */
+    uint64_t target;
+    uint64_t deadline_ms;
+    node_read_cb cb;
+    void *ctx;
+};
+
 struct node_alarm {
     uint64_t member;
     int type;                     /* etcdserverpb.AlarmType */
@@ -34,6 +55,15 @@ struct node {
     ev_timer tick;
     ev_timer store_flush;
     raft *raft;
+    struct peer_transport *peers;
+    ev_timer housekeeping;        /* request timeouts, publish, leader-transfer waits */
+    uint64_t request_timeout_ms;  /* etcd's: 5 s + 2 x election timeout */
+    struct transfer_wait transfer;
+    bool published;               /* our name and client URLs are in the replicated record */
+    bool removed;                 /* this member was removed from the cluster: exiting */
+    ev_timer exit_timer;
+    char *incoming_snap;          /* received snapshot data file waiting for raft to accept it */
+    uint64_t incoming_snap_index;
     wal *wal;
     mvcc *store;
     uint64_t member_id;
@@ -76,7 +106,39 @@ struct node {
 
 /* Flush hook: drains Raft's updates (node_apply.c). */
 void node_flush(evloop *l, void *arg);
+void node_batch_push(struct batch *b, uint64_t id, int err, ProtobufCMessage *resp);
+void node_fatal(const char *what, int rc);
+
+/* Membership (node_members.c): apply a committed conf-change entry (member records, peer
+ * transport, members.json, the waiting client's answer into b), apply a published member
+ * record, check forwarded promotes on the leader, publish our own attributes, the
+ * leader-transfer wait, and request timeouts. */
+void node_conf_change_apply(node *n, const raft_entry *e, struct batch *b);
+int node_member_attr_apply(node *n, const Etcdserverpb__Member *m);
+bool node_promote_refused(node *n, const raft_msg *m);
+void node_housekeeping(evloop *l, ev_timer *t);
+void node_check_transfer(node *n);
+node_member *node_member_find(node *n, uint64_t id);
+int node_member_delete(node *n, uint64_t id);
+
+/* Peers (node_peer.c): the transport on the peer URLs, messages out, snapshots in and out. */
+int node_peers_start(node *n);
+void node_peers_stop(node *n);
+void node_peers_send(node *n, const raft_msg *m, size_t count);
+void node_peer_sync(node *n, const node_member *m);  /* add or update a member's peer URLs */
+void node_peer_drop(node *n, uint64_t id);
+bool node_peer_active(node *n, uint64_t id);
+/* Installs the snapshot raft accepted (update step 1). Fatal on failure. */
+void node_snapshot_install(node *n, const raft_snapshot_meta *s);
+/* Joining an existing cluster: the member list from a running member's peer URL. */
+int node_fetch_members(node *n);
+
+/* Start-up variants (node_recover.c): join an existing cluster (sets member_id, cluster_id,
+ * members), and rewrite a restored WAL for --force-new-cluster (rp is re-read). */
+int node_join_existing(node *n);
+int node_force_new_cluster(node *n, wal_replay *rp, const raft_snapshot_meta *snap);
 int node_save_members(node *n);
+int node_open_store(node *n);
 void node_store_flush(node *n);
 
 /* Alarms (alarms.c): load at start, apply a replicated AlarmRequest, list, and the gate that

@@ -17,6 +17,7 @@ struct pending {
     node_read_cb rcb;         /* set for reads */
     void *ctx;
     uint64_t read_index;      /* reads: known once raft answers; 0 = not yet */
+    uint64_t since_ms;        /* when the request started (request timeout) */
     bool cancelled;
     pending *hnext;           /* hash chain */
     pending *rnext;           /* read FIFO */

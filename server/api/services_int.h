@@ -1,0 +1,47 @@
+/*
+ * services_int.h: what the service files (services.c: KV, Maintenance, health, plain HTTP;
+ * services_cluster.c: Cluster membership and MoveLeader) share. Not for other modules.
+ */
+#ifndef CETCD_SERVICES_INT_H
+#define CETCD_SERVICES_INT_H
+
+#include "node/node.h"
+#include "rpc.h"
+#include "services.h"
+
+struct services {
+    node *node;
+    rpc_server *rpc;
+    uint64_t quota_bytes;
+};
+
+/* What a waiting call keeps: the node handle, and for reads the request. */
+struct waiting {
+    services *s;
+    rpc_call *call;
+    uint64_t handle;
+    ProtobufCMessage *req;
+};
+
+services *svc_of(rpc_call *c);
+void svc_free_msg(void *m);
+/* Fills the header, sends resp, finishes the call OK, frees resp. */
+void svc_reply(rpc_call *c, ProtobufCMessage *resp);
+/* The same with the Cluster service's header (no revision). */
+void svc_cluster_reply(rpc_call *c, ProtobufCMessage *resp);
+struct waiting *svc_waiting_new(rpc_call *c, ProtobufCMessage *req);
+void svc_waiting_free(struct waiting *w);
+/* on_close of a call that may wait on the node: cancels the node handle. */
+void svc_on_close_waiting(rpc_call *c);
+/* etcd's learner rule: a learner serves only Status and serializable Range. Finishes the call
+ * with "rpc not supported for learner" (and frees req) when refused. */
+bool svc_learner_refused(rpc_call *c, ProtobufCMessage *req);
+
+/* The Cluster service's membership methods and Maintenance.MoveLeader (services_cluster.c). */
+void svc_member_add(rpc_call *c, ProtobufCMessage *m);
+void svc_member_remove(rpc_call *c, ProtobufCMessage *m);
+void svc_member_update(rpc_call *c, ProtobufCMessage *m);
+void svc_member_promote(rpc_call *c, ProtobufCMessage *m);
+void svc_move_leader(rpc_call *c, ProtobufCMessage *m);
+
+#endif

@@ -1,0 +1,374 @@
+/*
+ * node_peer.c: the member's side of the peer transport (server/peer/): Raft messages out and
+ * in, snapshots out and in, and the member list for a member that joins.
+ *
+ * Snapshot data: a MsgSnap from Raft carries only metadata; the data sent with it is a
+ * consistent copy of the whole store (mvcc_snapshot_fd, an LMDB file whose consistent index is
+ * the applied index at the time of the copy, >= the snapshot's index) plus the member list
+ * (members.json text) as the transfer's side payload. The receiver keeps the file until Raft
+ * accepts the MsgSnap; installing it replaces the store's file, the member list and the
+ * snapshot metadata. Entries between the snapshot's index and the copy's consistent index
+ * arrive again from the leader and are skipped by the store (consistent index), conf changes
+ * among them re-apply idempotently.
+ *
+ * Invariant: a received data file is installed only for the snapshot Raft accepted (same
+ * index); any other is deleted.
+ */
+#include "atomicfile.h"
+#include "err.h"
+#include "log.h"
+#include "members.h"
+#include "node_int.h"
+#include "peer/peer.h"
+#include "snap/snap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- transport callbacks ------------------------------------------------------------------ */
+
+static void on_msg(void *ctx, const raft_msg *m)
+{
+    node *n = ctx;
+    int rc;
+
+    if (n->removed || node_promote_refused(n, m))
+        return;
+    rc = raft_step(n->raft, m);
+    if (rc && rc != CE_NO_LEADER && rc != CE_NOT_LEADER && rc != CE_AGAIN)
+        log_debug("node: message %s from %016" PRIx64 " dropped: %s", raft_msg_type_name(m->type),
+                  m->from, ce_strerror(rc));
+}
+
+static void drop_incoming(node *n)
+{
+    if (!n->incoming_snap)
+        return;
+    unlink(n->incoming_snap);
+    free(n->incoming_snap);
+    n->incoming_snap = 0;
+    n->incoming_snap_index = 0;
+}
+
+static void on_snapshot(void *ctx, const raft_msg *m, const uint8_t *extra, size_t extra_len,
+                        const char *path)
+{
+    node *n = ctx;
+    char members_path[1200];
+    int rc;
+
+    drop_incoming(n);
+    /* The member list travels next to the data file until the install. */
+    snprintf(members_path, sizeof(members_path), "%s.members", path);
+    rc = atomic_write_path(members_path, extra, extra_len, !n->cfg.unsafe_no_fsync);
+    n->incoming_snap = strdup(path);
+    if (rc || !n->incoming_snap) {
+        log_error("node: cannot keep the received snapshot: %s", ce_strerror(rc ? rc : CE_NOMEM));
+        unlink(path);
+        free(n->incoming_snap);
+        n->incoming_snap = 0;
+        return;
+    }
+    n->incoming_snap_index = m->snapshot.index;
+    log_info("node: received snapshot at index %" PRIu64 " (term %" PRIu64 ") from %016" PRIx64,
+             m->snapshot.index, m->snapshot.term, m->from);
+    on_msg(n, m);
+}
+
+static void on_snapshot_sent(void *ctx, uint64_t to, bool ok)
+{
+    node *n = ctx;
+
+    log_info("node: snapshot to %016" PRIx64 " %s", to, ok ? "sent" : "failed");
+    raft_report_snapshot(n->raft, to, ok);
+}
+
+static void on_unreachable(void *ctx, uint64_t id)
+{
+    node *n = ctx;
+
+    raft_report_unreachable(n->raft, id);
+}
+
+static void on_removed(void *ctx)
+{
+    log_error("node: the member has been permanently removed from the cluster; the data-dir "
+              "used by this member must be removed before it can join again");
+    (void)ctx;
+    exit(0);
+}
+
+static int members_json(void *ctx, char **json)
+{
+    node *n = ctx;
+
+    *json = members_to_json(n->members, n->nmembers, n->cluster_id);
+    return *json ? 0 : CE_NOMEM;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+void node_peer_sync(node *n, const node_member *m)
+{
+    const char *urls[NODE_MAX_URLS];
+
+    if (!n->peers || m->id == n->member_id)
+        return;
+    for (int i = 0; i < m->npeer; i++)
+        urls[i] = m->peer_urls[i];
+    if (peer_add(n->peers, m->id, urls, m->npeer))
+        log_warn("node: cannot reach member %016" PRIx64 " at %s", m->id,
+                 m->npeer ? urls[0] : "(no peer URL)");
+}
+
+void node_peer_drop(node *n, uint64_t id)
+{
+    if (n->peers)
+        peer_remove(n->peers, id);
+}
+
+bool node_peer_active(node *n, uint64_t id)
+{
+    return n->peers && peer_is_active(n->peers, id);
+}
+
+int node_peers_start(node *n)
+{
+    peer_config pc;
+    int rc;
+
+    memset(&pc, 0, sizeof(pc));
+    pc.member_id = n->member_id;
+    pc.cluster_id = n->cluster_id;
+    pc.listen_urls = n->cfg.listen_peer_urls;
+    pc.nlisten = n->cfg.nlisten_peer;
+    pc.snap_dir = n->snap_dir;
+    pc.h.ctx = n;
+    pc.h.on_msg = on_msg;
+    pc.h.on_snapshot = on_snapshot;
+    pc.h.on_snapshot_sent = on_snapshot_sent;
+    pc.h.on_unreachable = on_unreachable;
+    pc.h.on_removed = on_removed;
+    pc.h.members_json = members_json;
+    if (!pc.nlisten)
+        return 0; /* embedded (unit tests): no peers */
+    rc = peer_new(n->loop, &pc, &n->peers);
+    if (rc) {
+        log_error("node: cannot listen for peers on %s: %s", pc.listen_urls[0], ce_strerror(rc));
+        return rc;
+    }
+    for (size_t i = 0; i < n->nmembers; i++)
+        node_peer_sync(n, &n->members[i]);
+    return 0;
+}
+
+void node_peers_stop(node *n)
+{
+    peer_free(n->peers);
+    n->peers = 0;
+    drop_incoming(n);
+}
+
+/* ---- sending ------------------------------------------------------------------------------ */
+
+/* A MsgSnap: a consistent copy of the store in an unnamed file, and the member list. */
+static void send_snapshot(node *n, const raft_msg *m)
+{
+    char *extra = 0;
+    struct stat st;
+    int fd = open(n->member_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), rc = 0;
+
+    if (fd < 0)
+        rc = ce_from_errno(errno);
+    if (!rc)
+        rc = mvcc_snapshot_fd(n->store, fd);
+    if (!rc && (fstat(fd, &st) || lseek(fd, 0, SEEK_SET) < 0))
+        rc = ce_from_errno(errno);
+    if (!rc && !(extra = members_to_json(n->members, n->nmembers, n->cluster_id)))
+        rc = CE_NOMEM;
+    if (!rc)
+        rc = peer_send_snapshot(n->peers, m, (const uint8_t *)extra, strlen(extra), fd,
+                                (uint64_t)st.st_size);
+    else if (fd >= 0)
+        close(fd);
+    free(extra);
+    if (rc) {
+        log_warn("node: cannot send a snapshot to %016" PRIx64 ": %s", m->to, ce_strerror(rc));
+        raft_report_snapshot(n->raft, m->to, false);
+        return;
+    }
+    log_info("node: sending snapshot at index %" PRIu64 " (%lld bytes) to %016" PRIx64,
+             m->snapshot.index, (long long)st.st_size, m->to);
+}
+
+void node_peers_send(node *n, const raft_msg *m, size_t count)
+{
+    if (!n->peers)
+        return;
+    for (size_t i = 0; i < count; i++) {
+        if (m[i].type == RAFT_MSG_SNAP)
+            send_snapshot(n, &m[i]);
+        else
+            peer_send(n->peers, &m[i]);
+    }
+}
+
+/* ---- installing a received snapshot ------------------------------------------------------- */
+
+static int load_members_file(node *n, const char *path)
+{
+    char *buf = 0;
+    node_member *ms = 0;
+    size_t count = 0;
+    uint64_t cid;
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = CE_CORRUPT;
+
+    if (fd < 0)
+        return ce_from_errno(errno);
+    if (fstat(fd, &st) == 0 && (buf = malloc((size_t)st.st_size + 1)) != 0 &&
+        read(fd, buf, (size_t)st.st_size) == st.st_size) {
+        buf[st.st_size] = 0;
+        rc = members_from_json(buf, &ms, &count, &cid);
+    }
+    close(fd);
+    free(buf);
+    if (rc)
+        return rc;
+    free(n->members);
+    n->members = ms;
+    n->nmembers = count;
+    return 0;
+}
+
+/* Swaps the store's data file for the received one (same file system: a rename). */
+static int replace_store(node *n, const char *path)
+{
+    char dst[1200];
+    int rc;
+
+    mvcc_close(n->store);
+    n->store = 0;
+    snprintf(dst, sizeof(dst), "%s/data.mdb", n->db_dir);
+    if (rename(path, dst))
+        return ce_from_errno(errno);
+    rc = atomic_sync_dir(n->db_dir);
+    if (rc)
+        return rc;
+    return node_open_store(n);
+}
+
+static int save_snapshot_meta(node *n, const raft_snapshot_meta *s)
+{
+    wal_snapshot marker = {s->index, s->term};
+    char *blob = members_to_json(n->members, n->nmembers, n->cluster_id);
+    snap_meta m;
+    int rc;
+
+    if (!blob)
+        return CE_NOMEM;
+    memset(&m, 0, sizeof(m));
+    m.index = s->index;
+    m.term = s->term;
+    m.voters = (uint64_t *)s->conf.voters;
+    m.nvoters = s->conf.n_voters;
+    m.learners = (uint64_t *)s->conf.learners;
+    m.nlearners = s->conf.n_learners;
+    m.data = (uint8_t *)blob;
+    m.len = strlen(blob);
+    rc = snap_save(n->snap_dir, &m);
+    free(blob);
+    if (!rc)
+        rc = wal_save_snapshot(n->wal, &marker);
+    return rc;
+}
+
+void node_snapshot_install(node *n, const raft_snapshot_meta *s)
+{
+    char members_path[1200];
+    int rc;
+
+    if (!n->incoming_snap || n->incoming_snap_index != s->index)
+        node_fatal("installing a snapshot whose data never arrived", CE_NOTFOUND);
+    snprintf(members_path, sizeof(members_path), "%s.members", n->incoming_snap);
+    rc = load_members_file(n, members_path);
+    unlink(members_path);
+    if (!rc)
+        rc = replace_store(n, n->incoming_snap);
+    if (!rc)
+        rc = node_save_members(n);
+    if (!rc)
+        rc = save_snapshot_meta(n, s);
+    if (rc)
+        node_fatal("installing a snapshot", rc);
+    free(n->incoming_snap);
+    n->incoming_snap = 0;
+    for (size_t i = 0; i < n->nmembers; i++)
+        node_peer_sync(n, &n->members[i]);
+    n->applied = s->index;
+    n->last_snapshot_index = s->index;
+    /* The copy may hold entries past s->index whose terms this member learns only when they
+     * are re-delivered; until then snapshots are taken at s->index at most. */
+    n->term_ring[s->index % NODE_TERM_RING] = s->term;
+    n->durable_index = n->flushed_index = s->index;
+    n->unflushed = 0;
+    log_info("node: installed snapshot at index %" PRIu64 " (store at index %" PRIu64 ", "
+             "revision %lld)", s->index, mvcc_consistent_index(n->store),
+             (long long)mvcc_rev(n->store));
+}
+
+/* ---- joining ------------------------------------------------------------------------------ */
+
+static bool is_own_url(const node *n, const char *url)
+{
+    for (int i = 0; i < n->cfg.nadvertise_peer; i++)
+        if (!strcmp(n->cfg.advertise_peer_urls[i], url))
+            return true;
+    return false;
+}
+
+static int fetch_from(node *n, const char *url)
+{
+    char *json = 0;
+    uint64_t cid = 0;
+    int rc = peer_fetch_members(url, 2000, &json, &cid);
+
+    if (rc)
+        return rc;
+    free(n->members);
+    n->members = 0;
+    rc = members_from_json(json, &n->members, &n->nmembers, &n->cluster_id);
+    free(json);
+    return rc;
+}
+
+int node_fetch_members(node *n)
+{
+    node_member *init = 0;
+    size_t count = 0;
+    char err[256];
+    int rc;
+
+    rc = members_parse_initial(n->cfg.initial_cluster, n->cfg.initial_cluster_token, &init,
+                               &count, err, sizeof(err));
+    if (rc) {
+        log_error("node: %s", err);
+        return rc;
+    }
+    rc = CE_UNREACHABLE;
+    for (size_t i = 0; i < count && rc; i++)
+        for (int j = 0; j < init[i].npeer && rc; j++)
+            if (!is_own_url(n, init[i].peer_urls[j]))
+                rc = fetch_from(n, init[i].peer_urls[j]);
+    free(init);
+    if (rc)
+        log_error("node: cannot fetch the member list from any peer in --initial-cluster "
+                  "(joining an existing cluster needs one running member): %s", ce_strerror(rc));
+    return rc;
+}
