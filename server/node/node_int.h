@@ -127,7 +127,8 @@ void node_peers_stop(node *n);
 void node_peers_send(node *n, const raft_msg *m, size_t count);
 void node_peer_sync(node *n, const node_member *m);  /* add or update a member's peer URLs */
 void node_peer_drop(node *n, uint64_t id);
-bool node_peer_active(node *n, uint64_t id);
+/* When our connection to id came up (evloop_now_ms), 0 if it is down. */
+uint64_t node_peer_since_ms(node *n, uint64_t id);
 /* Installs the snapshot raft accepted (update step 1). Fatal on failure. */
 void node_snapshot_install(node *n, const raft_snapshot_meta *s);
 /* Joining an existing cluster: the member list from a running member's peer URL. */

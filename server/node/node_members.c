@@ -32,6 +32,8 @@
  * of the leader's (etcd's readyPercent 0.9). */
 #define MAX_LEARNERS 1
 #define READY_PERCENT 0.9
+/* etcd's HealthInterval: a peer counts as connected once its connection is this old. */
+#define HEALTH_MS 5000
 
 node_member *node_member_find(node *n, uint64_t id)
 {
@@ -113,34 +115,82 @@ static size_t count_learners(node *n)
     return c;
 }
 
-/* Voters that are up: this member, and those the transport is connected to. */
-static size_t started_voters(node *n, uint64_t except)
+/* etcd's notion of a started member: it has published its name (maybe_publish below). */
+static bool started(const node_member *m)
+{
+    return m->name[0] != 0;
+}
+
+/* Voters other than `except`; *nstarted of them started. */
+static size_t count_voters(node *n, uint64_t except, size_t *nstarted)
 {
     size_t c = 0;
 
+    *nstarted = 0;
     for (size_t i = 0; i < n->nmembers; i++) {
         const node_member *m = &n->members[i];
         if (m->is_learner || m->id == except)
             continue;
-        c += m->id == n->member_id || node_peer_active(n, m->id);
+        c++;
+        *nstarted += started(m);
     }
     return c;
 }
 
-static size_t voters(node *n)
+/* etcd's isConnectedSince: this member, or a peer connected for at least HEALTH_MS. */
+static bool connected_long_enough(node *n, uint64_t id)
 {
-    return n->nmembers - count_learners(n);
+    uint64_t since;
+
+    if (id == n->member_id)
+        return true;
+    since = node_peer_since_ms(n, id);
+    return since && evloop_now_ms() - since >= HEALTH_MS;
 }
 
-/* --strict-reconfig-check: a new voter must not leave the cluster without a started quorum,
- * and a removal must leave a started quorum behind. */
-static int check_quorum_after(node *n, int delta, uint64_t removed)
+static size_t voters_connected(node *n)
 {
-    size_t v = voters(n) + (size_t)(delta > 0) - (size_t)(delta < 0);
+    size_t c = 0;
 
-    if (!n->cfg.strict_reconfig_check || v == 0)
+    for (size_t i = 0; i < n->nmembers; i++)
+        if (!n->members[i].is_learner)
+            c += connected_long_enough(n, n->members[i].id);
+    return c;
+}
+
+/*
+ * --strict-reconfig-check, etcd's rules. Adding a voter: the started voters must make a
+ * quorum of the grown cluster (one started member may add a second: the restore case), and
+ * this member must have been connected to every voter for HEALTH_MS. Promoting: the same
+ * quorum rule, counting the learner as started.
+ */
+static int may_add_voter(node *n, bool promote)
+{
+    size_t nstarted, nvoters = count_voters(n, 0, &nstarted) + 1;
+
+    if (!n->cfg.strict_reconfig_check)
         return 0;
-    return started_voters(n, removed) >= v / 2 + 1 ? 0 : CE_NOT_ENOUGH_STARTED;
+    nstarted += promote;
+    if (!(nstarted == 1 && nvoters == 2) && nstarted < nvoters / 2 + 1)
+        return CE_NOT_ENOUGH_STARTED;
+    if (!promote && voters_connected(n) < nvoters - 1)
+        return CE_UNHEALTHY;
+    return 0;
+}
+
+/* Removing voter id: the remaining started voters must make their quorum; a member that is
+ * down may always go; otherwise the connected voters minus it must make that quorum. */
+static int may_remove_voter(node *n, uint64_t id)
+{
+    size_t nstarted, nvoters = count_voters(n, id, &nstarted), all = nvoters + 1;
+
+    if (!n->cfg.strict_reconfig_check)
+        return 0;
+    if (nstarted < nvoters / 2 + 1)
+        return CE_NOT_ENOUGH_STARTED;
+    if (id != n->member_id && !node_peer_since_ms(n, id))
+        return 0;
+    return voters_connected(n) - 1 < 1 + (all - 1) / 2 ? CE_UNHEALTHY : 0;
 }
 
 /* The leader's view of whether learner id is close enough to be promoted. */
@@ -226,7 +276,7 @@ int node_member_add(node *n, char **peer_urls, size_t nurls, bool learner, node_
     if (!rc && learner && count_learners(n) >= MAX_LEARNERS)
         rc = CE_TOO_MANY_LEARNERS;
     if (!rc && !learner)
-        rc = check_quorum_after(n, +1, 0);
+        rc = may_add_voter(n, false);
     if (rc)
         return rc;
     return propose_change(n, learner ? RAFT_CC_ADD_LEARNER : RAFT_CC_ADD_VOTER,
@@ -241,7 +291,7 @@ int node_member_remove(node *n, uint64_t id, node_write_cb cb, void *ctx, uint64
     if (!m)
         return CE_MEMBER_NOT_FOUND;
     if (!m->is_learner) {
-        rc = check_quorum_after(n, -1, id);
+        rc = may_remove_voter(n, id);
         if (rc)
             return rc;
     }
@@ -275,7 +325,7 @@ int node_member_promote(node *n, uint64_t id, node_write_cb cb, void *ctx, uint6
     if (raft_get_role(n->raft) == RAFT_LEADER) {
         rc = learner_ready(n, id);
         if (!rc)
-            rc = check_quorum_after(n, +1, 0);
+            rc = may_add_voter(n, true);
         if (rc)
             return rc;
     }
@@ -305,7 +355,7 @@ bool node_promote_refused(node *n, const raft_msg *m)
         return false;
     ref.code = learner_ready(n, cc.node_id);
     if (!ref.code)
-        ref.code = check_quorum_after(n, +1, 0);
+        ref.code = may_add_voter(n, true);
     if (!ref.code)
         return false;
     cx = cetcdpb__conf_change_context__unpack(0, cc.context_len, cc.context);

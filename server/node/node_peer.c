@@ -133,9 +133,9 @@ void node_peer_drop(node *n, uint64_t id)
         peer_remove(n->peers, id);
 }
 
-bool node_peer_active(node *n, uint64_t id)
+uint64_t node_peer_since_ms(node *n, uint64_t id)
 {
-    return n->peers && peer_is_active(n->peers, id);
+    return n->peers ? peer_active_since_ms(n->peers, id) : 0;
 }
 
 int node_peers_start(node *n)
