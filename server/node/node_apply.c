@@ -324,6 +324,8 @@ void node_flush(evloop *l, void *arg)
     node_maybe_snapshot(n);
     trim_raft_log(n);
     node_check_transfer(n);
+    if (n->leader != RAFT_NONE && !n->published)
+        node_maybe_publish(n);
     free(b.v);
     n->in_flush = false;
 }

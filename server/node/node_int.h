@@ -60,6 +60,7 @@ struct node {
     uint64_t request_timeout_ms;  /* etcd's: 5 s + 2 x election timeout */
     struct transfer_wait transfer;
     bool published;               /* our name and client URLs are in the replicated record */
+    bool publishing;              /* a publish proposal is in flight */
     bool removed;                 /* this member was removed from the cluster: exiting */
     ev_timer exit_timer;
     char *incoming_snap;          /* received snapshot data file waiting for raft to accept it */
@@ -117,6 +118,7 @@ void node_conf_change_apply(node *n, const raft_entry *e, struct batch *b);
 int node_member_attr_apply(node *n, const Etcdserverpb__Member *m);
 bool node_promote_refused(node *n, const raft_msg *m);
 void node_housekeeping(evloop *l, ev_timer *t);
+void node_maybe_publish(node *n);
 void node_check_transfer(node *n);
 node_member *node_member_find(node *n, uint64_t id);
 int node_member_delete(node *n, uint64_t id);

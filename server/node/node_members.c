@@ -548,20 +548,22 @@ int node_member_attr_apply(node *n, const Etcdserverpb__Member *m)
 
 static void publish_done(void *ctx, int err, ProtobufCMessage *resp)
 {
-    (void)ctx;
+    node *n = ctx;
+
+    n->publishing = false;
     (void)err;
     if (resp)
         protobuf_c_message_free_unpacked(resp, 0);
 }
 
 /* etcd's publish: our name and client URLs go through the log once a leader is known. */
-static void maybe_publish(node *n)
+void node_maybe_publish(node *n)
 {
     Cetcdpb__InternalRequest ir = CETCDPB__INTERNAL_REQUEST__INIT;
     Etcdserverpb__Member m = ETCDSERVERPB__MEMBER__INIT;
     uint64_t handle;
 
-    if (n->published || n->removed || raft_leader(n->raft) == RAFT_NONE ||
+    if (n->published || n->publishing || n->removed || raft_leader(n->raft) == RAFT_NONE ||
         !node_member_find(n, n->member_id))
         return;
     m.id = n->member_id;
@@ -570,7 +572,7 @@ static void maybe_publish(node *n)
     m.clienturls = (char **)n->cfg.advertise_client_urls;
     ir.request_case = CETCDPB__INTERNAL_REQUEST__REQUEST_MEMBER_ATTR;
     ir.member_attr = &m;
-    node_propose(n, &ir, publish_done, n, &handle);
+    n->publishing = node_propose(n, &ir, publish_done, n, &handle) == 0;
 }
 
 /* Requests older than the request timeout fail with etcd's "request timed out". Collected
@@ -629,7 +631,7 @@ void node_housekeeping(evloop *l, ev_timer *t)
     node *n = t->data;
 
     (void)l;
-    maybe_publish(n);
+    node_maybe_publish(n);
     time_out_requests(n, evloop_now_ms());
     node_check_transfer(n);
 }
