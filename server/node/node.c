@@ -563,7 +563,7 @@ int node_new(const node_config *cfg, evloop *loop, node **out)
     rc = evloop_add_flush(loop, node_flush, n);
     if (rc)
         goto out_free;
-    /* After the node's flush hook, so the transport's hook writes what a flush queued. */
+    /* node_flush ends with peer_flush: what one loop iteration queued leaves in one write. */
     rc = node_peers_start(n);
     if (rc)
         goto out_free;

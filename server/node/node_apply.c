@@ -326,6 +326,7 @@ void node_flush(evloop *l, void *arg)
     node_check_transfer(n);
     if (n->leader != RAFT_NONE && !n->published)
         node_maybe_publish(n);
+    node_peers_flush(n);
     free(b.v);
     n->in_flush = false;
 }

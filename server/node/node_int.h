@@ -127,6 +127,7 @@ int node_member_delete(node *n, uint64_t id);
 int node_peers_start(node *n);
 void node_peers_stop(node *n);
 void node_peers_send(node *n, const raft_msg *m, size_t count);
+void node_peers_flush(node *n);
 void node_peer_sync(node *n, const node_member *m);  /* add or update a member's peer URLs */
 void node_peer_drop(node *n, uint64_t id);
 /* When our connection to id came up (evloop_now_ms), 0 if it is down. */

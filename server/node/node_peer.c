@@ -207,6 +207,13 @@ static void send_snapshot(node *n, const raft_msg *m)
              m->snapshot.index, (long long)st.st_size, m->to);
 }
 
+/* Everything queued in this loop iteration leaves now: one write per peer. */
+void node_peers_flush(node *n)
+{
+    if (n->peers)
+        peer_flush(n->peers);
+}
+
 void node_peers_send(node *n, const raft_msg *m, size_t count)
 {
     if (!n->peers)

@@ -28,13 +28,14 @@
 #include "log.h"
 #include "peer_int.h"
 
-#define READ_MIN 65536
+#define READ_MIN (256u << 10)          /* read room once a connection is established */
 #define KEEP_BUF (1u << 20)
 #define ACCEPT_BATCH 64
 #define READ_ROUNDS 16
 
 static void conn_io_cb(evloop *l, ev_io *w, int events);
 static void peer_dial(peer *p);
+static void free_urls(char **urls, int nurls);
 
 /* ---- small helpers ---- */
 
@@ -256,7 +257,7 @@ static void peer_dial(peer *p)
     if (!rc)
         rc = conn_dial(c, p->urls[p->url_next % (unsigned)p->nurls]);
     if (rc)
-        conn_fail(c, ce_strerror(rc));
+        conn_fail(c, rc == CE_UNREACHABLE ? strerror(errno) : ce_strerror(rc));
 }
 
 void conn_fail(conn *c, const char *why)
@@ -580,7 +581,7 @@ static int dialer_answer(conn *c, const frame *f, const char **why)
             *why = text;
             return CE_CORRUPT;
         }
-        c->gate = 0; return 0;
+        c->gate = 0;
         if (c->kind == CK_SNAP_OUT) {
             c->state = CS_SNAP;
             return snap_out_ready(c, why);
@@ -674,9 +675,11 @@ static void conn_read(conn *c)
 
     for (int round = 0; round < READ_ROUNDS && !c->dead; round++) {
         size_t want = c->in_need > pbuf_size(&c->in) ? c->in_need - pbuf_size(&c->in) : 0;
+        /* Little room before the handshake: unauthenticated connections stay cheap. */
+        size_t room = c->state == CS_HELLO ? FRAME_HDR + PEER_MAX_CTRL : READ_MIN;
         ssize_t n;
 
-        if (pbuf_reserve(&c->in, want > READ_MIN ? want : READ_MIN)) {
+        if (pbuf_reserve(&c->in, want > room ? want : room)) {
             conn_fail(c, "out of memory");
             return;
         }
@@ -866,33 +869,26 @@ static void write_all(peer_transport *t)
     }
 }
 
+/* Two phases: the set to report is taken first, so a handler that drops more messages
+ * (flagging peers again) is reported at the next tick, never starving the others or looping
+ * here, and a handler that changes the peer table cannot make us skip or repeat a peer. */
 static void report_unreachable(peer_transport *t)
 {
-    bool any = false;
+    for (size_t i = 0; i < t->npeers; i++) {
+        t->peers[i]->report_now = t->peers[i]->unreachable;
+        t->peers[i]->unreachable = false;
+    }
+    for (;;) {
+        peer *p = NULL;
 
-    /* Two passes so that a handler re-flagging a peer is reported at the next tick, and a
-     * handler that changes the peer table cannot make us skip or repeat one. */
-    for (size_t i = 0; i < t->npeers; i++)
-        if (t->peers[i]->unreachable)
-            any = true;
-    while (any) {
-        uint64_t id = 0;
-
-        any = false;
-        for (size_t i = 0; i < t->npeers; i++) {
-            if (t->peers[i]->unreachable) {
-                t->peers[i]->unreachable = false;
-                id = t->peers[i]->id;
-                break;
-            }
-        }
-        if (!id)
-            break;
+        for (size_t i = 0; i < t->npeers && !p; i++)
+            if (t->peers[i]->report_now)
+                p = t->peers[i];
+        if (!p)
+            return;
+        p->report_now = false;
         if (t->h.on_unreachable)
-            t->h.on_unreachable(t->h.ctx, id);
-        for (size_t i = 0; i < t->npeers; i++)
-            if (t->peers[i]->unreachable && t->peers[i]->id != id)
-                any = true;
+            t->h.on_unreachable(t->h.ctx, p->id);
     }
 }
 
@@ -992,9 +988,7 @@ static void peer_destroy(peer *p)
     if (p->out)
         conn_close(p->out);
     evloop_timer_stop(t->loop, &p->retry);
-    for (int i = 0; i < p->nurls; i++)
-        free(p->urls[i]);
-    free(p->urls);
+    free_urls(p->urls, p->nurls);
     free(p);
 }
 
@@ -1060,9 +1054,31 @@ static void unremove(peer_transport *t, uint64_t id)
     }
 }
 
-/* New URLs for a known peer; its connection is redialed at once if its URL is gone. */
+static bool same_urls(const peer *p, char **urls, int nurls)
+{
+    if (nurls != p->nurls)
+        return false;
+    for (int i = 0; i < nurls; i++)
+        if (!url_listed(p, urls[i]))
+            return false;
+    return true;
+}
+
+static void free_urls(char **urls, int nurls)
+{
+    for (int i = 0; i < nurls; i++)
+        free(urls[i]);
+    free(urls);
+}
+
+/* New URLs for a known peer; its connection is redialed at once if its URL is gone. The same
+ * URLs again change nothing (the backoff goes on). */
 static void peer_update(peer *p, char **urls, int nurls)
 {
+    if (same_urls(p, urls, nurls)) {
+        free_urls(urls, nurls);
+        return;
+    }
     for (int i = 0; i < p->nurls; i++)
         free(p->urls[i]);
     free(p->urls);
@@ -1134,11 +1150,8 @@ int peer_add(peer_transport *t, uint64_t id, const char *const *urls, int nurls)
         return 0;
     }
     rc = peer_insert(t, id, copy, nurls);
-    if (rc) {
-        for (int i = 0; i < nurls; i++)
-            free(copy[i]);
-        free(copy);
-    }
+    if (rc)
+        free_urls(copy, nurls);
     return rc;
 }
 

@@ -70,7 +70,8 @@ typedef struct peer_config {
     uint64_t cluster_id;               /* 0 = not known yet (accepts any; see wire.c) */
     const char *const *listen_urls;    /* "http://host:port"; port 0 = any free port */
     int nlisten;                       /* 0..PEER_MAX_LISTEN; 0 = dial only */
-    const char *snap_dir;              /* existing directory for incoming snapshot files */
+    const char *snap_dir;              /* existing directory for incoming snapshot files
+                                        * (NULL: incoming snapshots are refused) */
     peer_handlers h;
 } peer_config;
 

@@ -215,6 +215,7 @@ struct peer {
     uint64_t active_since;    /* evloop_now_ms() at handshake, 0 unless out is CS_READY */
     uint32_t queued;          /* MSG frames in out->out since it last drained */
     bool unreachable;         /* dropped messages, on_unreachable pending */
+    bool report_now;          /* in the set report_unreachable is calling for */
     bool ever_active;
     uint64_t fail_log_ms;     /* rate limit of "cannot reach" lines */
 };
@@ -282,7 +283,7 @@ bool log_allowed(log_limit *slots, uint64_t id);
 
 conn *conn_new(peer_transport *t, conn_kind kind);
 /* Dials url (c->out already holds what goes first). 0, or CE_* = c failed to start (the
- * caller closes it). */
+ * caller fails it; CE_UNREACHABLE leaves the reason in errno). */
 int conn_dial(conn *c, const char *url);
 void conn_close(conn *c);
 void conn_set_deadline(conn *c, uint64_t after_ms);

@@ -125,8 +125,8 @@ int snap_out_start(peer_transport *t, peer *p, const raft_msg *m, const uint8_t 
     log_info("peer: sending snapshot index %" PRIu64 " (%" PRIu64 " bytes) to %016" PRIx64,
              m->snapshot.index, len, p->id);
     rc = conn_dial(c, url);
-    if (rc)
-        conn_fail(c, ce_strerror(rc)); /* accepted: the failure is reported like any other */
+    if (rc) /* accepted: the failure is reported like any other */
+        conn_fail(c, rc == CE_UNREACHABLE ? strerror(errno) : ce_strerror(rc));
     return 0;
 }
 
