@@ -22,6 +22,7 @@
 #include "peer/peer.h"
 #include "snap/snap.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -138,6 +139,20 @@ uint64_t node_peer_since_ms(node *n, uint64_t id)
     return n->peers ? peer_active_since_ms(n->peers, id) : 0;
 }
 
+/* Received snapshot files ("peer-..." and their ".members") a crash left behind. */
+static void remove_stale_incoming(node *n)
+{
+    DIR *d = opendir(n->snap_dir);
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d)) != 0)
+        if (!strncmp(e->d_name, "peer-", 5))
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+}
+
 int node_peers_start(node *n)
 {
     peer_config pc;
@@ -158,6 +173,7 @@ int node_peers_start(node *n)
     pc.h.members_json = members_json;
     if (!pc.nlisten)
         return 0; /* embedded (unit tests): no peers */
+    remove_stale_incoming(n);
     rc = peer_new(n->loop, &pc, &n->peers);
     if (rc) {
         log_error("node: cannot listen for peers on %s: %s", pc.listen_urls[0], ce_strerror(rc));
