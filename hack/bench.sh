@@ -18,8 +18,17 @@
 # Each run lasts BENCH_SECONDS (10). Knobs: BENCH_SECONDS, BENCH_KEYS (100000), BENCH_VALUE
 # (256), BENCH_CONNS ("1 64"). Prints a table (row, etcd, cetcd, ratio cetcd/etcd) and saves it
 # to build/bench/results.md. Only the PIDs started here are ended; the temp dir is removed.
+#
+# BENCH=single|cluster|all (default all) picks what runs: this single-member benchmark, the
+# 3-member cluster benchmark (hack/bench/cluster.sh, same BIN_DIR argument, its own knobs and
+# table in build/bench/cluster-results.md), or the first then the second.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+case ${BENCH:-all} in
+  single | all) ;;
+  cluster) exec bash "$ROOT/hack/bench/cluster.sh" "$@" ;;
+  *) echo "bench: BENCH must be single, cluster or all" >&2; exit 2 ;;
+esac
 . "$ROOT/tests/lib.sh"
 BD=$ROOT/hack/bench
 
@@ -121,3 +130,8 @@ echo
 cat "$OUT/results.md"
 echo
 echo "# saved to $OUT/results.md"
+if [ "${BENCH:-all}" = all ]; then
+  stop_all
+  echo
+  bash "$ROOT/hack/bench/cluster.sh" "$@"
+fi
