@@ -16,7 +16,8 @@
  * little-endian.
  *     offset  size  field
  *     0       4     len: payload length in bytes (at most WAL_MAX_PAYLOAD)
- *     4       1     type: 1 segment header, 2 metadata, 3 entry, 4 hard state, 5 snapshot
+ *     4       1     type: 1 segment header, 2 metadata, 3 entry, 4 hard state, 5 snapshot,
+ *                     6 installed snapshot
  *     5       3     zero
  *     8       4     hcrc = crc32c(salt, offset as 8 bytes || bytes 0..7 of this record)
  *     12      4     pcrc = crc32c(hcrc, payload)
@@ -36,6 +37,9 @@
  *     3 entry (>= 17 bytes): term u64, index u64 (>= 1), type u8, data (the rest).
  *     4 hard state (24 bytes): term u64, vote u64, commit u64.
  *     5 snapshot marker (16 bytes): index u64, term u64.
+ *     6 installed-snapshot marker (16 bytes): as 5, for a snapshot received from the leader:
+ *       Raft discarded its whole log for it, so entries replayed before it with a higher index
+ *       are void and the log restarts right after its index.
  * A segment is: header, metadata, then (in segments after the first) the hard state and the
  * snapshot marker current when it was cut, if any, then records as saved. Because every segment
  * repeats the newest hard state and marker, replay may start at any segment.
@@ -55,7 +59,8 @@
  * does not parse (wrong size, index 0, header not first, ...) is corruption.
  *
  * LOG END. Replay and writer track the same number le: a header sets le = first - 1 (if first
- * > 0), an entry sets le = its index, a marker sets le = max(le, its index). An entry must have
+ * > 0), an entry sets le = its index, a marker sets le = max(le, its index), an installed-
+ * snapshot marker sets le = its index (dropping kept entries above it). An entry must have
  * index <= le + 1 once le > 0 (no gaps); index <= le truncates the log from there. A segment
  * after the first one replayed must have first == le + 1. The writer cuts with first = le + 1.
  *
@@ -111,6 +116,7 @@ enum rec_type {
     REC_ENTRY = 3,
     REC_HARDSTATE = 4,
     REC_SNAPSHOT = 5,
+    REC_INSTALL = 6,
 };
 
 #define HDR_SIZE 16
@@ -343,7 +349,7 @@ static enum parse_result parse_record(const uint8_t *buf, size_t size, size_t of
     if (size < HDR_SIZE || off > size - HDR_SIZE)
         return REC_BAD_HEADER;
     const uint8_t *h = buf + off;
-    if (h[4] < REC_HEADER || h[4] > REC_SNAPSHOT || h[5] || h[6] || h[7])
+    if (h[4] < REC_HEADER || h[4] > REC_INSTALL || h[5] || h[6] || h[7])
         return REC_BAD_HEADER;
     uint32_t hcrc = le_get32(h + 8);
     if (header_crc(salt, off, h) != hcrc)
@@ -495,8 +501,12 @@ static int apply_snapshot(struct replay *st, const struct rec *r)
         return CE_CORRUPT;
     st->rp->snap = (wal_snapshot){le_get64(r->payload), le_get64(r->payload + 8)};
     st->rp->has_snap = true;
-    if (st->rp->snap.index > st->le)
+    if (r->type == REC_INSTALL) {
         st->le = st->rp->snap.index;
+        truncate_kept(st->rp, st->le + 1);
+    } else if (st->rp->snap.index > st->le) {
+        st->le = st->rp->snap.index;
+    }
     return 0;
 }
 
@@ -630,12 +640,12 @@ static int append_hardstate(wal *w, const wal_hardstate *hs)
     return append_record(w, REC_HARDSTATE, p, sizeof p, NULL, 0);
 }
 
-static int append_snapshot(wal *w, const wal_snapshot *s)
+static int append_snapshot(wal *w, const wal_snapshot *s, enum rec_type type)
 {
     uint8_t p[16];
     le_put64(p, s->index);
     le_put64(p + 8, s->term);
-    return append_record(w, REC_SNAPSHOT, p, sizeof p, NULL, 0);
+    return append_record(w, type, p, sizeof p, NULL, 0);
 }
 
 static int append_entry(wal *w, const wal_entry *e)
@@ -661,7 +671,7 @@ static int append_segment_start(wal *w, uint64_t seq, uint64_t first)
     if (rc == 0 && w->has_hs)
         rc = append_hardstate(w, &w->hs);
     if (rc == 0 && w->has_snap) {
-        rc = append_snapshot(w, &w->snap);
+        rc = append_snapshot(w, &w->snap, REC_SNAPSHOT);
         if (w->snap.index > w->le) /* as replay will see it */
             w->le = w->snap.index;
     }
@@ -862,21 +872,31 @@ int wal_save(wal *w, const wal_hardstate *hs, const wal_entry *ents, size_t n)
     return maybe_flush_or_cut(w);
 }
 
-int wal_save_snapshot(wal *w, const wal_snapshot *s)
+static int save_marker(wal *w, const wal_snapshot *s, bool installed)
 {
     if (w->failed)
         return CE_IO;
-    int rc = append_snapshot(w, s);
+    int rc = append_snapshot(w, s, installed ? REC_INSTALL : REC_SNAPSHOT);
     if (rc != 0)
         return rc;
     w->snap = *s;
     w->has_snap = true;
-    if (s->index > w->le)
+    if (installed || s->index > w->le)
         w->le = s->index;
     rc = wal_sync(w);
     if (rc == 0)
         rc = maybe_flush_or_cut(w);
     return rc;
+}
+
+int wal_save_snapshot(wal *w, const wal_snapshot *s)
+{
+    return save_marker(w, s, false);
+}
+
+int wal_install_snapshot(wal *w, const wal_snapshot *s)
+{
+    return save_marker(w, s, true);
 }
 
 int wal_sync(wal *w)

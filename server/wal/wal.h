@@ -87,6 +87,10 @@ int wal_save(wal *w, const wal_hardstate *hs, const wal_entry *ents, size_t n);
  * (the file), then wal_save_snapshot, then wal_release_to(index) and snap_purge. On restart:
  * snap_load_newest, then wal_open(dir, that index). */
 int wal_save_snapshot(wal *w, const wal_snapshot *s);
+/* The same for a snapshot received from the leader and installed: Raft discarded its whole log,
+ * so the log restarts after s->index (entries above it saved earlier are void on replay) and
+ * the next entry saved must be s->index + 1. */
+int wal_install_snapshot(wal *w, const wal_snapshot *s);
 /* Writes out the buffer and fdatasyncs: only after it returns 0 may anything saved be
  * acknowledged. Cheap no-op when nothing was saved since the last sync. */
 int wal_sync(wal *w);

@@ -397,6 +397,32 @@ static void test_snapshot_marker_then_entries(void **state)
     assert_int_equal(rp.nents, 0);
 }
 
+/* An installed snapshot voids the entries above its index saved before it: Raft dropped its
+ * whole log for it, and a crash before new entries arrive must not bring them back. */
+static void test_installed_snapshot_voids_later_entries(void **state)
+{
+    struct fx *f = *state;
+    wal *w;
+    wal_replay rp;
+    assert_int_equal(wal_create(f->dir, META, sizeof META - 1, &w), 0);
+    assert_int_equal(save_range(w, 1, 10, 1), 0);
+    wal_snapshot s = {.index = 5, .term = 2};
+    assert_int_equal(wal_install_snapshot(w, &s), 0);
+    wal_close(w);
+    assert_int_equal(wal_open(f->dir, 5, &w, &rp), 0);
+    assert_int_equal(rp.nents, 0);
+    assert_int_equal(rp.snap.index, 5);
+    wal_replay_free(&rp);
+    /* the log goes on right after the snapshot; a plain marker would keep 6..10 */
+    assert_int_equal(save_range(w, 6, 7, 2), 0);
+    wal_close(w);
+    assert_int_equal(wal_open(f->dir, 5, &w, &rp), 0);
+    assert_int_equal(rp.nents, 2);
+    check_range(&rp, 0, 6, 7, 2);
+    wal_replay_free(&rp);
+    wal_close(w);
+}
+
 static void test_marker_beyond_entries_needs_that_snapshot(void **state)
 {
     struct fx *f = *state;
@@ -921,6 +947,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncation_overwrites_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_rejects_bad_indexes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_marker_then_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_installed_snapshot_voids_later_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_marker_beyond_entries_needs_that_snapshot, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_every_offset, setup, teardown),
