@@ -45,6 +45,7 @@ static void reset(raft *r, uint64_t term)
     r->lead = RAFT_NONE;
     r->election_elapsed = 0;
     r->heartbeat_elapsed = 0;
+    r->timeout_now_pending = false;
     raft__reset_timeout(r);
     raft__abort_transfer(r);
     uint64_t next = rlog_last_index(&r->log) + 1;
@@ -173,6 +174,22 @@ int raft__hup(raft *r, bool transfer)
     return 0;
 }
 
+void raft__send_vote_reject(raft *r, raft_msg_type type, uint64_t to)
+{
+    raft_msg out = {.term = r->term, .reject = true, .commit = r->log.committed};
+    (void)rlog_term(&r->log, r->log.committed, &out.log_term);
+    raft__send_type(r, type, to, &out);
+}
+
+void raft__learn_commit(raft *r, const raft_msg *m)
+{
+    /* Log Matching: a log holding (commit, log_term) holds the refuser's whole committed
+     * prefix, so that prefix is committed here too. A leader commits only by counting. */
+    if (r->role != RAFT_LEADER && m->commit > r->log.committed &&
+        rlog_match_term(&r->log, m->commit, m->log_term))
+        rlog_commit_to(&r->log, m->commit);
+}
+
 void raft__handle_vote(raft *r, const raft_msg *m)
 {
     bool pre = m->type == RAFT_MSG_PRE_VOTE;
@@ -189,8 +206,7 @@ void raft__handle_vote(raft *r, const raft_msg *m)
         }
         return;
     }
-    raft_msg out = {.term = r->term, .reject = true};
-    raft__send_type(r, resp, m->from, &out);
+    raft__send_vote_reject(r, resp, m->from);
 }
 
 static bool quorum_active(raft *r)
@@ -232,6 +248,10 @@ static void tick_heartbeat(raft *r)
             return;
         }
         raft__abort_transfer(r);
+        if (!raft__promotable(r))
+            raft__hand_over(r); /* the hand-over did not complete: try again */
+        if (r->role != RAFT_LEADER)
+            return;
     }
     if (r->heartbeat_elapsed >= r->heartbeat_tick) {
         r->heartbeat_elapsed = 0;

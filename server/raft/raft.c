@@ -257,8 +257,8 @@ int raft_apply_conf_change(raft *r, const raft_conf_change *cc, raft_conf_state 
         return rc;
     if (r->role == RAFT_LEADER) {
         if (!raft__promotable(r)) {
-            /* A leader removed (or demoted) steps down; the rest elect a new one. */
-            raft__become_follower(r, r->term, RAFT_NONE);
+            /* A leader removed (or demoted) hands over to a voter, then steps down. */
+            raft__hand_over(r);
         } else {
             if (r->lead_transferee != RAFT_NONE && !raft__find(r, r->lead_transferee))
                 raft__abort_transfer(r);
@@ -296,9 +296,11 @@ static int check_restore(const raft_restore *rs, uint64_t applied)
         prev = e->index;
         prev_term = e->term;
     }
-    /* Invariant: snapshot <= applied <= commit <= last; no term below the log's. */
+    /* Invariant: snapshot <= applied <= commit <= last. A hard state term below the log's
+     * last term is accepted (restore raises it): a torn WAL tail keeps entries without the
+     * hard state written after them. */
     uint64_t commit = rs->hard_state.commit < s->index ? s->index : rs->hard_state.commit;
-    if (commit > prev || applied > commit || rs->hard_state.term < prev_term)
+    if (commit > prev || applied > commit)
         return CE_INVAL;
     if (rs->n_peers && (prev != 0 || rs->hard_state.term != 0 || s->conf.n_voters))
         return CE_INVAL;
@@ -372,6 +374,13 @@ static int restore(raft *r, const raft_restore *rs, uint64_t applied)
     r->term = rs->hard_state.term;
     r->vote = rs->hard_state.vote;
     r->prev_hs = (raft_hard_state){r->term, r->vote, r->log.committed};
+    if (rlog_last_term(&r->log) > r->term) {
+        /* Entries of a term whose hard state was lost (torn write): this member never voted
+         * in that term (a vote leaves only once durable), so it resumes there with no vote;
+         * the first update persists the new hard state. Invariant: term >= last log term. */
+        r->term = rlog_last_term(&r->log);
+        r->vote = RAFT_NONE;
+    }
     return replay_conf_changes(r);
 }
 
@@ -565,6 +574,8 @@ void raft_advance(raft *r, const raft_update *u)
         /* The leader's own replica counts only once durable. */
         if (self && progress_maybe_update(self, r->log.stabled) && raft__maybe_commit(r))
             raft__bcast_append(r);
+    } else if (r->timeout_now_pending) {
+        r->timeout_now_pending = raft__hup(r, true) == CE_AGAIN;
     }
 }
 

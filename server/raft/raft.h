@@ -43,6 +43,8 @@
  * for that index along with it and then calls raft_report_snapshot(to, ok). The receiving
  * node stores the data, then steps the MsgSnap; if raft accepts it, the next update carries
  * u.snapshot (install it, step 1 above), otherwise the data is stale and can be dropped.
+ * A snapshot is accepted even if its conf does not hold the receiver (a member added after
+ * the leader's last snapshot learns of its addition from the entries that follow).
  *
  * Ownership: every pointer in a raft_update points into memory owned by the raft instance and
  * stays valid until raft_advance(). Between raft_get_update() and raft_advance() the caller
@@ -54,7 +56,12 @@
  *
  * Conf-change rule: single-step changes only; a change takes effect when its entry is APPLIED
  * (the node calls raft_apply_conf_change), like etcd-raft. A leader refuses a new change while
- * an earlier one is still unapplied (CE_AGAIN). On restart, conf-change entries in
+ * an earlier one is still unapplied (CE_AGAIN). A leader that applies its own removal or
+ * demotion hands over: it keeps leading (refusing proposals) until the most up-to-date voter
+ * holds its whole log, sends it MsgTimeoutNow and steps down. Raft cannot tell a demotion
+ * (ADD_LEARNER of a voter) from re-adding a member removed meanwhile: the membership layer
+ * must never propose an id it removed (etcd refuses removed ids). On restart, conf-change
+ * entries in
  * (snapshot.index, config.applied] are re-applied internally, so the conf state after raft_new
  * is the one the node had when it stopped.
  */
@@ -138,10 +145,13 @@ typedef struct raft_msg {
     uint64_t term;     /* 0 for the termless forwarded requests: MsgProp, MsgReadIndex,
                         * MsgTransferLeader */
     uint64_t log_term; /* MsgApp: term of entry `index`; votes: term of candidate's last entry;
+                        * (Pre)VoteResp reject: the refuser's term at `commit`;
                         * MsgAppResp reject: follower's term at reject_hint */
     uint64_t index;    /* MsgApp: index before entries; votes: last index; AppResp: match
                         * (reject: the rejected MsgApp's index); ReadIndexResp: read index */
-    uint64_t commit;   /* MsgApp, MsgHeartbeat: leader's commit (capped to the follower's match
+    uint64_t commit;   /* (Pre)VoteResp reject: the refuser's commit index, from which the
+                        * candidate learns that what it holds is committed (Log Matching);
+                        * MsgApp, MsgHeartbeat: leader's commit (capped to the follower's match
                         * for heartbeats) */
     uint64_t reject_hint; /* MsgAppResp reject: largest follower index that may match (its
                            * term <= the rejected log_term); the probe resumes there */
@@ -203,7 +213,14 @@ typedef struct raft_peer {
  * AddVoter conf-change entry per peer at term 1 (indexes 1..n_peers), committed, for the node
  * to persist and apply like any other (the membership is in effect at once). All zero and no
  * peers = a member joining an existing cluster: it waits for the leader's MsgApp/MsgSnap.
- * Otherwise peers must be empty. The arrays are copied. */
+ * Otherwise peers must be empty. The arrays are copied.
+ * A hard state whose term is below the last entry's (a torn WAL tail kept entries but not the
+ * hard state written after them) is accepted: the member resumes in that entry's term with no
+ * vote, and the first update persists it. A hard state of term 0 with entries or a snapshot
+ * means no batch was ever synced (every member's first batch has a hard state), so nothing on
+ * that disk was acknowledged: the node should discard it and start afresh (bootstrap again
+ * with its peers, or join empty), as etcd does without a WAL; raft, given it, would wait for
+ * a leader with no membership (the bootstrap entries are not known committed). */
 typedef struct raft_restore {
     raft_hard_state hard_state;
     raft_snapshot_meta snapshot;
@@ -252,7 +269,10 @@ void raft_tick(raft *r);
  * non-contiguous entries), which is dropped; CE_CORRUPT if a leader tries to overwrite a
  * committed entry (dropped); for a forwarded request (MsgProp, MsgReadIndex,
  * MsgTransferLeader) the error its local call would give (CE_NO_LEADER, CE_NOT_LEADER,
- * CE_AGAIN, CE_BAD_LEADER_TRANSFER): the request is dropped, the sender times out. */
+ * CE_AGAIN, CE_BAD_LEADER_TRANSFER, CE_INVAL for a conf change the leader refuses): the
+ * request is dropped, the sender times out. A MsgReadIndex reaching a non-leader is not
+ * forwarded again (CE_NOT_LEADER): the answer would come back to the forwarder, not the
+ * member that asked. */
 int raft_step(raft *r, const raft_msg *m);
 /* CE_NO_LEADER if no leader is known (follower or candidate), CE_NOT_LEADER on a leader that
  * is transferring leadership or was removed; a follower (or learner) with a leader forwards the
@@ -260,7 +280,8 @@ int raft_step(raft *r, const raft_msg *m);
 int raft_propose(raft *r, const uint8_t *data, size_t len);
 /* As raft_propose; CE_AGAIN while an earlier conf change is unapplied (leader only),
  * CE_INVAL for a change that makes no sense (remove/update an unknown member, promote a
- * non-learner; checked on the leader). ADD_VOTER of a learner promotes it; ADD_LEARNER of a
+ * non-learner, remove or demote the last voter; checked on the leader, for forwarded
+ * proposals too). ADD_VOTER of a learner promotes it; ADD_LEARNER of a
  * voter demotes it; adding an existing member in its role is a no-op. */
 int raft_propose_conf_change(raft *r, const raft_conf_change *cc);
 /* Starts a linearizable read; the answer comes back as a read state with the same ctx.

@@ -166,6 +166,9 @@ struct raft {
     bool appends_pending;
     /* Leader: reads are waiting for a heartbeat round, sent at the next get_update. */
     bool read_heartbeat_pending;
+    /* Follower: a MsgTimeoutNow arrived while a committed conf change was unapplied; the
+     * forced campaign starts once it is applied (raft_advance). Cleared on a term change. */
+    bool timeout_now_pending;
 
     raft_snapshot_meta snap;         /* latest snapshot point (owned conf arrays) */
     raft_snapshot_meta pending_snap; /* to install (index 0 = none), owned */
@@ -215,6 +218,12 @@ void raft__reset_timeout(raft *r);
 void raft__become_follower(raft *r, uint64_t term, uint64_t lead);
 int raft__hup(raft *r, bool transfer);
 void raft__handle_vote(raft *r, const raft_msg *m);
+/* A (pre-)vote refusal carries the refuser's commit index and its term there (commit,
+ * log_term), from which the candidate learns what it holds is committed: a voter that missed
+ * the commit of the conf change making it (nearly) the only voter may otherwise need the vote
+ * of a demoted or removed member that refuses it (longer log) and never campaigns itself. */
+void raft__send_vote_reject(raft *r, raft_msg_type type, uint64_t to);
+void raft__learn_commit(raft *r, const raft_msg *m);
 int raft__step_candidate(raft *r, const raft_msg *m);
 
 /* replication.c */
@@ -243,5 +252,7 @@ void raft__abort_transfer(raft *r);
 void raft__send_timeout_now(raft *r, uint64_t to);
 int raft__propose_entry(raft *r, raft_entry_type type, const uint8_t *data, size_t len);
 int raft__transfer(raft *r, uint64_t to);
+/* A leader that is no longer a voter hands leadership to the most up-to-date voter. */
+void raft__hand_over(raft *r);
 
 #endif

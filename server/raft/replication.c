@@ -181,23 +181,16 @@ void raft__handle_heartbeat(raft *r, const raft_msg *m)
     raft__send_type(r, RAFT_MSG_HEARTBEAT_RESP, m->from, &out);
 }
 
-static bool in_conf(const raft_conf_state *c, uint64_t id)
-{
-    for (size_t i = 0; i < c->n_voters; i++)
-        if (c->voters[i] == id)
-            return true;
-    for (size_t i = 0; i < c->n_learners; i++)
-        if (c->learners[i] == id)
-            return true;
-    return false;
-}
-
 /* Installs a snapshot's metadata; false if it is stale or already covered by the log. */
 static int restore_snapshot(raft *r, const raft_snapshot_meta *s, bool *restored)
 {
     *restored = false;
-    /* Invariant: committed never moves back. */
-    if (s->index <= r->log.committed || !in_conf(&s->conf, r->id))
+    /* Invariant: committed never moves back. A snapshot whose conf does not hold this member
+     * is installed too: a member added after the leader's last snapshot gets one taken before
+     * its addition, and learns of its own addition from the entries that follow (as a member
+     * joining with an empty log does). Refusing it would leave the member stuck until the
+     * leader's next snapshot. */
+    if (s->index <= r->log.committed)
         return 0;
     if (rlog_match_term(&r->log, s->index, s->term)) {
         rlog_commit_to(&r->log, s->index);
@@ -274,8 +267,11 @@ void raft__leader_app_resp(raft *r, rprogress *pr, const raft_msg *m)
     /* Fill the window; bounded by max_inflight (each send adds one inflight). */
     while (raft__send_append(r, pr, false)) {
     }
-    if (m->from == r->lead_transferee && pr->match == rlog_last_index(&r->log))
+    if (m->from == r->lead_transferee && pr->match == rlog_last_index(&r->log)) {
         raft__send_timeout_now(r, m->from);
+        if (!raft__promotable(r))
+            raft__become_follower(r, r->term, RAFT_NONE); /* hand-over done */
+    }
 }
 
 void raft__leader_heartbeat_resp(raft *r, rprogress *pr, const raft_msg *m)

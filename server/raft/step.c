@@ -46,6 +46,54 @@ int raft__transfer(raft *r, uint64_t to)
     return 0;
 }
 
+/* A leader removed or demoted by a conf change it applied keeps leading (refusing proposals)
+ * until the most up-to-date voter holds its whole log, then sends it MsgTimeoutNow and steps
+ * down. Stepping down at once could strand the remaining voters: they may not know yet that
+ * the change is committed, so they may still need this member's vote, which it refuses them
+ * while its log is longer than theirs; and a learner never campaigns. Retried every election
+ * timeout (tick_heartbeat) if the transfer does not complete. */
+void raft__hand_over(raft *r)
+{
+    rprogress *best = NULL;
+    for (size_t i = 0; i < r->n_prs; i++) {
+        rprogress *p = &r->prs[i];
+        if (!p->is_learner && p->id != r->id && (!best || p->match > best->match))
+            best = p;
+    }
+    if (!best) {
+        raft__become_follower(r, r->term, RAFT_NONE);
+        return;
+    }
+    r->lead_transferee = best->id;
+    r->election_elapsed = 0;
+    if (best->match == rlog_last_index(&r->log)) {
+        raft__send_timeout_now(r, best->id);
+        raft__become_follower(r, r->term, RAFT_NONE);
+    } else {
+        raft__send_append(r, best, true);
+    }
+}
+
+/* A conf change the leader refuses (CE_INVAL): removing, updating or promoting an unknown
+ * member, promoting a non-learner, or removing or demoting the last voter (the cluster could
+ * never elect a leader again). Checked against the applied conf, which every earlier change
+ * is in: at most one change is pending, and none when this is called. */
+static int check_conf_change(raft *r, const uint8_t *data, size_t len)
+{
+    raft_conf_change cc;
+    if (raft_conf_change_decode(data, len, &cc) != 0)
+        return CE_INVAL;
+    rprogress *p = raft__find(r, cc.node_id);
+    if ((cc.type == RAFT_CC_REMOVE || cc.type == RAFT_CC_UPDATE) && !p)
+        return CE_INVAL;
+    if (cc.type == RAFT_CC_PROMOTE && (!p || !p->is_learner))
+        return CE_INVAL;
+    bool last_voter = p && !p->is_learner && r->n_voters == 1;
+    if (last_voter && (cc.type == RAFT_CC_REMOVE || cc.type == RAFT_CC_ADD_LEARNER))
+        return CE_INVAL;
+    return 0;
+}
+
 int raft__propose_entry(raft *r, raft_entry_type type, const uint8_t *data, size_t len)
 {
     if (r->role != RAFT_LEADER) {
@@ -70,6 +118,9 @@ int raft__propose_entry(raft *r, raft_entry_type type, const uint8_t *data, size
         /* Invariant: at most one unapplied conf change in the log (single-step changes). */
         if (r->pending_conf_index > r->log.applied)
             return CE_AGAIN;
+        int rc = check_conf_change(r, data, len);
+        if (rc)
+            return rc;
     }
     int rc = rlog_append_new(&r->log, r->term, type, data, len);
     if (rc)
@@ -147,11 +198,16 @@ static int step_follower(raft *r, const raft_msg *m)
         r->lead = m->from;
         return raft__handle_snapshot(r, m);
     case RAFT_MSG_TRANSFER_LEADER:
-    case RAFT_MSG_READ_INDEX:
         return forward(r, m);
+    case RAFT_MSG_READ_INDEX:
+        /* Not forwarded again: the answer would come back to us, not to the member that
+         * asked (contexts are only unique per member). The requester times out. */
+        return CE_NOT_LEADER;
     case RAFT_MSG_TIMEOUT_NOW:
-        /* Leader transfer: campaign at once, skipping pre-vote, overriding leases. */
-        (void)raft__hup(r, true);
+        /* Leader transfer: campaign at once, skipping pre-vote, overriding leases; after
+         * applying the committed conf changes if some are not (the MsgApp that committed the
+         * one that made its sender hand over often arrives just before). */
+        r->timeout_now_pending = raft__hup(r, true) == CE_AGAIN;
         return 0;
     case RAFT_MSG_READ_INDEX_RESP:
         return raft__add_read_state(r, m->context, m->index);
@@ -222,8 +278,7 @@ static bool check_term(raft *r, const raft_msg *m)
             /* Tell a stale leader about the new term so it steps down. */
             raft__send_type(r, RAFT_MSG_APP_RESP, m->from, NULL);
         } else if (m->type == RAFT_MSG_PRE_VOTE) {
-            raft_msg out = {.term = r->term, .reject = true};
-            raft__send_type(r, RAFT_MSG_PRE_VOTE_RESP, m->from, &out);
+            raft__send_vote_reject(r, RAFT_MSG_PRE_VOTE_RESP, m->from);
         }
         return false;
     }
@@ -240,6 +295,8 @@ int raft_step(raft *r, const raft_msg *m)
         raft__handle_vote(r, m);
         return 0;
     }
+    if ((m->type == RAFT_MSG_VOTE_RESP || m->type == RAFT_MSG_PRE_VOTE_RESP) && m->reject)
+        raft__learn_commit(r, m);
     switch (r->role) {
     case RAFT_LEADER:
         return step_leader(r, m);
@@ -262,13 +319,6 @@ int raft_propose_conf_change(raft *r, const raft_conf_change *cc)
 {
     if (cc->node_id == RAFT_NONE)
         return CE_INVAL;
-    if (r->role == RAFT_LEADER) {
-        rprogress *p = raft__find(r, cc->node_id);
-        if ((cc->type == RAFT_CC_REMOVE || cc->type == RAFT_CC_UPDATE) && !p)
-            return CE_INVAL;
-        if (cc->type == RAFT_CC_PROMOTE && (!p || !p->is_learner))
-            return CE_INVAL;
-    }
     uint8_t *buf;
     size_t len;
     int rc = raft_conf_change_encode(cc, &buf, &len);

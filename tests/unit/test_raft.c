@@ -341,9 +341,10 @@ static void deliver_one(net *nt, wire *w)
         nt->app_rejects++;
     if (!mb->down) {
         int rc = raft_step(mb->r, &m);
-        /* Forwarded requests may fail as their local call would; nothing else may. */
+        /* Forwarded requests may fail as their local call would (a conf change the leader
+         * refuses: CE_INVAL); nothing else may. */
         if (!(rc == 0 || rc == CE_NO_LEADER || rc == CE_NOT_LEADER || rc == CE_AGAIN ||
-              rc == CE_BAD_LEADER_TRANSFER))
+              rc == CE_BAD_LEADER_TRANSFER || (rc == CE_INVAL && m.type == RAFT_MSG_PROP)))
             fail_msg("step %s -> %d", raft_msg_type_name(m.type), rc);
     }
     if (m.type == RAFT_MSG_SNAP) {
@@ -1388,6 +1389,147 @@ static raft_msg sample_app(raft_entry *e)
                       .reject = true, .transfer = true, .entries = e, .n_entries = 2};
 }
 
+/* ---------- found by the deterministic simulator (tests/sim) ---------- */
+
+/* A member added after the leader's last snapshot gets that snapshot, whose conf does not
+ * hold it yet: it must install it (and learn of its addition from the entries after it),
+ * not refuse it and wait for the leader's next snapshot. */
+static void test_new_member_installs_older_snapshot(void **state)
+{
+    (void)state;
+    net *nt = net_new(4, 3, 73, false, false);
+    int l = wait_leader(nt);
+    propose_str(nt->m[l].r, "before");
+    stabilize(nt);
+    for (int i = 0; i < 3; i++) {
+        member *mb = &nt->m[i];
+        uint64_t a = raft_applied_index(mb->r);
+        assert_int_equal(raft_compact(mb->r, a, mb->applied[a - 1].term), 0);
+        disk_compact(mb, a, mb->applied[a - 1].term);
+    }
+    uint64_t snap = raft_first_index(nt->m[l].r) - 1;
+    add_member(nt, l, 3, RAFT_CC_ADD_LEARNER);
+    propose_str(nt->m[l].r, "after");
+    stabilize(nt);
+    tick_all(nt, 3);
+    member *nw = &nt->m[3];
+    assert_int_equal(nw->snap_installed, snap);
+    assert_true(applied_has(nw, "after"));
+    assert_true(raft_is_learner(nw->r));
+    net_free(nt);
+}
+
+/* A torn WAL tail can keep entries of a new term without the hard state written after them
+ * (our WAL writes entries first): the member restarts in that term, with no vote, and
+ * persists that hard state first. */
+static void test_restore_after_torn_hard_state(void **state)
+{
+    (void)state;
+    raft_config cfg = make_cfg(1, 1, false, false);
+    raft *r;
+    raft_entry e[2] = {{1, 1, RAFT_ENTRY_NORMAL, NULL, 0}, {3, 2, RAFT_ENTRY_NORMAL, NULL, 0}};
+    raft_restore rs = {.hard_state = {2, 1, 1}, .entries = e, .n_entries = 2};
+    assert_int_equal(raft_new(&cfg, &rs, &r), 0);
+    assert_int_equal(raft_term(r), 3);
+    assert_int_equal(raft_last_index(r), 2);
+    raft_update u;
+    raft_get_update(r, &u);
+    assert_true(u.hard_state_changed);
+    assert_true(u.must_sync);
+    assert_int_equal(u.hard_state.term, 3);
+    assert_int_equal(u.hard_state.vote, RAFT_NONE);
+    raft_advance(r, &u);
+    raft_free(r);
+}
+
+/* Two voters; the leader B demotes itself, commits that with A's acknowledgement and appends
+ * more, but A never hears of the commit, and B (restarted, a learner) has the longer log.
+ * A needs B's vote, which B refuses; B never campaigns. The refusal carries B's commit index,
+ * from which A learns the demotion is committed, applies it and elects itself. */
+static void test_vote_refusal_teaches_commit(void **state)
+{
+    (void)state;
+    net *nt = net_new(2, 2, 79, false, false);
+    int b = wait_leader(nt), a = 1 - b;
+    raft_conf_change cc = {RAFT_CC_ADD_LEARNER, id_of(b), (const uint8_t *)"ctx", 3};
+    assert_int_equal(raft_propose_conf_change(nt->m[b].r, &cc), 0);
+    process(nt, b); /* the conf change goes out to A */
+    propose_str(nt->m[b].r, "only-on-b");
+    nt->cut[b][a] = true; /* nothing more reaches A */
+    stabilize(nt);
+    assert_true(raft_is_learner(nt->m[b].r));
+    assert_true(raft_commit_index(nt->m[a].r) < raft_commit_index(nt->m[b].r));
+    assert_true(raft_last_index(nt->m[a].r) < raft_last_index(nt->m[b].r));
+    crash(nt, b);
+    start_from_disk(nt, b);
+    assert_true(raft_is_learner(nt->m[b].r));
+    nt->cut[b][a] = false;
+    int l = wait_leader(nt);
+    assert_int_equal(l, a);
+    raft_conf_state cs;
+    raft_conf_state_get(nt->m[a].r, &cs);
+    assert_int_equal(cs.n_voters, 1);
+    net_free(nt);
+}
+
+/* A leader that demotes itself hands leadership over (MsgTimeoutNow to an up-to-date voter)
+ * instead of leaving the cluster leaderless until an election timeout. */
+static void test_demoted_leader_hands_over(void **state)
+{
+    (void)state;
+    net *nt = net_new(3, 3, 83, true, true);
+    int l = wait_leader(nt);
+    uint64_t term = raft_term(nt->m[l].r);
+    raft_conf_change cc = {RAFT_CC_ADD_LEARNER, id_of(l), (const uint8_t *)"ctx", 3};
+    assert_int_equal(raft_propose_conf_change(nt->m[l].r, &cc), 0);
+    stabilize(nt); /* no tick: no election timeout can fire */
+    assert_int_not_equal(raft_get_role(nt->m[l].r), RAFT_LEADER);
+    int l2 = leader_slot(nt);
+    assert_true(l2 >= 0 && l2 != l);
+    assert_true(raft_term(nt->m[l2].r) > term);
+    propose_str(nt->m[l2].r, "after-hand-over");
+    stabilize(nt);
+    assert_true(applied_has(&nt->m[l], "after-hand-over"));
+    net_free(nt);
+}
+
+/* A follower does not forward another member's MsgReadIndex: the answer would come back to
+ * the follower, whose own read with the same context would take it (contexts are unique per
+ * member only) and could be stale. */
+static void test_read_index_not_forwarded_twice(void **state)
+{
+    (void)state;
+    net *nt = net_new(3, 3, 89, false, false);
+    int l = wait_leader(nt), f = (l + 1) % 3, g = (l + 2) % 3;
+    raft_msg m = {.type = RAFT_MSG_READ_INDEX, .from = id_of(g), .to = id_of(f), .context = 5};
+    assert_int_equal(raft_step(nt->m[f].r, &m), CE_NOT_LEADER);
+    assert_false(raft_has_update(nt->m[f].r));
+    net_free(nt);
+}
+
+/* The leader refuses changes that leave no voter, forwarded ones included; a forwarded
+ * change is checked as a local one is. */
+static void test_leader_refuses_removing_last_voter(void **state)
+{
+    (void)state;
+    net *nt = net_new(1, 1, 97, false, false);
+    raft_campaign(nt->m[0].r);
+    process_all(nt);
+    raft_conf_change rm = {RAFT_CC_REMOVE, 1, NULL, 0};
+    raft_conf_change demote = {RAFT_CC_ADD_LEARNER, 1, NULL, 0};
+    assert_int_equal(raft_propose_conf_change(nt->m[0].r, &rm), CE_INVAL);
+    assert_int_equal(raft_propose_conf_change(nt->m[0].r, &demote), CE_INVAL);
+    net_free(nt);
+    nt = net_new(3, 3, 101, false, false);
+    int l = wait_leader(nt), f = (l + 1) % 3;
+    uint64_t last = raft_last_index(nt->m[l].r);
+    raft_conf_change promote = {RAFT_CC_PROMOTE, id_of(f), NULL, 0}; /* already a voter */
+    assert_int_equal(raft_propose_conf_change(nt->m[f].r, &promote), 0); /* forwarded */
+    stabilize(nt);
+    assert_int_equal(raft_last_index(nt->m[l].r), last);
+    net_free(nt);
+}
+
 static void test_msg_round_trip(void **state)
 {
     (void)state;
@@ -1738,6 +1880,12 @@ int main(void)
         cmocka_unit_test(test_step_rejects_malformed),
         cmocka_unit_test(test_step_survives_random_messages),
         cmocka_unit_test(test_randomized_safety),
+        cmocka_unit_test(test_new_member_installs_older_snapshot),
+        cmocka_unit_test(test_restore_after_torn_hard_state),
+        cmocka_unit_test(test_vote_refusal_teaches_commit),
+        cmocka_unit_test(test_demoted_leader_hands_over),
+        cmocka_unit_test(test_read_index_not_forwarded_twice),
+        cmocka_unit_test(test_leader_refuses_removing_last_voter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
