@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as `make test` and CI run it:
-#   1. optimised build, unit tests;
+#   1. optimised build, unit tests; the deterministic Raft simulation (500 seeds, and 100 under
+#      ASan/UBSan);
 #   2. unit tests and integration tests built with AddressSanitizer + UBSan (LeakSanitizer on:
 #      a leak fails the suite);
 #   3. compatibility suites (Debian's etcdctl 3.4, python3-etcd3, curl) against the optimised
@@ -35,6 +36,8 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 suite build make -s -j"$JOBS" all
 suite unit make -s -j"$JOBS" unit
 suite unit-asan make -s -j"$JOBS" SAN=1 unit
+suite sim make -s sim SEEDS="${SIM_SEEDS:-500}"
+suite sim-asan make -s SAN=1 sim SEEDS="${SIM_ASAN_SEEDS:-100}"
 suite integration-asan make -s -j"$JOBS" SAN=1 integration
 suite compat make -s compat
 
