@@ -7,6 +7,10 @@
 #     its PID recorded in T_PIDS; logs in $T_DIR/<name>.<client port>.log;
 #   - wait_ready / wait_exit: bounded polling (short waits against a deadline, never blind sleeps);
 #   - stop_all: ends ONLY the recorded PIDs (installed as the EXIT trap);
+#   - clusters (cluster.sh, partition.sh, recovery.sh): member_define / cluster_define describe
+#     members (name, host, ports, data dir, optional network namespace), member_start /
+#     member_stop / start_cluster run them, ctl / ctl_eps run etcdctl against them, c_status /
+#     c_find_leader / c_wait_leader / c_members / c_dump read their state;
 #   - mask_ids: sed filter masking 16-hex member/cluster IDs, decimal IDs in JSON and raft terms;
 #   - TAP-like reporting: `ok N - name` / `not ok N - name`, then `t_done` prints the line
 #     `N passed, M failed` alone and exits non-zero on any failure.
@@ -236,3 +240,224 @@ t_aggregate() {
 
 # run_bounded SECONDS CMD...: runs CMD with a hard time limit (timeout(1), KILL 2 s later).
 run_bounded() { timeout -k 2 "$@"; }
+
+# --- clusters ----------------------------------------------------------------------------------
+# Multi-member helpers (cluster.sh, recovery.sh, partition.sh). Member I (1-based) is described by
+# C_NAME[I], C_HOST[I] (IP it listens on), C_CP[I]/C_PP[I] (client/peer ports), C_DIR[I] (data dir),
+# C_NS[I] (network namespace to run in, empty = this one), C_PID[I] (last started process, or
+# empty), C_LOG[I] ($T_DIR/<name>.log, appended across restarts). C_BIN is the server, C_FLAGS the
+# extra flags every member gets, C_TOKEN the cluster token (unique per run).
+declare -a C_NAME C_HOST C_CP C_PP C_DIR C_NS C_PID C_LOG
+C_BIN=""
+C_FLAGS=()
+C_TOKEN="cetcd-test-$$-$RANDOM"
+C_N=0
+
+# cluster_define BIN N [extra flags...]: N loopback members c1..cN with fresh ports and data dirs
+# under $T_DIR (nothing started).
+cluster_define() {
+  local n=$2 i
+  C_BIN=$1
+  shift 2
+  C_FLAGS=("$@")
+  for i in $(seq 1 "$n"); do member_define "$i" "c$i" 127.0.0.1 "" || return 1; done
+}
+
+# member_define I NAME HOST [NETNS [CP PP]]: describes member I; ports from alloc_ports unless given.
+member_define() {
+  local i=$1 cp=${5:-} pp=${6:-}
+  if [ -z "$cp" ]; then alloc_ports cp pp || return 1; fi
+  C_NAME[i]=$2 C_HOST[i]=$3 C_NS[i]=${4:-} C_CP[i]=$cp C_PP[i]=$pp
+  C_DIR[i]=$T_DIR/data-$2 C_LOG[i]=$T_DIR/$2.log C_PID[i]=""
+  [ "$i" -gt "$C_N" ] && C_N=$i
+  return 0
+}
+
+c_peer_url() { echo "http://${C_HOST[$1]}:${C_PP[$1]}"; }
+c_client_url() { echo "http://${C_HOST[$1]}:${C_CP[$1]}"; }
+c_ep() { echo "${C_HOST[$1]}:${C_CP[$1]}"; }
+
+# c_initial_cluster I...: the --initial-cluster value naming members I... (name=peer URL, ...).
+c_initial_cluster() {
+  local i out=""
+  for i in "$@"; do out="$out${out:+,}${C_NAME[i]}=$(c_peer_url "$i")"; done
+  echo "$out"
+}
+
+# c_in I CMD...: runs CMD in member I's network namespace (or here when it has none).
+c_in() {
+  local i=$1
+  shift
+  if [ -n "${C_NS[i]}" ]; then ip netns exec "${C_NS[i]}" "$@"; else "$@"; fi
+}
+
+# member_start I STATE INITIAL_CLUSTER [extra flags...]: starts member I in the background (in its
+# namespace), records the PID in C_PID[I] and T_PIDS.
+member_start() {
+  local i=$1 state=$2 ic=$3
+  shift 3
+  echo "=== start $(date -u +%T.%N) $C_BIN ${C_NAME[i]} $state $ic ${C_FLAGS[*]} $*" >>"${C_LOG[i]}"
+  local pre=()
+  [ -n "${C_NS[i]}" ] && pre=(ip netns exec "${C_NS[i]}")
+  # not through c_in: a backgrounded function is a subshell, and $! must be the server itself
+  "${pre[@]}" "$C_BIN" --name "${C_NAME[i]}" --data-dir "${C_DIR[i]}" \
+    --listen-client-urls "$(c_client_url "$i")" --advertise-client-urls "$(c_client_url "$i")" \
+    --listen-peer-urls "$(c_peer_url "$i")" --initial-advertise-peer-urls "$(c_peer_url "$i")" \
+    --initial-cluster "$ic" --initial-cluster-state "$state" --initial-cluster-token "$C_TOKEN" \
+    "${C_FLAGS[@]}" "$@" >>"${C_LOG[i]}" 2>&1 &
+  C_PID[i]=$!
+  T_PIDS+=("$!")
+}
+
+# member_stop I [SIGNAL=TERM] [TIMEOUT_S=10]: stops member I's process (SIGKILL after the timeout).
+member_stop() {
+  [ -n "${C_PID[$1]}" ] && stop_member "${C_PID[$1]}" "${2:-TERM}" "${3:-10}"
+  C_PID[$1]=""
+}
+
+# member_alive I: its process is running.
+member_alive() { [ -n "${C_PID[$1]}" ] && pid_alive "${C_PID[$1]}"; }
+
+# c_wait_ready I [TIMEOUT_S=20]: polls member I's /health (from its namespace) until healthy.
+c_wait_ready() {
+  local i=$1 deadline=$((SECONDS + ${2:-20}))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if c_in "$i" curl -s -m 2 "$(c_client_url "$i")/health" 2>/dev/null | grep -q '"health": *"true"'; then
+      return 0
+    fi
+    member_alive "$i" || break
+    sleep 0.1
+  done
+  echo "c_wait_ready: ${C_NAME[i]} not healthy after ${2:-20}s" >&2
+  return 1
+}
+
+# start_cluster BIN N [extra flags...]: defines and starts N loopback members as a new cluster and
+# waits until each is healthy (bounded: 30 s). Returns 1 if one is not.
+start_cluster() {
+  local n=$2 i ic rc=0
+  cluster_define "$@" || return 1
+  ic=$(c_initial_cluster $(seq 1 "$n"))
+  for i in $(seq 1 "$n"); do member_start "$i" new "$ic"; done
+  for i in $(seq 1 "$n"); do c_wait_ready "$i" 30 || rc=1; done
+  return $rc
+}
+
+# ctl I ARGS...: etcdctl against member I alone (from its namespace), bounded (--command-timeout
+# 5 s unless ARGS set one; hard limit 30 s).
+ctl() {
+  local i=$1
+  shift
+  c_in "$i" timeout -k 2 30 "$ETCDCTL" --endpoints="$(c_ep "$i")" --command-timeout=5s "$@"
+}
+
+# ctl_eps "I J ..." ARGS...: etcdctl with the endpoints of members I J ... (run from the first one's
+# namespace).
+ctl_eps() {
+  local ids=$1 eps="" i first=""
+  shift
+  for i in $ids; do eps="$eps${eps:+,}$(c_ep "$i")"; first=${first:-$i}; done
+  c_in "$first" timeout -k 2 30 "$ETCDCTL" --endpoints="$eps" --command-timeout=5s "$@"
+}
+
+# c_status I: one line "MEMBER_ID LEADER_ID REVISION RAFT_INDEX IS_LEARNER" (IDs in hex, as
+# etcdctl prints them) from `endpoint status -w json` on member I; empty on error.
+c_status() {
+  ctl "$1" endpoint status -w json 2>/dev/null | "$PY" -c '
+import json, sys
+try:
+    s = json.load(sys.stdin)[0]["Status"]
+except Exception:
+    sys.exit(1)
+print("%x %x %d %d %s" % (int(s["header"]["member_id"]), int(s.get("leader", 0)),
+      int(s["header"].get("revision", 0)), int(s.get("raftIndex", 0)),
+      "true" if s.get("isLearner") else "false"))'
+}
+
+# c_member_id I: member I's ID in hex (from its own endpoint status).
+c_member_id() { c_status "$1" | cut -d' ' -f1; }
+
+# c_leader_of I: the leader ID (hex) member I reports, empty or 0 when it knows none.
+c_leader_of() { c_status "$1" | cut -d' ' -f2; }
+
+# c_find_leader "I J ...": prints the index of the member that is the leader every reachable member
+# among I J ... agrees on (one `endpoint status` per member); returns 1 (nothing printed) when a
+# reachable member knows no leader, two disagree, or the leader is not among I J ....
+c_find_leader() {
+  local i st lid="" l ids=()
+  for i in $1; do
+    st=$(c_status "$i") || continue
+    [ -z "$st" ] && continue
+    ids[i]=${st%% *}
+    l=$(echo "$st" | cut -d' ' -f2)
+    [ "$l" = 0 ] && return 1
+    [ -n "$lid" ] && [ "$lid" != "$l" ] && return 1
+    lid=$l
+  done
+  [ -z "$lid" ] && return 1
+  for i in $1; do
+    [ "${ids[i]:-}" = "$lid" ] && { echo "$i"; return 0; }
+  done
+  return 1
+}
+
+# c_wait_leader "I J ..." [TIMEOUT_S=10]: waits until c_find_leader succeeds; prints the index.
+c_wait_leader() {
+  local deadline=$((SECONDS + ${2:-10})) l
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if l=$(c_find_leader "$1"); then echo "$l"; return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# c_since_start I: member I's log since its last (re)start.
+c_since_start() {
+  awk '/^=== start/ { buf = "" } { buf = buf $0 "\n" } END { printf "%s", buf }' "${C_LOG[$1]}"
+}
+
+# now_ms: wall-clock milliseconds (for measuring bounded waits).
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# retry_while SECONDS PATTERN CMD...: runs CMD until it succeeds, or its output stops matching the
+# extended regex PATTERN (a different error), or SECONDS pass (0.3 s between tries). CMD's last
+# output is in T_OUT; returns CMD's last status.
+retry_while() {
+  local deadline=$((SECONDS + $1)) pat=$2 rc
+  shift 2
+  while :; do
+    T_OUT=$("$@" 2>&1)
+    rc=$?
+    [ $rc -eq 0 ] && return 0
+    echo "$T_OUT" | grep -qE "$pat" || return $rc
+    [ "$SECONDS" -ge "$deadline" ] && return $rc
+    sleep 0.3
+  done
+}
+
+# c_dump I FILE [etcdctl get flags...]: every key of member I as "key value create_rev mod_rev
+# version" lines (sorted by key), then "revision N"; linearizable unless flags say otherwise.
+c_dump() {
+  local i=$1 f=$2
+  shift 2
+  ctl "$i" get "" --from-key -w json "$@" 2>/dev/null | "$PY" -c '
+import base64, json, sys
+r = json.load(sys.stdin)
+for kv in r.get("kvs", []):
+    print(base64.b64decode(kv["key"]).decode(), base64.b64decode(kv.get("value", "")).decode(),
+          kv.get("create_revision"), kv.get("mod_revision"), kv.get("version"))
+print("revision", r["header"]["revision"])' >"$f" 2>&1
+}
+
+# c_members I: member I's `member list -w json` as lines "ID_HEX NAME LEARNER(true/false)
+# CLIENT_URLS" (empty name = added but not started yet).
+c_members() {
+  ctl "$1" member list -w json 2>/dev/null | "$PY" -c '
+import json, sys
+for m in json.load(sys.stdin).get("members", []):
+    print("%x" % int(m["ID"]), m.get("name") or "-", "true" if m.get("isLearner") else "false",
+          ",".join(m.get("clientURLs") or []) or "-")'
+}
+
+# c_id_by_name I NAME: the hex ID of the member called NAME, as member I lists it.
+c_id_by_name() { c_members "$1" | awk -v n="$2" '$2 == n { print $1 }'; }
