@@ -69,7 +69,7 @@ asan: ## unit + integration tests built with AddressSanitizer and UndefinedBehav
 	@$(MAKE) --no-print-directory SAN=1 unit
 	@$(MAKE) --no-print-directory SAN=1 integration
 
-bench: all ## side-by-side benchmark against Debian's etcd 3.4 (prints ratios)
+bench: all ## side-by-side benchmark against etcd 3.4, one member and 3-member clusters (BENCH=single|cluster|all)
 	@bash hack/bench.sh
 
 SIM_SRC    := $(wildcard tests/sim/*.c)

@@ -30,6 +30,7 @@
 #include "members.h"
 #include "node_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -389,9 +390,10 @@ static int open_new(node *n, raft_peer **peers, size_t *npeers)
     if (rc)
         return rc;
     set_self_client_urls(n);
-    rc = create_wal(n);
+    /* The member list first: a WAL that exists always has one beside it. */
+    rc = node_save_members(n);
     if (!rc)
-        rc = node_save_members(n);
+        rc = create_wal(n);
     if (rc || !n->cfg.initial_cluster_new)
         return rc;
     *peers = calloc(n->nmembers, sizeof(**peers));
@@ -432,6 +434,33 @@ static int open_existing(node *n, wal_replay *rp, raft_snapshot_meta *snap)
     log_info("node: restarting member %016" PRIx64 " of cluster %016" PRIx64
              " (term %" PRIu64 ", commit %" PRIu64 ", %zu WAL entries after snapshot %" PRIu64 ")",
              n->member_id, n->cluster_id, rp->hs.term, rp->hs.commit, rp->nents, snap->index);
+    return 0;
+}
+
+/* A WAL without a hard state never had a batch synced (every member's first batch carries
+ * one), so nothing in it was acknowledged: it is the torn first write of a member that must
+ * start afresh, as if the WAL did not exist. */
+static int discard_unsynced_wal(node *n, wal_replay *rp)
+{
+    DIR *d;
+    struct dirent *e;
+
+    log_warn("node: the WAL in %s holds no synced state (a torn first write); starting afresh",
+             n->wal_dir);
+    wal_close(n->wal);
+    n->wal = 0;
+    wal_replay_free(rp);
+    memset(rp, 0, sizeof(*rp));
+    free(n->members);
+    n->members = 0;
+    n->nmembers = 0;
+    d = opendir(n->wal_dir);
+    if (!d)
+        return ce_from_errno(errno);
+    while ((e = readdir(d)) != 0)
+        if (e->d_name[0] != '.')
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
     return 0;
 }
 
@@ -526,10 +555,15 @@ static int open_all(node *n)
     if (rc)
         return rc;
     fresh = !wal_exists(n->wal_dir);
-    if (fresh)
-        rc = open_new(n, &peers, &npeers);
-    else
+    if (!fresh) {
         rc = open_existing(n, &rp, &snap);
+        if (!rc && !rp.has_hs && !snap.index) {
+            rc = discard_unsynced_wal(n, &rp);
+            fresh = true;
+        }
+    }
+    if (fresh && !rc)
+        rc = open_new(n, &peers, &npeers);
     if (!rc)
         rc = raft_open(n, fresh ? 0 : &rp, fresh ? 0 : &snap, peers, npeers);
     free(peers);

@@ -62,6 +62,7 @@ struct node {
     bool published;               /* our name and client URLs are in the replicated record */
     bool publishing;              /* a publish proposal is in flight */
     bool removed;                 /* this member was removed from the cluster: exiting */
+    uint64_t removed_at_ms;
     ev_timer exit_timer;
     char *incoming_snap;          /* received snapshot data file waiting for raft to accept it */
     uint64_t incoming_snap_index;

@@ -160,18 +160,18 @@ static size_t voters_connected(node *n)
 
 /*
  * --strict-reconfig-check, etcd's rules. Adding a voter: the started voters must make a
- * quorum of the grown cluster (one started member may add a second: the restore case), and
- * this member must have been connected to every voter for HEALTH_MS. Promoting: the same
- * quorum rule, counting the learner as started.
+ * quorum of the grown cluster (one started member may add a second: the restore case).
+ * Adding any member: this member must have been connected to every voter for HEALTH_MS.
+ * Promoting: the same quorum rule, counting the learner as started; no connection rule.
  */
-static int may_add_voter(node *n, bool promote)
+static int may_add(node *n, bool learner, bool promote)
 {
     size_t nstarted, nvoters = count_voters(n, 0, &nstarted) + 1;
 
     if (!n->cfg.strict_reconfig_check)
         return 0;
     nstarted += promote;
-    if (!(nstarted == 1 && nvoters == 2) && nstarted < nvoters / 2 + 1)
+    if (!learner && !(nstarted == 1 && nvoters == 2) && nstarted < nvoters / 2 + 1)
         return CE_NOT_ENOUGH_STARTED;
     if (!promote && voters_connected(n) < nvoters - 1)
         return CE_UNHEALTHY;
@@ -275,8 +275,8 @@ int node_member_add(node *n, char **peer_urls, size_t nurls, bool learner, node_
 
     if (!rc && learner && count_learners(n) >= MAX_LEARNERS)
         rc = CE_TOO_MANY_LEARNERS;
-    if (!rc && !learner)
-        rc = may_add_voter(n, false);
+    if (!rc)
+        rc = may_add(n, learner, false);
     if (rc)
         return rc;
     return propose_change(n, learner ? RAFT_CC_ADD_LEARNER : RAFT_CC_ADD_VOTER,
@@ -325,7 +325,7 @@ int node_member_promote(node *n, uint64_t id, node_write_cb cb, void *ctx, uint6
     if (raft_get_role(n->raft) == RAFT_LEADER) {
         rc = learner_ready(n, id);
         if (!rc)
-            rc = may_add_voter(n, true);
+            rc = may_add(n, false, true);
         if (rc)
             return rc;
     }
@@ -355,7 +355,7 @@ bool node_promote_refused(node *n, const raft_msg *m)
         return false;
     ref.code = learner_ready(n, cc.node_id);
     if (!ref.code)
-        ref.code = may_add_voter(n, true);
+        ref.code = may_add(n, false, true);
     if (!ref.code)
         return false;
     cx = cetcdpb__conf_change_context__unpack(0, cc.context_len, cc.context);
@@ -413,10 +413,19 @@ static void apply_update(node *n, const raft_conf_change *cc, const Etcdserverpb
         node_peer_sync(n, rec);
 }
 
+/* A removed leader first hands leadership over (Raft keeps it leading until the most
+ * up-to-date voter holds its log); the process stops once it no longer leads, or after
+ * REMOVED_GRACE_MS at most. */
+#define REMOVED_GRACE_MS 5000
+
 static void on_exit_timer(evloop *l, ev_timer *t)
 {
-    (void)l;
-    (void)t;
+    node *n = t->data;
+
+    if (raft_get_role(n->raft) == RAFT_LEADER && evloop_now_ms() < n->removed_at_ms + REMOVED_GRACE_MS) {
+        evloop_timer_start(l, t, 100, 0, on_exit_timer, n);
+        return;
+    }
     log_error("node: the member has been permanently removed from the cluster; the data-dir "
               "used by this member must be removed before it can join again");
     exit(0);
@@ -429,9 +438,12 @@ static void apply_remove(node *n, const raft_conf_change *cc)
         node_peer_drop(n, cc->node_id);
         return;
     }
-    /* Answer what is in flight, then stop; the short delay lets replies leave. */
+    /* Answer what is in flight, then stop after etcd's delay (10 ticks), which lets replies
+     * and the leader's hand-over leave. */
     n->removed = true;
-    evloop_timer_start(n->loop, &n->exit_timer, 300, 0, on_exit_timer, n);
+    n->removed_at_ms = evloop_now_ms();
+    evloop_timer_start(n->loop, &n->exit_timer, 10 * (uint64_t)n->cfg.heartbeat_ms, 0,
+                       on_exit_timer, n);
 }
 
 static Etcdserverpb__Member *member_msg(const node_member *nm)

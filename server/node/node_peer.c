@@ -39,7 +39,7 @@ static void on_msg(void *ctx, const raft_msg *m)
     node *n = ctx;
     int rc;
 
-    if (n->removed || node_promote_refused(n, m))
+    if (node_promote_refused(n, m))
         return;
     rc = raft_step(n->raft, m);
     if (rc && rc != CE_NO_LEADER && rc != CE_NOT_LEADER && rc != CE_AGAIN)
@@ -80,6 +80,10 @@ static void on_snapshot(void *ctx, const raft_msg *m, const uint8_t *extra, size
     log_info("node: received snapshot at index %" PRIu64 " (term %" PRIu64 ") from %016" PRIx64,
              m->snapshot.index, m->snapshot.term, m->from);
     on_msg(n, m);
+    /* Install now, before another MsgSnap can replace the data Raft accepted; data Raft
+     * refused (stale) is dropped. */
+    node_flush(n->loop, n);
+    drop_incoming(n);
 }
 
 static void on_snapshot_sent(void *ctx, uint64_t to, bool ok)
@@ -308,7 +312,7 @@ static int save_snapshot_meta(node *n, const raft_snapshot_meta *s)
     rc = snap_save(n->snap_dir, &m);
     free(blob);
     if (!rc)
-        rc = wal_save_snapshot(n->wal, &marker);
+        rc = wal_install_snapshot(n->wal, &marker);
     return rc;
 }
 
@@ -330,7 +334,7 @@ void node_snapshot_install(node *n, const raft_snapshot_meta *s)
         rc = save_snapshot_meta(n, s);
     if (rc)
         node_fatal("installing a snapshot", rc);
-    free(n->incoming_snap);
+    free(n->incoming_snap); /* renamed into the store: nothing to unlink */
     n->incoming_snap = 0;
     for (size_t i = 0; i < n->nmembers; i++)
         node_peer_sync(n, &n->members[i]);
