@@ -8,6 +8,7 @@
  * existing configurations start; truly unknown flags are refused.
  */
 #include "config.h"
+#include "urlcheck.h"
 #include "err.h"
 #include "log.h"
 
@@ -152,26 +153,12 @@ static int parse_uint(const char *v, const struct option *o, uint64_t *out)
     return 0;
 }
 
-/* "http://host:port" or "https://host:port", port 0..65535, host non-empty. */
+/* "http(s)://host:port" (port 0..65535, host non-empty), or a unix socket URL. */
 static bool valid_url(const char *u)
 {
-    const char *h, *colon;
-    char *end;
-    long port;
-
-    if (!strncmp(u, "http://", 7))
-        h = u + 7;
-    else if (!strncmp(u, "https://", 8))
-        h = u + 8;
-    else if (!strncmp(u, "unix://", 7) || !strncmp(u, "unixs://", 8))
+    if (!strncmp(u, "unix://", 7) || !strncmp(u, "unixs://", 8))
         return true;
-    else
-        return false;
-    colon = strrchr(h, ':');
-    if (!colon || colon == h)
-        return false;
-    port = strtol(colon + 1, &end, 10);
-    return end != colon + 1 && (*end == 0 || *end == '/') && port >= 0 && port <= 65535;
+    return url_is_http(u, true, 0);
 }
 
 static void urls_free(config_urls *u)

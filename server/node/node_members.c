@@ -21,6 +21,7 @@
 #include "log.h"
 #include "members.h"
 #include "node_int.h"
+#include "urlcheck.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -68,32 +69,12 @@ static int member_append(node *n, const node_member *m)
 
 /* ---- etcd's checks ------------------------------------------------------------------------- */
 
-/* http(s)://host:port with a numeric port, as etcd's URL validation requires. */
-static bool url_valid(const char *u)
-{
-    const char *host, *colon;
-    char *end;
-    long port;
-
-    if (!strncmp(u, "http://", 7))
-        host = u + 7;
-    else if (!strncmp(u, "https://", 8))
-        host = u + 8;
-    else
-        return false;
-    colon = strrchr(host, ':');
-    if (!colon || colon == host || strchr(colon, '/'))
-        return false;
-    port = strtol(colon + 1, &end, 10);
-    return *end == 0 && port > 0 && port < 65536;
-}
-
 static int check_urls(node *n, char **urls, size_t nurls, uint64_t except)
 {
     if (nurls == 0 || nurls > NODE_MAX_URLS)
         return CE_MEMBER_BAD_URLS;
     for (size_t i = 0; i < nurls; i++) {
-        if (!url_valid(urls[i]) || strlen(urls[i]) >= sizeof(n->members[0].peer_urls[0]))
+        if (!url_is_http(urls[i], false, 1) || strlen(urls[i]) >= sizeof(n->members[0].peer_urls[0]))
             return CE_MEMBER_BAD_URLS;
         for (size_t j = 0; j < n->nmembers; j++) {
             if (n->members[j].id == except)

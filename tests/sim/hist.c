@@ -15,7 +15,7 @@
 
 #include "sim.h"
 
-static void *grow(void *p, size_t *cap, size_t need, size_t elem)
+void *sim_grow(void *p, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
         return p;
@@ -68,7 +68,7 @@ sconf hist_conf_now(const hist *h)
 
 void hist_push_conf(hist *h, uint64_t index, sconf c)
 {
-    h->confs = grow(h->confs, &h->cap_confs, h->n_confs + 1, sizeof(*h->confs));
+    h->confs = sim_grow(h->confs, &h->cap_confs, h->n_confs + 1, sizeof(*h->confs));
     h->confs[h->n_confs].index = index;
     h->confs[h->n_confs].conf = c;
     h->n_confs++;
@@ -76,22 +76,22 @@ void hist_push_conf(hist *h, uint64_t index, sconf c)
 
 void hist_push(hist *h, sval v)
 {
-    h->v = grow(h->v, &h->cap, h->n + 1, sizeof(sval));
+    h->v = sim_grow(h->v, &h->cap, h->n + 1, sizeof(sval));
     h->v[h->n++] = v;
 }
 
 void hist_reserve_gc(hist *h, uint64_t index)
 {
     size_t cap = h->gc_cap;
-    h->gc_term = grow(h->gc_term, &cap, (size_t)index + 1, sizeof(uint64_t));
+    h->gc_term = sim_grow(h->gc_term, &cap, (size_t)index + 1, sizeof(uint64_t));
     cap = h->gc_cap;
-    h->gc_obs = grow(h->gc_obs, &cap, (size_t)index + 1, sizeof(uint64_t));
+    h->gc_obs = sim_grow(h->gc_obs, &cap, (size_t)index + 1, sizeof(uint64_t));
     h->gc_cap = cap;
 }
 
 uint64_t *hist_leader_slot(hist *h, uint64_t term)
 {
-    h->leader_of = grow(h->leader_of, &h->leader_cap, (size_t)term + 1, sizeof(uint64_t));
+    h->leader_of = sim_grow(h->leader_of, &h->leader_cap, (size_t)term + 1, sizeof(uint64_t));
     return &h->leader_of[term];
 }
 

@@ -44,30 +44,15 @@ void sim_trace(sim *s, const char *fmt, ...)
     putchar('\n');
 }
 
-static void *grow_zeroed(void *p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return p;
-    size_t c = *cap ? *cap : 256;
-    while (c < need)
-        c *= 2;
-    p = realloc(p, c * elem);
-    if (!p)
-        abort();
-    memset((char *)p + *cap * elem, 0, (c - *cap) * elem);
-    *cap = c;
-    return p;
-}
-
 prop *sim_prop(sim *s, uint64_t uid)
 {
-    s->props = grow_zeroed(s->props, &s->props_cap, (size_t)uid + 1, sizeof(prop));
+    s->props = sim_grow(s->props, &s->props_cap, (size_t)uid + 1, sizeof(prop));
     return &s->props[uid];
 }
 
 readq *sim_read(sim *s, uint64_t ctx)
 {
-    s->reads = grow_zeroed(s->reads, &s->reads_cap, (size_t)ctx + 1, sizeof(readq));
+    s->reads = sim_grow(s->reads, &s->reads_cap, (size_t)ctx + 1, sizeof(readq));
     return &s->reads[ctx];
 }
 

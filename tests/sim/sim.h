@@ -36,6 +36,9 @@ typedef struct rng {
 } rng;
 
 void rng_seed(rng *r, uint64_t seed);
+/* Grows array p (capacity *cap elements of elem bytes) to hold need, zeroing the new part;
+ * aborts when out of memory (a simulation cannot go on without its state). */
+void *sim_grow(void *p, size_t *cap, size_t need, size_t elem);
 uint64_t rng_next(rng *r);
 uint64_t rng_below(rng *r, uint64_t n); /* uniform in [0, n); 0 when n == 0 */
 bool rng_chance(rng *r, unsigned permille);
