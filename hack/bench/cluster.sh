@@ -14,7 +14,7 @@
 #       (hack/bench/range_body.py; gRPC errors come back as HTTP 200, so the data bytes per answer
 #       are checked to be at least the value size);
 #   each at BENCH_CLUSTER_CONNS connections ("1 64 256"), BENCH_CLUSTER_SECONDS (5) per run;
-#   (d) VmRSS of every member after the load (leader, and the mean of the two followers);
+#   (d) VmRSS of every member 2 s after the last load (leader, and the mean of the two followers);
 #   (e) BENCH_ELECTIONS (7) times: kill -9 of the current leader, then the time until a survivor's
 #       status names a new leader and until the first put through a survivor is acknowledged
 #       (hack/bench/cluster.py elect); the killed member is restarted and the cluster waited for
@@ -164,6 +164,9 @@ for c in $CONNS; do
     for s in etcd cetcd; do load $s $kind "$c"; done
   done
 done
+# The sides alternate, so one side's last load has just ended while the other's ended a run
+# earlier: give both the same 2 s of idleness before reading their memory.
+sleep 2
 for s in etcd cetcd; do
   fol=0
   for i in 1 2 3; do

@@ -216,6 +216,7 @@ static void do_range(rpc_call *c, Etcdserverpb__RangeRequest *r)
     Etcdserverpb__RangeResponse *resp = 0;
     int rc = mvcc_range(node_store(svc_of(c)->node), r, &resp);
 
+    node_note_read(svc_of(c)->node);
     if (rc) {
         rpc_finish(c, rc);
         return;

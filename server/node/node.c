@@ -57,22 +57,34 @@ static void on_tick(evloop *l, ev_timer *t)
  * often. */
 #define HOUSEKEEPING_MS 250
 
+/* glibc keeps freed heap. After a burst, once the member is idle (no write applied and no read
+ * served for a tick), give it back to the system, once per burst: trimming under load costs
+ * latency. */
+static void maybe_trim(node *n)
+{
+    uint64_t start;
+
+    if (n->applied != n->applied_last_tick || n->reads != n->reads_last_tick)
+        return;
+    if (n->applied == n->trimmed_at && n->reads == n->trimmed_reads)
+        return;
+    start = evloop_now_ms();
+    n->trimmed_at = n->applied;
+    n->trimmed_reads = n->reads;
+    malloc_trim(0);
+    if (evloop_now_ms() - start >= NODE_SLOW_MS)
+        log_warn("node: returning freed memory took %llu ms",
+                 (unsigned long long)(evloop_now_ms() - start));
+}
+
 static void on_store_flush(evloop *l, ev_timer *t)
 {
     node *n = t->data;
 
     (void)l;
-    /* After a burst, once the member is idle (nothing applied for a tick), give the freed
-     * heap back to the system: glibc keeps it, and trimming under load costs latency. */
-    if (n->applied == n->applied_last_tick && n->applied != n->trimmed_at) {
-        uint64_t start = evloop_now_ms();
-        n->trimmed_at = n->applied;
-        malloc_trim(0);
-        if (evloop_now_ms() - start >= NODE_SLOW_MS)
-            log_warn("node: returning freed memory took %llu ms",
-                     (unsigned long long)(evloop_now_ms() - start));
-    }
+    maybe_trim(n);
     n->applied_last_tick = n->applied;
+    n->reads_last_tick = n->reads;
     if (!mvcc_has_unflushed(n->store))
         return;
     node_store_flush(n);
@@ -229,6 +241,11 @@ int node_members(node *n, node_member **out, size_t *count)
     *out = copy;
     *count = n->nmembers;
     return 0;
+}
+
+void node_note_read(node *n)
+{
+    n->reads++;
 }
 
 mvcc *node_store(node *n)

@@ -138,6 +138,9 @@ int node_move_leader(node *n, uint64_t target, node_read_cb cb, void *ctx, uint6
 /* This member is a learner (serves only serializable reads and Status, etcd's rule). */
 bool node_is_learner(node *n);
 
+/* A read was served from the store (activity: the node returns freed memory only when idle). */
+void node_note_read(node *n);
+
 /* The store, for reads. */
 mvcc *node_store(node *n);
 uint32_t node_max_request_bytes(const node *n);

@@ -84,6 +84,7 @@ struct node {
     /* Invariant: the store holds every entry <= durable_index even after a power loss. */
     uint64_t durable_index;   /* applied index at the previous store-flush tick */
     uint64_t trimmed_at;          /* applied index at the last malloc_trim */
+    uint64_t reads, reads_last_tick, trimmed_reads; /* reads served (node_note_read) */
     uint64_t leader;              /* last leader seen, to count changes */
     struct node_alarm alarms[NODE_MAX_ALARMS];
     size_t nalarms;
