@@ -64,82 +64,6 @@ struct rpc_server {
     ev_timer sweep_timer;          /* drops HTTP/1.1 requests slower than REQ_TIMEOUT */
 };
 
-/* ---- byte buffers ---- */
-
-int tbuf_reserve(tbuf *b, size_t extra)
-{
-    size_t need, cap;
-    uint8_t *p;
-
-    if (b->off > 0 && b->off == b->len)
-        b->off = b->len = 0;
-    if (b->cap - b->len >= extra)
-        return 0;
-    if (b->off > 0 && b->cap - tbuf_size(b) >= extra && b->off >= b->cap / 2) {
-        memmove(b->p, b->p + b->off, tbuf_size(b));
-        b->len -= b->off;
-        b->off = 0;
-        return 0;
-    }
-    need = b->len + extra;
-    cap = b->cap ? b->cap : 256;
-    while (cap < need)
-        cap *= 2;
-    p = realloc(b->p, cap);
-    if (!p)
-        return CE_NOMEM;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-int tbuf_append(tbuf *b, const void *data, size_t n)
-{
-    if (n == 0)
-        return 0;
-    if (tbuf_reserve(b, n))
-        return CE_NOMEM;
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    return 0;
-}
-
-int tbuf_printf(tbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (tbuf_reserve(b, 128))
-        return CE_NOMEM;
-    va_start(ap, fmt);
-    n = vsnprintf((char *)b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return CE_INVAL;
-    if ((size_t)n >= b->cap - b->len) {
-        if (tbuf_reserve(b, (size_t)n + 1))
-            return CE_NOMEM;
-        va_start(ap, fmt);
-        vsnprintf((char *)b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-    }
-    b->len += (size_t)n;
-    return 0;
-}
-
-void tbuf_consume(tbuf *b, size_t n)
-{
-    b->off += n;
-    if (b->off >= b->len)
-        b->off = b->len = 0;
-}
-
-void tbuf_free(tbuf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-}
-
 /* ---- method table ---- */
 
 const rpc_method *server_find_grpc(const rpc_server *s, const char *path, size_t len)
@@ -230,9 +154,9 @@ void call_release(rpc_call *c)
         conn->calls_tail = c->prev;
     if (conn->h1.cur == c)
         conn->h1.cur = NULL;
-    tbuf_free(&c->in);
-    tbuf_free(&c->out);
-    tbuf_free(&c->resp);
+    bytebuf_free(&c->in);
+    bytebuf_free(&c->out);
+    bytebuf_free(&c->resp);
     free(c->grpc_message);
     free(c->md);
     free(c);
@@ -307,10 +231,10 @@ const char *rpc_call_metadata(const rpc_call *c, const char *name)
 
 size_t rpc_call_pending(const rpc_call *c)
 {
-    size_t n = c->gateway ? tbuf_size(&c->resp) : tbuf_size(&c->out);
+    size_t n = c->gateway ? bytebuf_size(&c->resp) : bytebuf_size(&c->out);
 
     if (c->gateway && c->conn->calls == c)
-        n += tbuf_size(&c->conn->out);
+        n += bytebuf_size(&c->conn->out);
     return n;
 }
 
@@ -397,8 +321,8 @@ static void conn_free(rpc_conn *c)
         s->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    tbuf_free(&c->in);
-    tbuf_free(&c->out);
+    bytebuf_free(&c->in);
+    bytebuf_free(&c->out);
     free(c);
 }
 
@@ -425,34 +349,34 @@ static int conn_flush(rpc_conn *c)
 
     if (c->proto == PROTO_H1) {
         h1_emit(c);
-        if (!c->close_after_flush && tbuf_size(&c->in) > 0 && h1_process(c))
+        if (!c->close_after_flush && bytebuf_size(&c->in) > 0 && h1_process(c))
             return CE_IO;
         h1_emit(c);
     } else if (c->proto == PROTO_H2 && h2_produce(c)) {
         return CE_IO;
     }
-    while (tbuf_size(&c->out) > 0) {
-        n = send(c->fd, tbuf_data(&c->out), tbuf_size(&c->out), MSG_NOSIGNAL);
+    while (bytebuf_size(&c->out) > 0) {
+        n = send(c->fd, bytebuf_data(&c->out), bytebuf_size(&c->out), MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         if (n <= 0)
             return CE_IO;
-        tbuf_consume(&c->out, (size_t)n);
-        if (c->proto == PROTO_H2 && tbuf_size(&c->out) == 0 && h2_produce(c))
+        bytebuf_consume(&c->out, (size_t)n);
+        if (c->proto == PROTO_H2 && bytebuf_size(&c->out) == 0 && h2_produce(c))
             return CE_IO;
     }
-    if (tbuf_size(&c->out) == 0 && c->out.cap > 4 * READ_CHUNK)
-        tbuf_free(&c->out);
+    if (bytebuf_size(&c->out) == 0 && c->out.cap > 4 * READ_CHUNK)
+        bytebuf_free(&c->out);
     /* Requests held back by the backlog limit can go now: another round. */
     if (c->proto == PROTO_H1 && c->h1.blocked && !c->close_after_flush &&
         c->h1.inflight < TRANSPORT_H1_INFLIGHT && h1_backlog(c) < TRANSPORT_OUT_HIGH)
         conn_mark_dirty(c);
-    if (tbuf_size(&c->out) == 0 &&
+    if (bytebuf_size(&c->out) == 0 &&
         (c->close_after_flush || (c->proto == PROTO_H2 && h2_done(c)) || h1_drained(c)))
         return CE_STOPPED;
-    c->write_armed = tbuf_size(&c->out) > 0;
+    c->write_armed = bytebuf_size(&c->out) > 0;
     /* HTTP/2 is always read: the peer's WINDOW_UPDATEs are what drains its backlog. */
     c->read_paused = c->peer_eof || (c->proto == PROTO_H1 &&
                                      (c->h1.inflight >= TRANSPORT_H1_INFLIGHT ||
@@ -497,10 +421,10 @@ static void sweep(evloop *l, ev_timer *t)
 
 static int sniff(rpc_conn *c)
 {
-    size_t n = tbuf_size(&c->in);
+    size_t n = bytebuf_size(&c->in);
     size_t cmp = n < 24 ? n : 24;
 
-    if (memcmp(tbuf_data(&c->in), h2_preface, cmp) != 0) {
+    if (memcmp(bytebuf_data(&c->in), h2_preface, cmp) != 0) {
         c->proto = PROTO_H1;
         return h1_process(c);
     }
@@ -513,9 +437,9 @@ static int sniff(rpc_conn *c)
     c->h1.started_ms = 0;
     if (h2_start(c))
         return CE_IO;
-    if (h2_recv(c, tbuf_data(&c->in), n))
+    if (h2_recv(c, bytebuf_data(&c->in), n))
         return CE_IO;
-    tbuf_free(&c->in);
+    bytebuf_free(&c->in);
     return 0;
 }
 
@@ -530,7 +454,7 @@ static int conn_read(rpc_conn *c)
         if (c->proto == PROTO_H2) {
             n = recv(c->fd, stack, sizeof(stack), 0);
         } else {
-            if (tbuf_reserve(&c->in, READ_CHUNK))
+            if (bytebuf_reserve(&c->in, READ_CHUNK))
                 return CE_NOMEM;
             n = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, 0);
         }

@@ -87,17 +87,17 @@ static ssize_t data_read(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
                          uint32_t *flags, nghttp2_data_source *src, void *user)
 {
     rpc_call *c = src->ptr;
-    size_t n = tbuf_size(&c->out);
+    size_t n = bytebuf_size(&c->out);
 
     (void)s;
     (void)stream_id;
     (void)user;
     if (n > length)
         n = length;
-    memcpy(buf, tbuf_data(&c->out), n);
-    tbuf_consume(&c->out, n);
+    memcpy(buf, bytebuf_data(&c->out), n);
+    bytebuf_consume(&c->out, n);
     c->conn->h2_backlog -= n;
-    if (tbuf_size(&c->out) > 0)
+    if (bytebuf_size(&c->out) > 0)
         return (ssize_t)n;
     if (c->finished) {
         *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -135,7 +135,7 @@ int h2_send(rpc_call *c, const ProtobufCMessage *msg)
 {
     size_t len = protobuf_c_message_get_packed_size(msg);
 
-    if (len > UINT32_MAX || tbuf_reserve(&c->out, GRPCFRAME_HDR + len))
+    if (len > UINT32_MAX || bytebuf_reserve(&c->out, GRPCFRAME_HDR + len))
         return CE_NOMEM;
     grpcframe_header(c->out.p + c->out.len, (uint32_t)len);
     protobuf_c_message_pack(msg, c->out.p + c->out.len + GRPCFRAME_HDR);
@@ -253,19 +253,19 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id, const u
     (void)user;
     if (!c || !c->m || c->discard_input || c->finished)
         return 0;
-    if (tbuf_size(&c->in) == 0) {
+    if (bytebuf_size(&c->in) == 0) {
         used = take_messages(c, data, len);
         if (used < len && !c->discard_input && !c->finished &&
-            tbuf_append(&c->in, data + used, len - used))
+            bytebuf_append(&c->in, data + used, len - used))
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         return 0;
     }
-    if (tbuf_append(&c->in, data, len))
+    if (bytebuf_append(&c->in, data, len))
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    used = take_messages(c, tbuf_data(&c->in), tbuf_size(&c->in));
-    tbuf_consume(&c->in, used);
+    used = take_messages(c, bytebuf_data(&c->in), bytebuf_size(&c->in));
+    bytebuf_consume(&c->in, used);
     if (c->discard_input || c->finished)
-        tbuf_free(&c->in);
+        bytebuf_free(&c->in);
     return 0;
 }
 
@@ -291,7 +291,7 @@ static void on_end_stream(rpc_call *c)
 {
     if (c->recv_ended)
         return;
-    if (c->m && !c->finished && tbuf_size(&c->in) > 0) {
+    if (c->m && !c->finished && bytebuf_size(&c->in) > 0) {
         finish_fmt(c, 13, "%s: unexpected EOF", ce_strerror(CE_BAD_PROTO));
     } else if (c->m && !c->finished && !c->m->client_stream && !c->discard_input) {
         finish_fmt(c, 13, "%s: EOF", ce_strerror(CE_BAD_PROTO));
@@ -372,7 +372,7 @@ static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error
     if (!c)
         return 0;
     nghttp2_session_set_stream_user_data(s, stream_id, NULL);
-    c->conn->h2_backlog -= tbuf_size(&c->out);
+    c->conn->h2_backlog -= bytebuf_size(&c->out);
     call_release(c);
     return 0;
 }
@@ -437,13 +437,13 @@ int h2_produce(rpc_conn *c)
     const uint8_t *p;
     ssize_t n;
 
-    while (tbuf_size(&c->out) < H2_PRODUCE_LIMIT) {
+    while (bytebuf_size(&c->out) < H2_PRODUCE_LIMIT) {
         n = nghttp2_session_mem_send(c->h2, &p);
         if (n < 0)
             return CE_IO;
         if (n == 0)
             break;
-        if (tbuf_append(&c->out, p, (size_t)n))
+        if (bytebuf_append(&c->out, p, (size_t)n))
             return CE_NOMEM;
     }
     return 0;

@@ -84,7 +84,7 @@ static const char *reason_of(int status)
     }
 }
 
-static int json_escape(tbuf *b, const char *s)
+static int json_escape(bytebuf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
 
@@ -92,11 +92,11 @@ static int json_escape(tbuf *b, const char *s)
         char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
         int rc;
         if (*p == '"' || *p == '\\')
-            rc = tbuf_append(b, (const char[]){'\\', (char)*p}, 2);
+            rc = bytebuf_append(b, (const char[]){'\\', (char)*p}, 2);
         else if (*p < 0x20)
-            rc = tbuf_append(b, esc, 6);
+            rc = bytebuf_append(b, esc, 6);
         else
-            rc = tbuf_append(b, p, 1);
+            rc = bytebuf_append(b, p, 1);
         if (rc)
             return rc;
     }
@@ -106,11 +106,11 @@ static int json_escape(tbuf *b, const char *s)
 /* A complete response with a body; marks the call done. */
 static int reply(rpc_call *c, int status, const char *ctype, const void *body, size_t len)
 {
-    int rc = tbuf_printf(&c->resp, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+    int rc = bytebuf_printf(&c->resp, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
                          "Content-Length: %zu\r\n%s\r\n", status, reason_of(status), ctype, len,
                          c->keep_alive ? "" : "Connection: close\r\n");
     if (!rc)
-        rc = tbuf_append(&c->resp, body, len);
+        rc = bytebuf_append(&c->resp, body, len);
     c->done = true;
     c->finished = true;
     return rc;
@@ -123,15 +123,15 @@ static int reply_text(rpc_call *c, int status, const char *text)
 
 static int reply_error(rpc_call *c, int status, int grpc_code, const char *message)
 {
-    tbuf b = {0};
-    int rc = tbuf_append(&b, "{\"error\":\"", 10);
+    bytebuf b = {0};
+    int rc = bytebuf_append(&b, "{\"error\":\"", 10);
 
     rc = rc ? rc : json_escape(&b, message);
-    rc = rc ? rc : tbuf_append(&b, "\",\"message\":\"", 13);
+    rc = rc ? rc : bytebuf_append(&b, "\",\"message\":\"", 13);
     rc = rc ? rc : json_escape(&b, message);
-    rc = rc ? rc : tbuf_printf(&b, "\",\"code\":%d}", grpc_code);
-    rc = rc ? rc : reply(c, status, "application/json", tbuf_data(&b), tbuf_size(&b));
-    tbuf_free(&b);
+    rc = rc ? rc : bytebuf_printf(&b, "\",\"code\":%d}", grpc_code);
+    rc = rc ? rc : reply(c, status, "application/json", bytebuf_data(&b), bytebuf_size(&b));
+    bytebuf_free(&b);
     return rc;
 }
 
@@ -140,7 +140,7 @@ static int start_chunked(rpc_call *c)
     if (c->resp_started)
         return 0;
     c->resp_started = true;
-    return tbuf_printf(&c->resp, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    return bytebuf_printf(&c->resp, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                        "Transfer-Encoding: chunked\r\n\r\n");
 }
 
@@ -149,10 +149,10 @@ static int put_chunk(rpc_call *c, const char *prefix, const char *json, size_t l
                      const char *suffix)
 {
     size_t total = strlen(prefix) + len + strlen(suffix);
-    int rc = tbuf_printf(&c->resp, "%zx\r\n%s", total, prefix);
+    int rc = bytebuf_printf(&c->resp, "%zx\r\n%s", total, prefix);
 
-    rc = rc ? rc : tbuf_append(&c->resp, json, len);
-    rc = rc ? rc : tbuf_printf(&c->resp, "%s\r\n", suffix);
+    rc = rc ? rc : bytebuf_append(&c->resp, json, len);
+    rc = rc ? rc : bytebuf_printf(&c->resp, "%s\r\n", suffix);
     return rc;
 }
 
@@ -169,7 +169,7 @@ int h1_send(rpc_call *c, const ProtobufCMessage *msg)
         rc = rc ? rc : put_chunk(c, "{\"result\":", json, len, "}\n");
     } else {
         c->out.off = c->out.len = 0;   /* a unary call answers once: keep the last */
-        rc = tbuf_append(&c->out, json, len);
+        rc = bytebuf_append(&c->out, json, len);
     }
     free(json);
     return rc;
@@ -178,14 +178,14 @@ int h1_send(rpc_call *c, const ProtobufCMessage *msg)
 static int stream_error(rpc_call *c, int grpc_code, const char *message)
 {
     int status = http_status_of(grpc_code);
-    tbuf b = {0};
-    int rc = tbuf_printf(&b, "{\"error\":{\"grpc_code\":%d,\"http_code\":%d,\"message\":\"",
+    bytebuf b = {0};
+    int rc = bytebuf_printf(&b, "{\"error\":{\"grpc_code\":%d,\"http_code\":%d,\"message\":\"",
                          grpc_code, status);
 
     rc = rc ? rc : json_escape(&b, message);
-    rc = rc ? rc : tbuf_printf(&b, "\",\"http_status\":\"%s\"}}", reason_of(status));
-    rc = rc ? rc : put_chunk(c, "", (const char *)tbuf_data(&b), tbuf_size(&b), "\n");
-    tbuf_free(&b);
+    rc = rc ? rc : bytebuf_printf(&b, "\",\"http_status\":\"%s\"}}", reason_of(status));
+    rc = rc ? rc : put_chunk(c, "", (const char *)bytebuf_data(&b), bytebuf_size(&b), "\n");
+    bytebuf_free(&b);
     return rc;
 }
 
@@ -198,16 +198,16 @@ int h1_finish(rpc_call *c, int grpc_code, const char *message)
         rc = start_chunked(c);
         if (!rc && grpc_code)
             rc = stream_error(c, grpc_code, message);
-        rc = rc ? rc : tbuf_append(&c->resp, "0\r\n\r\n", 5);
+        rc = rc ? rc : bytebuf_append(&c->resp, "0\r\n\r\n", 5);
         c->done = true;
         return rc;
     }
     if (grpc_code)
         return reply_error(c, http_status_of(grpc_code), grpc_code, message);
-    if (tbuf_size(&c->out) == 0)
+    if (bytebuf_size(&c->out) == 0)
         return reply(c, 200, "application/json", "{}", 2);
-    rc = reply(c, 200, "application/json", tbuf_data(&c->out), tbuf_size(&c->out));
-    tbuf_free(&c->out);
+    rc = reply(c, 200, "application/json", bytebuf_data(&c->out), bytebuf_size(&c->out));
+    bytebuf_free(&c->out);
     return rc;
 }
 
@@ -216,12 +216,12 @@ void h1_emit(rpc_conn *conn)
     rpc_call *c;
 
     while ((c = conn->calls)) {
-        if (tbuf_size(&c->resp)) {
-            if (tbuf_size(&conn->out) == 0 && conn->out.cap <= c->resp.cap) {
-                tbuf t = conn->out;
+        if (bytebuf_size(&c->resp)) {
+            if (bytebuf_size(&conn->out) == 0 && conn->out.cap <= c->resp.cap) {
+                bytebuf t = conn->out;
                 conn->out = c->resp;
                 c->resp = t;
-            } else if (tbuf_append(&conn->out, tbuf_data(&c->resp), tbuf_size(&c->resp))) {
+            } else if (bytebuf_append(&conn->out, bytebuf_data(&c->resp), bytebuf_size(&c->resp))) {
                 conn->h1.stopped = true;
                 conn->close_after_flush = true;
             }
@@ -244,10 +244,10 @@ void h1_emit(rpc_conn *conn)
 
 size_t h1_backlog(const rpc_conn *conn)
 {
-    size_t n = tbuf_size(&conn->out);
+    size_t n = bytebuf_size(&conn->out);
 
     for (const rpc_call *c = conn->calls; c; c = c->next)
-        n += tbuf_size(&c->resp);
+        n += bytebuf_size(&c->resp);
     return n;
 }
 
@@ -440,7 +440,7 @@ static void parse_error(rpc_conn *conn, int status, const char *text)
     c->keep_alive = false;
     if (!c->finished) {
         c->finished = true;
-        tbuf_free(&c->resp);
+        bytebuf_free(&c->resp);
         reply_text(c, status, text);
     }
     c->done = true;
@@ -542,7 +542,7 @@ static int parse_head(rpc_conn *conn, const char *p, size_t len)
     conn->h1.remaining = chunked ? 0 : (size_t)c->content_length;
     /* in c->resp, so that it leaves after the answers to earlier requests */
     if (expect && (chunked || c->content_length > 0) &&
-        tbuf_append(&c->resp, "HTTP/1.1 100 Continue\r\n\r\n", 25))
+        bytebuf_append(&c->resp, "HTTP/1.1 100 Continue\r\n\r\n", 25))
         return CE_NOMEM;
     return 0;
 }
@@ -562,8 +562,8 @@ static void complete(rpc_conn *conn, const char *body, size_t len)
 /* Finds the end of the head ("\r\n\r\n" or "\n\n"); returns its length or 0. */
 static size_t find_head(rpc_conn *conn)
 {
-    const char *p = (const char *)tbuf_data(&conn->in);
-    size_t n = tbuf_size(&conn->in);
+    const char *p = (const char *)bytebuf_data(&conn->in);
+    size_t n = bytebuf_size(&conn->in);
     size_t i = conn->h1.scanned > 3 ? conn->h1.scanned - 3 : 0;
 
     for (; i < n; i++) {
@@ -583,14 +583,14 @@ static int step_head(rpc_conn *conn)
     size_t hlen;
     int rc;
 
-    while (tbuf_size(&conn->in) > 0 && (conn->in.p[conn->in.off] == '\r' ||
+    while (bytebuf_size(&conn->in) > 0 && (conn->in.p[conn->in.off] == '\r' ||
                                         conn->in.p[conn->in.off] == '\n'))
-        tbuf_consume(&conn->in, 1);
-    if (tbuf_size(&conn->in) > 0 && conn->h1.started_ms == 0)
+        bytebuf_consume(&conn->in, 1);
+    if (bytebuf_size(&conn->in) > 0 && conn->h1.started_ms == 0)
         conn->h1.started_ms = evloop_now_ms();
     hlen = find_head(conn);
     if (!hlen) {
-        if (tbuf_size(&conn->in) > TRANSPORT_MAX_HEADER)
+        if (bytebuf_size(&conn->in) > TRANSPORT_MAX_HEADER)
             parse_error(conn, 431, "431 Request Header Fields Too Large");
         return CE_AGAIN;
     }
@@ -600,11 +600,11 @@ static int step_head(rpc_conn *conn)
         return CE_AGAIN;
     }
     /* NUL is never valid in a head; refusing it keeps metadata strings whole */
-    if (memchr(tbuf_data(&conn->in), 0, hlen))
+    if (memchr(bytebuf_data(&conn->in), 0, hlen))
         rc = CE_INVAL;
     else
-        rc = parse_head(conn, (const char *)tbuf_data(&conn->in), hlen);
-    tbuf_consume(&conn->in, hlen);
+        rc = parse_head(conn, (const char *)bytebuf_data(&conn->in), hlen);
+    bytebuf_consume(&conn->in, hlen);
     if (rc == CE_REQ_TOO_LARGE) {
         char text[128];
         rpc_call *c = conn->h1.cur;
@@ -626,8 +626,8 @@ static int step_head(rpc_conn *conn)
 
 static int step_chunk_size(rpc_conn *conn)
 {
-    const char *p = (const char *)tbuf_data(&conn->in);
-    size_t n = tbuf_size(&conn->in);
+    const char *p = (const char *)bytebuf_data(&conn->in);
+    size_t n = bytebuf_size(&conn->in);
     const char *eol = memchr(p, '\n', n);
     unsigned long long size = 0;
     size_t i = 0;
@@ -650,8 +650,8 @@ static int step_chunk_size(rpc_conn *conn)
         parse_error(conn, 400, "400 Bad Request");
         return CE_AGAIN;
     }
-    tbuf_consume(&conn->in, (size_t)(eol - p) + 1);
-    if (size > body_limit(conn) || tbuf_size(&conn->h1.cur->in) + size > body_limit(conn)) {
+    bytebuf_consume(&conn->in, (size_t)(eol - p) + 1);
+    if (size > body_limit(conn) || bytebuf_size(&conn->h1.cur->in) + size > body_limit(conn)) {
         parse_error(conn, 413, "413 Request Entity Too Large");
         return CE_AGAIN;
     }
@@ -662,8 +662,8 @@ static int step_chunk_size(rpc_conn *conn)
 
 static int step_chunk_tail(rpc_conn *conn)
 {
-    const char *p = (const char *)tbuf_data(&conn->in);
-    size_t n = tbuf_size(&conn->in);
+    const char *p = (const char *)bytebuf_data(&conn->in);
+    size_t n = bytebuf_size(&conn->in);
     const char *eol = memchr(p, '\n', n);
     rpc_call *c = conn->h1.cur;
 
@@ -672,7 +672,7 @@ static int step_chunk_tail(rpc_conn *conn)
             parse_error(conn, 400, "400 Bad Request");
         return CE_AGAIN;
     }
-    tbuf_consume(&conn->in, (size_t)(eol - p) + 1);
+    bytebuf_consume(&conn->in, (size_t)(eol - p) + 1);
     if (conn->h1.state == H1_CHUNK_CRLF) {
         if (eol - p > 1 || (eol - p == 1 && p[0] != '\r')) {
             parse_error(conn, 400, "400 Bad Request");
@@ -682,8 +682,8 @@ static int step_chunk_tail(rpc_conn *conn)
         return 0;
     }
     if (eol - p <= 1) {   /* the empty line ending the trailers */
-        complete(conn, (const char *)tbuf_data(&c->in), tbuf_size(&c->in));
-        tbuf_free(&c->in);
+        complete(conn, (const char *)bytebuf_data(&c->in), bytebuf_size(&c->in));
+        bytebuf_free(&c->in);
     }
     return 0;
 }
@@ -691,7 +691,7 @@ static int step_chunk_tail(rpc_conn *conn)
 static int step(rpc_conn *conn)
 {
     struct h1_parser *h = &conn->h1;
-    size_t n = tbuf_size(&conn->in), take;
+    size_t n = bytebuf_size(&conn->in), take;
 
     switch (h->state) {
     case H1_HEAD:
@@ -700,8 +700,8 @@ static int step(rpc_conn *conn)
         if (n < h->remaining)
             return CE_AGAIN;
         take = h->remaining;
-        complete(conn, (const char *)tbuf_data(&conn->in), take);
-        tbuf_consume(&conn->in, take);
+        complete(conn, (const char *)bytebuf_data(&conn->in), take);
+        bytebuf_consume(&conn->in, take);
         return 0;
     case H1_CHUNK_SIZE:
         return step_chunk_size(conn);
@@ -709,9 +709,9 @@ static int step(rpc_conn *conn)
         if (n == 0)
             return CE_AGAIN;
         take = n < h->remaining ? n : h->remaining;
-        if (tbuf_append(&h->cur->in, tbuf_data(&conn->in), take))
+        if (bytebuf_append(&h->cur->in, bytebuf_data(&conn->in), take))
             return CE_NOMEM;
-        tbuf_consume(&conn->in, take);
+        bytebuf_consume(&conn->in, take);
         h->remaining -= take;
         if (h->remaining == 0)
             h->state = H1_CHUNK_CRLF;
@@ -736,8 +736,8 @@ int h1_process(rpc_conn *conn)
         if (rc)
             break;
     }
-    conn->h1.blocked = !rc && !conn->h1.stopped && tbuf_size(&conn->in) > 0;
+    conn->h1.blocked = !rc && !conn->h1.stopped && bytebuf_size(&conn->in) > 0;
     if (conn->h1.stopped)
-        tbuf_free(&conn->in);
+        bytebuf_free(&conn->in);
     return rc == CE_NOMEM ? rc : 0;
 }

@@ -18,6 +18,7 @@
 #ifndef CETCD_TRANSPORT_INT_H
 #define CETCD_TRANSPORT_INT_H
 
+#include "bytebuf.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,19 +34,6 @@
 #define TRANSPORT_H2_BACKLOG (16u << 20)     /* queued gRPC response bytes: refuse new streams */
 #define TRANSPORT_REQ_TIMEOUT_MS 60000       /* an HTTP/1.1 request must arrive within this */
 
-/* A growable byte buffer; the live bytes are p[off..len). */
-typedef struct tbuf {
-    uint8_t *p;
-    size_t off, len, cap;
-} tbuf;
-
-int tbuf_reserve(tbuf *b, size_t extra);
-int tbuf_append(tbuf *b, const void *data, size_t n);
-int tbuf_printf(tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void tbuf_consume(tbuf *b, size_t n);
-static inline size_t tbuf_size(const tbuf *b) { return b->len - b->off; }
-static inline uint8_t *tbuf_data(const tbuf *b) { return b->p + b->off; }
-void tbuf_free(tbuf *b);
 
 enum conn_proto { PROTO_SNIFF, PROTO_H1, PROTO_H2 };
 
@@ -69,8 +57,8 @@ struct rpc_conn {
     int fd;
     ev_io io;
     enum conn_proto proto;
-    tbuf in;                       /* sniff / HTTP/1.1 input not consumed yet */
-    tbuf out;                      /* bytes to send */
+    bytebuf in;                       /* sniff / HTTP/1.1 input not consumed yet */
+    bytebuf out;                      /* bytes to send */
     rpc_conn *next, *prev;         /* all connections of the server */
     rpc_conn *dnext, *dprev;       /* the server's dirty list */
     bool dirty;
@@ -99,13 +87,13 @@ struct rpc_call {
     size_t md_len, md_cap;
     /* gRPC (HTTP/2) */
     int32_t stream_id;
-    tbuf in;                       /* request bytes not yet framed (HTTP/1.1: chunked body) */
-    tbuf out;                      /* framed response messages not yet given to nghttp2 */
+    bytebuf in;                       /* request bytes not yet framed (HTTP/1.1: chunked body) */
+    bytebuf out;                      /* framed response messages not yet given to nghttp2 */
     bool headers_sent, deferred, trailers_sent, discard_input, got_msg;
     int grpc_status;
     char *grpc_message;
     /* HTTP/1.1 */
-    tbuf resp;                     /* response bytes not yet moved to conn->out */
+    bytebuf resp;                     /* response bytes not yet moved to conn->out */
     bool resp_started;             /* status line of a chunked response written */
     bool done;                     /* response complete */
     bool keep_alive;

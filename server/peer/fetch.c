@@ -59,12 +59,12 @@ static int connect_until(const struct addrinfo *ai, uint64_t deadline, int *rc)
     return -1;
 }
 
-static int send_all(int fd, const pbuf *b, uint64_t deadline)
+static int send_all(int fd, const bytebuf *b, uint64_t deadline)
 {
     size_t off = 0;
 
-    while (off < pbuf_size(b)) {
-        ssize_t n = send(fd, pbuf_data(b) + off, pbuf_size(b) - off, MSG_NOSIGNAL);
+    while (off < bytebuf_size(b)) {
+        ssize_t n = send(fd, bytebuf_data(b) + off, bytebuf_size(b) - off, MSG_NOSIGNAL);
         int rc;
 
         if (n > 0) {
@@ -111,7 +111,7 @@ static int take_answer(const char *url, const frame *f, char **json, uint64_t *c
 static int read_answer(int fd, const char *url, uint64_t deadline, char **json,
                        uint64_t *cluster_id)
 {
-    pbuf in = {0};
+    bytebuf in = {0};
     int rc;
 
     for (;;) {
@@ -119,14 +119,14 @@ static int read_answer(int fd, const char *url, uint64_t deadline, char **json,
         size_t need;
         ssize_t n;
 
-        rc = frame_parse(pbuf_data(&in), pbuf_size(&in), MEMBERS_FIXED + PEER_MAX_JSON, &f, &need);
+        rc = frame_parse(bytebuf_data(&in), bytebuf_size(&in), MEMBERS_FIXED + PEER_MAX_JSON, &f, &need);
         if (rc == 1) {
             rc = take_answer(url, &f, json, cluster_id);
             break;
         }
         if (rc < 0)
             break;
-        rc = pbuf_reserve(&in, need - pbuf_size(&in) > 65536 ? need - pbuf_size(&in) : 65536);
+        rc = bytebuf_reserve(&in, need - bytebuf_size(&in) > 65536 ? need - bytebuf_size(&in) : 65536);
         if (rc)
             break;
         rc = wait_fd(fd, POLLIN, deadline);
@@ -141,7 +141,7 @@ static int read_answer(int fd, const char *url, uint64_t deadline, char **json,
         }
         in.len += (size_t)n;
     }
-    pbuf_free(&in);
+    bytebuf_free(&in);
     return rc;
 }
 
@@ -150,14 +150,14 @@ static int exchange(int fd, const char *url, uint64_t deadline, char **json,
 {
     hello h = {PEER_VERSION, HK_MEMBERS, 0, 0, 0};
     uint8_t hb[HELLO_LEN];
-    pbuf out = {0};
+    bytebuf out = {0};
     int rc;
 
     hello_encode(hb, &h);
     rc = frame_put(&out, FR_HELLO, hb, sizeof(hb), NULL, 0);
     if (!rc)
         rc = send_all(fd, &out, deadline);
-    pbuf_free(&out);
+    bytebuf_free(&out);
     if (!rc)
         rc = read_answer(fd, url, deadline, json, cluster_id);
     return rc;

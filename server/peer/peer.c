@@ -117,8 +117,8 @@ void conn_close(conn *c)
     evloop_timer_stop(t->loop, &c->timer);
     if (c->fd >= 0)
         close(c->fd);
-    pbuf_free(&c->in);
-    pbuf_free(&c->out);
+    bytebuf_free(&c->in);
+    bytebuf_free(&c->out);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -155,33 +155,33 @@ int conn_write(conn *c)
 
     if (c->state < CS_HELLO)
         return 0;
-    while (pbuf_size(&c->out) > 0) {
-        size_t n = pbuf_size(&c->out);
+    while (bytebuf_size(&c->out) > 0) {
+        size_t n = bytebuf_size(&c->out);
         ssize_t w;
 
         if (gated && n > c->gate)
             n = c->gate;
         if (n == 0)
             break;
-        w = send(c->fd, pbuf_data(&c->out), n, MSG_NOSIGNAL);
+        w = send(c->fd, bytebuf_data(&c->out), n, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         if (w <= 0)
             return CE_IO;
-        pbuf_consume(&c->out, (size_t)w);
+        bytebuf_consume(&c->out, (size_t)w);
         if (gated)
             c->gate -= (size_t)w;
         if (c->kind == CK_SNAP_OUT && c->state == CS_SNAP)
             conn_set_deadline(c, PEER_SNAP_IDLE);
     }
-    if (pbuf_size(&c->out) == 0) {
-        pbuf_trim(&c->out, KEEP_BUF);
+    if (bytebuf_size(&c->out) == 0) {
+        bytebuf_trim(&c->out, KEEP_BUF);
         if (c->peer)
             c->peer->queued = 0;
     }
-    want = pbuf_size(&c->out) > 0 && !(gated && c->gate == 0);
+    want = bytebuf_size(&c->out) > 0 && !(gated && c->gate == 0);
     return evloop_io_set(c->t->loop, &c->io, EV_READ | (want ? EV_WRITE : 0));
 }
 
@@ -189,7 +189,7 @@ void conn_finish(conn *c)
 {
     c->state = CS_CLOSING;
     conn_set_deadline(c, PEER_ACCEPT_TIMEOUT);
-    if (conn_write(c) || pbuf_size(&c->out) == 0)
+    if (conn_write(c) || bytebuf_size(&c->out) == 0)
         conn_close(c);
 }
 
@@ -646,7 +646,7 @@ static int process_frames(conn *c, const char **why)
     for (;;) {
         frame f;
         size_t need;
-        int rc = frame_parse(pbuf_data(&c->in), pbuf_size(&c->in), max_payload(c), &f, &need);
+        int rc = frame_parse(bytebuf_data(&c->in), bytebuf_size(&c->in), max_payload(c), &f, &need);
 
         if (rc == 0) {
             c->in_need = need;
@@ -661,9 +661,9 @@ static int process_frames(conn *c, const char **why)
             return 0;
         if (rc)
             return rc;
-        pbuf_consume(&c->in, FRAME_HDR + f.len);
+        bytebuf_consume(&c->in, FRAME_HDR + f.len);
         if (c->state == CS_CLOSING) {
-            pbuf_consume(&c->in, pbuf_size(&c->in));
+            bytebuf_consume(&c->in, bytebuf_size(&c->in));
             return 0;
         }
     }
@@ -674,12 +674,12 @@ static void conn_read(conn *c)
     const char *why = "protocol error";
 
     for (int round = 0; round < READ_ROUNDS && !c->dead; round++) {
-        size_t want = c->in_need > pbuf_size(&c->in) ? c->in_need - pbuf_size(&c->in) : 0;
+        size_t want = c->in_need > bytebuf_size(&c->in) ? c->in_need - bytebuf_size(&c->in) : 0;
         /* Little room before the handshake: unauthenticated connections stay cheap. */
         size_t room = c->state == CS_HELLO ? FRAME_HDR + PEER_MAX_CTRL : READ_MIN;
         ssize_t n;
 
-        if (pbuf_reserve(&c->in, want > room ? want : room)) {
+        if (bytebuf_reserve(&c->in, want > room ? want : room)) {
             conn_fail(c, "out of memory");
             return;
         }
@@ -697,7 +697,7 @@ static void conn_read(conn *c)
         }
         c->in.len += (size_t)n;
         if (c->state == CS_CLOSING) {
-            pbuf_consume(&c->in, pbuf_size(&c->in));
+            bytebuf_consume(&c->in, bytebuf_size(&c->in));
             continue;
         }
         if (process_frames(c, &why) && !c->dead) {
@@ -705,8 +705,8 @@ static void conn_read(conn *c)
             return;
         }
     }
-    if (!c->dead && pbuf_size(&c->in) == 0)
-        pbuf_trim(&c->in, KEEP_BUF);
+    if (!c->dead && bytebuf_size(&c->in) == 0)
+        bytebuf_trim(&c->in, KEEP_BUF);
 }
 
 static void conn_events(conn *c, int events)
@@ -727,7 +727,7 @@ static void conn_events(conn *c, int events)
             conn_fail(c, why);
             return;
         }
-        if (c->state == CS_CLOSING && pbuf_size(&c->out) == 0) {
+        if (c->state == CS_CLOSING && bytebuf_size(&c->out) == 0) {
             conn_close(c);
             return;
         }
@@ -863,7 +863,7 @@ static void write_all(peer_transport *t)
         conn *c = t->peers[i]->out;
 
         /* With EV_WRITE armed the socket is full: its callback continues. */
-        if (c && c->state == CS_READY && pbuf_size(&c->out) > 0 && !(c->io.events & EV_WRITE) &&
+        if (c && c->state == CS_READY && bytebuf_size(&c->out) > 0 && !(c->io.events & EV_WRITE) &&
             conn_write(c))
             conn_fail(c, strerror(errno)); /* changes p->out only, not t->peers */
     }
@@ -1230,7 +1230,7 @@ int peer_send(peer_transport *t, const raft_msg *m)
         return CE_NOTFOUND;
     }
     c = p->out;
-    if (!c || p->queued >= PEER_QUEUE_MSGS || pbuf_size(&c->out) >= PEER_QUEUE_BYTES)
+    if (!c || p->queued >= PEER_QUEUE_MSGS || bytebuf_size(&c->out) >= PEER_QUEUE_BYTES)
         goto out_drop;
     rc = raft_msg_encode(m, &buf, &len);
     if (rc)

@@ -15,6 +15,7 @@
 #ifndef CETCD_PEER_INT_H
 #define CETCD_PEER_INT_H
 
+#include "bytebuf.h"
 #include <netdb.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -58,28 +59,6 @@ enum peer_error_code {
     PEC_PROTOCOL = 7,       /* unexpected frame */
 };
 
-/* A byte buffer: data is p[off, len); room for more at p[len, cap). */
-typedef struct pbuf {
-    uint8_t *p;
-    size_t off, len, cap;
-} pbuf;
-
-static inline size_t pbuf_size(const pbuf *b)
-{
-    return b->len - b->off;
-}
-
-static inline const uint8_t *pbuf_data(const pbuf *b)
-{
-    return b->p + b->off;
-}
-
-/* Makes room for n more bytes at p + len (may move the data to the front). 0 or CE_NOMEM. */
-int pbuf_reserve(pbuf *b, size_t n);
-void pbuf_consume(pbuf *b, size_t n);
-/* Releases the memory of an empty buffer whose capacity exceeds keep. */
-void pbuf_trim(pbuf *b, size_t keep);
-void pbuf_free(pbuf *b);
 
 typedef struct frame {
     uint8_t type;
@@ -89,10 +68,10 @@ typedef struct frame {
 
 /* Reserves a frame with up to max payload bytes; returns where the payload goes (NULL on
  * CE_NOMEM). frame_commit then seals n <= max of them: header + CRC, length grows. */
-uint8_t *frame_reserve(pbuf *b, size_t max);
-void frame_commit(pbuf *b, uint8_t type, size_t n);
+uint8_t *frame_reserve(bytebuf *b, size_t max);
+void frame_commit(bytebuf *b, uint8_t type, size_t n);
 /* Appends a frame whose payload is a (an bytes) followed by c (cn bytes). 0 or CE_NOMEM. */
-int frame_put(pbuf *b, uint8_t type, const void *a, size_t an, const void *c, size_t cn);
+int frame_put(bytebuf *b, uint8_t type, const void *a, size_t an, const void *c, size_t cn);
 /* Parses the frame at p (avail bytes). 1 = *f is complete (it spans FRAME_HDR + f->len bytes);
  * 0 = incomplete, *need = the total bytes it spans; CE_CORRUPT = length over max, or bad CRC. */
 int frame_parse(const uint8_t *p, size_t avail, size_t max, frame *f, size_t *need);
@@ -116,7 +95,7 @@ int hello_decode(const uint8_t *p, size_t len, hello *h);
 void hello_ok_encode(uint8_t out[HELLO_OK_LEN], uint64_t id, uint64_t cluster);
 int hello_ok_decode(const uint8_t *p, size_t len, uint64_t *id, uint64_t *cluster);
 /* Appends an ERROR frame. 0 or CE_NOMEM. */
-int error_put(pbuf *b, uint32_t code, uint64_t id, uint64_t cluster, const char *text);
+int error_put(bytebuf *b, uint32_t code, uint64_t id, uint64_t cluster, const char *text);
 /* Decodes an ERROR payload; text is copied NUL-terminated (truncated) into buf. */
 int error_decode(const uint8_t *p, size_t len, uint32_t *code, uint64_t *id, uint64_t *cluster,
                  char *buf, size_t buflen);
@@ -189,7 +168,7 @@ struct conn {
     ev_timer timer;           /* fires at deadline_ms */
     uint64_t deadline_ms;     /* 0 = none */
     uint64_t remote_id;       /* dialer: the peer dialed; acceptor: the handshake's sender */
-    pbuf in, out;
+    bytebuf in, out;
     size_t in_need;           /* bytes the frame being received spans */
     size_t gate;              /* dialer in CS_HELLO: bytes (the HELLO) that may be written */
     int busy;                 /* nesting of the I/O callback */

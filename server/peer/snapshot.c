@@ -171,7 +171,7 @@ int snap_out_pump(conn *c, const char **why)
             *why = "write failed";
             return CE_IO;
         }
-        if (pbuf_size(&c->out) >= PUMP_LOW || so->end_queued)
+        if (bytebuf_size(&c->out) >= PUMP_LOW || so->end_queued)
             return 0;
         if (so->left == 0) {
             le_put64(end, so->total);

@@ -60,68 +60,18 @@
 #include "log.h"
 #include "peer_int.h"
 
-#define PBUF_MIN 16384
 #define ERROR_TEXT_MAX 256
-
-/* ---- buffers ---- */
-
-int pbuf_reserve(pbuf *b, size_t n)
-{
-    size_t cap;
-    uint8_t *p;
-
-    if (b->cap - b->len >= n)
-        return 0;
-    if (b->off) {
-        memmove(b->p, b->p + b->off, b->len - b->off);
-        b->len -= b->off;
-        b->off = 0;
-        if (b->cap - b->len >= n)
-            return 0;
-    }
-    cap = b->cap ? b->cap : PBUF_MIN;
-    while (cap - b->len < n) {
-        if (cap > SIZE_MAX / 2)
-            return CE_NOMEM;
-        cap *= 2;
-    }
-    p = realloc(b->p, cap);
-    if (!p)
-        return CE_NOMEM;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-void pbuf_consume(pbuf *b, size_t n)
-{
-    b->off += n;
-    if (b->off >= b->len)
-        b->off = b->len = 0;
-}
-
-void pbuf_trim(pbuf *b, size_t keep)
-{
-    if (pbuf_size(b) == 0 && b->cap > keep)
-        pbuf_free(b);
-}
-
-void pbuf_free(pbuf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-}
 
 /* ---- frames ---- */
 
-uint8_t *frame_reserve(pbuf *b, size_t max)
+uint8_t *frame_reserve(bytebuf *b, size_t max)
 {
-    if (pbuf_reserve(b, FRAME_HDR + max))
+    if (bytebuf_reserve(b, FRAME_HDR + max))
         return NULL;
     return b->p + b->len + FRAME_HDR;
 }
 
-void frame_commit(pbuf *b, uint8_t type, size_t n)
+void frame_commit(bytebuf *b, uint8_t type, size_t n)
 {
     uint8_t *h = b->p + b->len;
     uint32_t crc = crc32c(0, &type, 1);
@@ -133,7 +83,7 @@ void frame_commit(pbuf *b, uint8_t type, size_t n)
     b->len += FRAME_HDR + n;
 }
 
-int frame_put(pbuf *b, uint8_t type, const void *a, size_t an, const void *c, size_t cn)
+int frame_put(bytebuf *b, uint8_t type, const void *a, size_t an, const void *c, size_t cn)
 {
     uint8_t *p = frame_reserve(b, an + cn);
 
@@ -219,7 +169,7 @@ int hello_ok_decode(const uint8_t *p, size_t len, uint64_t *id, uint64_t *cluste
     return 0;
 }
 
-int error_put(pbuf *b, uint32_t code, uint64_t id, uint64_t cluster, const char *text)
+int error_put(bytebuf *b, uint32_t code, uint64_t id, uint64_t cluster, const char *text)
 {
     uint8_t fixed[ERROR_FIXED];
     size_t tl = strlen(text);
