@@ -52,19 +52,8 @@ C_PID=$T_LAST_PID
 wait_ready "http://127.0.0.1:$E_CP" 30 || { echo "etcd did not start" >&2; tail "$T_DIR"/bench-etcd.*.log; exit 1; }
 wait_ready "http://127.0.0.1:$C_CP" 30 || { echo "cetcd did not start" >&2; tail "$T_DIR"/bench-cetcd.*.log; exit 1; }
 
-declare -A R   # R[row|side] = figure
-ROWS=()
-rec() { # rec ROW SIDE VALUE
-  local k
-  for k in "${ROWS[@]}"; do [ "$k" = "$1" ] && break; done
-  [ "${k:-}" = "$1" ] || ROWS+=("$1")
-  R["$1|$2"]=$3
-}
+. "$ROOT/hack/bench/results.sh"
 rss_mib() { awk '/^'"$2"':/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-revision() {
-  curl -s -m 10 "http://127.0.0.1:$1/v3/kv/range" -d '{"key":"AA==","count_only":true}' |
-    "$PY" -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])'
-}
 
 "$PY" "$BD/put_body.py" "$T_DIR/put.bin" bench/h2 "$VSIZE"
 for side in etcd cetcd; do
@@ -118,13 +107,7 @@ done
   echo "use unique keys; ranges read one key linearizably. Higher req/s is better; lower ms and MiB are"
   echo "better."
   echo
-  echo "| row | etcd | cetcd | cetcd/etcd |"
-  echo "| --- | ---: | ---: | ---: |"
-  for row in "${ROWS[@]}"; do
-    e=${R["$row|etcd"]:-0} c=${R["$row|cetcd"]:-0}
-    ratio=$(awk -v e="$e" -v c="$c" 'BEGIN { if (e + 0 > 0) printf "%.2f", c / e; else print "-" }')
-    echo "| $row | $e | $c | $ratio |"
-  done
+  print_table
 } >"$OUT/results.md"
 echo
 cat "$OUT/results.md"

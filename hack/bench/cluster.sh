@@ -77,20 +77,9 @@ for s in etcd cetcd; do
 done
 for s in etcd cetcd; do ready $s || { echo "bench: $s cluster did not start" >&2; exit 1; }; done
 
-declare -A R   # R[row|side] = figure
-ROWS=()
-rec() { # rec ROW SIDE VALUE
-  local k
-  for k in "${ROWS[@]}"; do [ "$k" = "$1" ] && break; done
-  [ "${k:-}" = "$1" ] || ROWS+=("$1")
-  R["$1|$2"]=$3
-}
+. "$ROOT/hack/bench/results.sh"
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-revision() {
-  curl -s -m 10 "http://127.0.0.1:$1/v3/kv/range" -d '{"key":"AA==","count_only":true}' |
-    "$PY" -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])'
-}
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'; }
 
 # h2run SIDE PORT KIND CONNS BODY: one h2load run; sets RPS P99 OK BAD DATA (bytes of DATA frames).
@@ -211,13 +200,7 @@ LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "kill -9 of the leader, counted from the kill. The sides alternate run by run. Load average at"
   echo "the end: $LOADAVG. Higher req/s is better; lower ms and MiB are better."
   echo
-  echo "| row | etcd | cetcd | cetcd/etcd |"
-  echo "| --- | ---: | ---: | ---: |"
-  for row in "${ROWS[@]}"; do
-    e=${R["$row|etcd"]:-0} c=${R["$row|cetcd"]:-0}
-    ratio=$(awk -v e="$e" -v c="$c" 'BEGIN { if (e + 0 > 0) printf "%.2f", c / e; else print "-" }')
-    echo "| $row | $e | $c | $ratio |"
-  done
+  print_table
 } >"$OUT/cluster-results.md"
 echo
 cat "$OUT/cluster-results.md"

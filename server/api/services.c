@@ -128,17 +128,24 @@ bool svc_learner_refused(rpc_call *c, ProtobufCMessage *req)
 
 /* ---- writes ---------------------------------------------------------------------------- */
 
-static void write_done(void *ctx, int err, ProtobufCMessage *resp)
+void svc_finish_waiting(struct waiting *w, int err, ProtobufCMessage *resp,
+                        void (*reply)(rpc_call *c, ProtobufCMessage *resp))
 {
-    struct waiting *w = ctx;
     rpc_call *c = w->call;
 
     svc_waiting_free(w);
+    if (!err && !resp)
+        err = CE_NOMEM;
     if (err) {
         rpc_finish(c, err);
         return;
     }
-    svc_reply(c, resp);
+    reply(c, resp);
+}
+
+static void write_done(void *ctx, int err, ProtobufCMessage *resp)
+{
+    svc_finish_waiting(ctx, err, resp, svc_reply);
 }
 
 static int propose(rpc_call *c, Cetcdpb__InternalRequest *ir)
@@ -271,54 +278,20 @@ static void kv_range(rpc_call *c, ProtobufCMessage *m)
 
 /* ---- cluster and maintenance ------------------------------------------------------------- */
 
-static char **copy_urls(char urls[][256], int n)
-{
-    char **out = calloc((size_t)n + 1, sizeof(*out));
-
-    for (int i = 0; out && i < n; i++)
-        out[i] = strdup(urls[i]);
-    return out;
-}
-
-static Etcdserverpb__Member *member_msg(const node_member *nm)
-{
-    Etcdserverpb__Member *m = malloc(sizeof(*m));
-
-    if (!m)
-        return 0;
-    etcdserverpb__member__init(m);
-    m->id = nm->id;
-    m->name = strdup(nm->name);
-    m->n_peerurls = (size_t)nm->npeer;
-    m->peerurls = copy_urls((char(*)[256])nm->peer_urls, nm->npeer);
-    m->n_clienturls = (size_t)nm->nclient;
-    m->clienturls = copy_urls((char(*)[256])nm->client_urls, nm->nclient);
-    m->islearner = nm->is_learner;
-    return m;
-}
-
 static void cluster_member_list(rpc_call *c, ProtobufCMessage *m)
 {
-    Etcdserverpb__MemberListResponse *resp = malloc(sizeof(*resp));
-    node_member *ms = 0;
-    size_t n = 0;
+    Etcdserverpb__MemberListResponse *resp;
 
-    if (svc_learner_refused(c, m)) {
-        free(resp);
+    if (svc_learner_refused(c, m))
         return;
-    }
-
     svc_free_msg(m);
-    if (!resp || node_members(svc_of(c)->node, &ms, &n)) {
-        free(resp);
+    resp = malloc(sizeof(*resp));
+    if (!resp) {
         rpc_finish(c, CE_NOMEM);
         return;
     }
     etcdserverpb__member_list_response__init(resp);
-    resp->members = calloc(n + 1, sizeof(*resp->members));
-    for (size_t i = 0; resp->members && i < n; i++)
-        resp->members[resp->n_members++] = member_msg(&ms[i]);
-    free(ms);
+    resp->members = node_member_list(svc_of(c)->node, &resp->n_members);
     svc_cluster_reply(c, &resp->base);
 }
 

@@ -15,19 +15,7 @@
 
 static void change_done(void *ctx, int err, ProtobufCMessage *resp)
 {
-    struct waiting *w = ctx;
-    rpc_call *c = w->call;
-
-    svc_waiting_free(w);
-    if (err) {
-        rpc_finish(c, err);
-        return;
-    }
-    if (!resp) {
-        rpc_finish(c, CE_NOMEM);
-        return;
-    }
-    svc_cluster_reply(c, resp);
+    svc_finish_waiting(ctx, err, resp, svc_cluster_reply);
 }
 
 /* Starts a waiting call, runs op, and finishes the call at once if op refused. */

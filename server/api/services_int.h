@@ -31,6 +31,10 @@ void svc_reply(rpc_call *c, ProtobufCMessage *resp);
 void svc_cluster_reply(rpc_call *c, ProtobufCMessage *resp);
 struct waiting *svc_waiting_new(rpc_call *c, ProtobufCMessage *req);
 void svc_waiting_free(struct waiting *w);
+/* The node answered the waiting call w: frees w, then finishes the call with err, or with
+ * reply(c, resp). */
+void svc_finish_waiting(struct waiting *w, int err, ProtobufCMessage *resp,
+                        void (*reply)(rpc_call *c, ProtobufCMessage *resp));
 /* on_close of a call that may wait on the node: cancels the node handle. */
 void svc_on_close_waiting(rpc_call *c);
 /* etcd's learner rule: a learner serves only Status and serializable Range. Finishes the call

@@ -21,6 +21,9 @@
  *   <data-dir>/member/db/       the LMDB store (server/mvcc/)
  *   <data-dir>/member/members.json  the member list (server/node/members.c), rewritten
  *                                   atomically when membership changes
+ *   <data-dir>/member/snap/peer-<from>-<index>.XXXXXX  a snapshot's store file received from
+ *                                   the leader (an LMDB data.mdb), renamed over db/data.mdb
+ *                                   when installed; leftovers are deleted at start-up
  * WAL metadata: the text "member_id=<hex> cluster_id=<hex>".
  */
 #include "node.h"
@@ -125,7 +128,7 @@ static void fsync_observed(void *arg, double seconds)
     n->fsync_sum += seconds;
 }
 
-static uint64_t next_id(node *n)
+uint64_t node_next_id(node *n)
 {
     return ((n->member_id & 0xffff) << 48) | (++n->id_counter & 0xffffffffffffull);
 }
@@ -139,7 +142,7 @@ int node_propose(node *n, const Cetcdpb__InternalRequest *req, node_write_cb cb,
     pending *p;
     int rc;
 
-    copy.id = next_id(n);
+    copy.id = node_next_id(n);
     len = protobuf_c_message_get_packed_size(&copy.base);
     if (len > sizeof(stackbuf)) {
         buf = malloc(len);
@@ -165,7 +168,7 @@ int node_propose(node *n, const Cetcdpb__InternalRequest *req, node_write_cb cb,
 
 int node_read_index(node *n, node_read_cb cb, void *ctx, uint64_t *handle)
 {
-    uint64_t id = next_id(n);
+    uint64_t id = node_next_id(n);
     pending *p;
     int rc;
 
@@ -229,18 +232,6 @@ void node_get_status(node *n, node_status *st)
     st->proposals_applied = n->proposals_applied;
     st->proposals_pending = n->proposals_pending;
     st->proposals_failed = n->proposals_failed;
-}
-
-int node_members(node *n, node_member **out, size_t *count)
-{
-    node_member *copy = malloc((n->nmembers ? n->nmembers : 1) * sizeof(*copy));
-
-    if (!copy)
-        return CE_NOMEM;
-    memcpy(copy, n->members, n->nmembers * sizeof(*copy));
-    *out = copy;
-    *count = n->nmembers;
-    return 0;
 }
 
 void node_note_read(node *n)
@@ -325,12 +316,14 @@ int node_save_members(node *n)
     return rc;
 }
 
-static int load_members(node *n)
+int node_load_members(node *n, const char *path)
 {
     char buf[65536];
+    node_member *ms = 0;
+    size_t count = 0;
     uint64_t cid;
     ssize_t len;
-    int fd = open(n->members_path, O_RDONLY | O_CLOEXEC), rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
 
     if (fd < 0)
         return ce_from_errno(errno);
@@ -339,12 +332,15 @@ static int load_members(node *n)
     if (len <= 0)
         return CE_CORRUPT;
     buf[len] = 0;
+    rc = members_from_json(buf, &ms, &count, &cid);
+    if (rc) {
+        log_error("node: cannot read member list %s", path);
+        return rc;
+    }
     free(n->members);
-    n->members = 0;
-    rc = members_from_json(buf, &n->members, &n->nmembers, &cid);
-    if (rc)
-        log_error("node: cannot read member list %s", n->members_path);
-    return rc;
+    n->members = ms;
+    n->nmembers = count;
+    return 0;
 }
 
 /* Fresh member of a new cluster: members from --initial-cluster, our own ID found by name. */
@@ -439,7 +435,7 @@ static int open_existing(node *n, wal_replay *rp, raft_snapshot_meta *snap)
     rc = parse_wal_metadata(n, rp->metadata);
     if (rc)
         return rc;
-    rc = load_members(n);
+    rc = node_load_members(n, n->members_path);
     if (rc)
         return rc;
     if (n->cfg.force_new_cluster) {
@@ -454,14 +450,25 @@ static int open_existing(node *n, wal_replay *rp, raft_snapshot_meta *snap)
     return 0;
 }
 
+int node_unlink_prefixed(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    if (!d)
+        return ce_from_errno(errno);
+    while ((e = readdir(d)) != 0)
+        if (e->d_name[0] != '.' && !strncmp(e->d_name, prefix, strlen(prefix)))
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+    return 0;
+}
+
 /* A WAL without a hard state never had a batch synced (every member's first batch carries
  * one), so nothing in it was acknowledged: it is the torn first write of a member that must
  * start afresh, as if the WAL did not exist. */
 static int discard_unsynced_wal(node *n, wal_replay *rp)
 {
-    DIR *d;
-    struct dirent *e;
-
     log_warn("node: the WAL in %s holds no synced state (a torn first write); starting afresh",
              n->wal_dir);
     wal_close(n->wal);
@@ -471,14 +478,7 @@ static int discard_unsynced_wal(node *n, wal_replay *rp)
     free(n->members);
     n->members = 0;
     n->nmembers = 0;
-    d = opendir(n->wal_dir);
-    if (!d)
-        return ce_from_errno(errno);
-    while ((e = readdir(d)) != 0)
-        if (e->d_name[0] != '.')
-            unlinkat(dirfd(d), e->d_name, 0);
-    closedir(d);
-    return 0;
+    return node_unlink_prefixed(n->wal_dir, "");
 }
 
 static int raft_open(node *n, const wal_replay *rp, const raft_snapshot_meta *snap,
@@ -642,20 +642,33 @@ int node_start(node *n)
     return 0;
 }
 
-/* Answers every waiter with CE_STOPPED (shutdown). */
-static void fail_all(node *n)
+void node_fail_waiters(node *n, int err, uint64_t started_before)
 {
+    pending *expired = 0;
+
+    /* Collected first, answered after: a callback may add requests to the table. */
     for (size_t i = 0; i < n->waiting.nbuckets; i++) {
-        pending *p;
-        while ((p = n->waiting.buckets[i]) != 0) {
+        pending *p = n->waiting.buckets[i], *next;
+        for (; p; p = next) {
+            next = p->hnext;
+            if (p->since_ms >= started_before)
+                continue;
             pending_take(&n->waiting, p->id);
-            if (p->wcb) {
-                p->wcb(p->ctx, CE_STOPPED, 0);
-                free(p);
-            } else {
-                p->rcb(p->ctx, CE_STOPPED);
-                p->cancelled = true;
-            }
+            p->hnext = expired;
+            expired = p;
+        }
+    }
+    while (expired) {
+        pending *p = expired;
+        expired = p->hnext;
+        if (p->wcb) {
+            n->proposals_pending--;
+            n->proposals_failed++;
+            p->wcb(p->ctx, err, 0);
+            free(p);
+        } else {
+            p->cancelled = true; /* freed when the read FIFO reaches it */
+            p->rcb(p->ctx, err);
         }
     }
 }
@@ -674,7 +687,7 @@ void node_free(node *n)
         n->transfer.cb(n->transfer.ctx, CE_STOPPED);
     node_peers_stop(n);
     if (n->waiting.buckets) {
-        fail_all(n);
+        node_fail_waiters(n, CE_STOPPED, UINT64_MAX);
         pending_fini(&n->waiting);
     }
     raft_free(n->raft);

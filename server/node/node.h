@@ -111,8 +111,8 @@ void node_cancel(node *n, uint64_t handle);
 /* Fills cluster_id, member_id, raft_term and revision (current store revision). */
 void node_fill_header(node *n, Etcdserverpb__ResponseHeader *h);
 void node_get_status(node *n, node_status *st);
-/* Copies the member list into a malloc'd array; *count set. Caller frees with free(). */
-int node_members(node *n, node_member **out, size_t *count);
+/* The member list as etcd's messages, for a response (freed with it); *count set. */
+Etcdserverpb__Member **node_member_list(node *n, size_t *count);
 /* Current alarms into resp->alarms (heap, freed with the response). 0 or CE_NOMEM. */
 int node_alarms(node *n, Etcdserverpb__AlarmResponse *resp);
 

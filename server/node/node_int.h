@@ -66,6 +66,8 @@ struct node {
     ev_timer exit_timer;
     char *incoming_snap;          /* received snapshot data file waiting for raft to accept it */
     uint64_t incoming_snap_index;
+    node_member *incoming_members; /* the member list that came with it */
+    size_t incoming_nmembers;
     wal *wal;
     mvcc *store;
     uint64_t member_id;
@@ -121,6 +123,13 @@ int node_member_attr_apply(node *n, const Etcdserverpb__Member *m);
 bool node_promote_refused(node *n, const raft_msg *m);
 void node_housekeeping(evloop *l, ev_timer *t);
 void node_maybe_publish(node *n);
+/* Answers every waiter that started before started_before (evloop ms) with err: request
+ * timeouts, and CE_STOPPED for all at shutdown. */
+void node_fail_waiters(node *n, int err, uint64_t started_before);
+/* Logs etcd's message and ends the process (status 0): this member was removed. */
+void node_exit_removed(void);
+/* Deletes the entries of dir whose names start with prefix ("" = all but dot files). */
+int node_unlink_prefixed(const char *dir, const char *prefix);
 void node_check_transfer(node *n);
 node_member *node_member_find(node *n, uint64_t id);
 int node_member_delete(node *n, uint64_t id);
@@ -144,6 +153,10 @@ int node_fetch_members(node *n);
 int node_join_existing(node *n);
 int node_force_new_cluster(node *n, wal_replay *rp, const raft_snapshot_meta *snap);
 int node_save_members(node *n);
+/* Replaces the member records with the list in a members.json-format file. */
+int node_load_members(node *n, const char *path);
+/* A request ID no other member or earlier run uses: the member ID's low 16 bits, a counter. */
+uint64_t node_next_id(node *n);
 int node_open_store(node *n);
 void node_store_flush(node *n);
 
@@ -160,5 +173,7 @@ int node_alarm_gate(const node *n, const Cetcdpb__InternalRequest *req);
 int node_snapshot_load(node *n, raft_snapshot_meta *out);
 void node_snapshot_meta_release(raft_snapshot_meta *m);
 void node_maybe_snapshot(node *n);
+/* Writes the snapshot file for (index, term) with conf and the current member list. */
+int node_snapshot_write(node *n, uint64_t index, uint64_t term, const raft_conf_state *cs);
 
 #endif

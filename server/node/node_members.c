@@ -205,11 +205,6 @@ static uint64_t new_member_id(node *n, char **urls, size_t nurls)
     return h;
 }
 
-static uint64_t next_request_id(node *n)
-{
-    return ((n->member_id & 0xffff) << 48) | (++n->id_counter & 0xffffffffffffull);
-}
-
 static int propose_change(node *n, raft_conf_change_type type, uint64_t id, char **urls,
                           size_t nurls, node_write_cb cb, void *ctx, uint64_t *handle)
 {
@@ -220,7 +215,7 @@ static int propose_change(node *n, raft_conf_change_type type, uint64_t id, char
     pending *p;
     int rc;
 
-    cx.request_id = next_request_id(n);
+    cx.request_id = node_next_id(n);
     if (urls) {
         m.id = id;
         m.n_peerurls = nurls;
@@ -407,9 +402,14 @@ static void on_exit_timer(evloop *l, ev_timer *t)
         evloop_timer_start(l, t, 100, 0, on_exit_timer, n);
         return;
     }
+    node_exit_removed();
+}
+
+void node_exit_removed(void)
+{
     log_error("node: the member has been permanently removed from the cluster; the data-dir "
               "used by this member must be removed before it can join again");
-    exit(0);
+    exit(0); /* as etcd: a removed member's process ends successfully */
 }
 
 static void apply_remove(node *n, const raft_conf_change *cc)
@@ -446,7 +446,7 @@ static Etcdserverpb__Member *member_msg(const node_member *nm)
     return m;
 }
 
-static Etcdserverpb__Member **member_list(node *n, size_t *count)
+Etcdserverpb__Member **node_member_list(node *n, size_t *count)
 {
     Etcdserverpb__Member **v = calloc(n->nmembers + 1, sizeof(*v));
 
@@ -457,34 +457,42 @@ static Etcdserverpb__Member **member_list(node *n, size_t *count)
 }
 
 /* The response the proposer's client gets: etcd's per-operation message. */
+/* The response the proposer's client gets: etcd's per-operation message. */
 static ProtobufCMessage *change_response(node *n, raft_conf_change_type type, uint64_t id)
 {
     Etcdserverpb__MemberAddResponse *add;
     Etcdserverpb__MemberRemoveResponse *rm;
+    Etcdserverpb__MemberUpdateResponse *up;
+    Etcdserverpb__MemberPromoteResponse *pr;
     const node_member *rec;
 
     switch (type) {
     case RAFT_CC_ADD_VOTER:
     case RAFT_CC_ADD_LEARNER:
-        add = malloc(sizeof(*add));
-        if (!add)
+        if (!(add = malloc(sizeof(*add))))
             return 0;
         etcdserverpb__member_add_response__init(add);
         rec = node_member_find(n, id);
         add->member = rec ? member_msg(rec) : 0;
-        add->members = member_list(n, &add->n_members);
+        add->members = node_member_list(n, &add->n_members);
         return &add->base;
+    case RAFT_CC_UPDATE:
+        if (!(up = malloc(sizeof(*up))))
+            return 0;
+        etcdserverpb__member_update_response__init(up);
+        up->members = node_member_list(n, &up->n_members);
+        return &up->base;
+    case RAFT_CC_PROMOTE:
+        if (!(pr = malloc(sizeof(*pr))))
+            return 0;
+        etcdserverpb__member_promote_response__init(pr);
+        pr->members = node_member_list(n, &pr->n_members);
+        return &pr->base;
     default:
-        /* Remove, Update and Promote responses share one layout: header = 1, members = 2. */
-        rm = malloc(sizeof(*rm));
-        if (!rm)
+        if (!(rm = malloc(sizeof(*rm))))
             return 0;
         etcdserverpb__member_remove_response__init(rm);
-        if (type == RAFT_CC_UPDATE)
-            rm->base.descriptor = &etcdserverpb__member_update_response__descriptor;
-        else if (type == RAFT_CC_PROMOTE)
-            rm->base.descriptor = &etcdserverpb__member_promote_response__descriptor;
-        rm->members = member_list(n, &rm->n_members);
+        rm->members = node_member_list(n, &rm->n_members);
         return &rm->base;
     }
 }
@@ -568,38 +576,6 @@ void node_maybe_publish(node *n)
     n->publishing = node_propose(n, &ir, publish_done, n, &handle) == 0;
 }
 
-/* Requests older than the request timeout fail with etcd's "request timed out". Collected
- * first, answered after: a callback may add requests to the table. */
-static void time_out_requests(node *n, uint64_t now)
-{
-    pending *expired = 0;
-
-    for (size_t i = 0; i < n->waiting.nbuckets; i++) {
-        pending *p = n->waiting.buckets[i], *next;
-        for (; p; p = next) {
-            next = p->hnext;
-            if (now - p->since_ms < n->request_timeout_ms)
-                continue;
-            pending_take(&n->waiting, p->id);
-            p->hnext = expired;
-            expired = p;
-        }
-    }
-    while (expired) {
-        pending *p = expired;
-        expired = p->hnext;
-        if (p->wcb) {
-            n->proposals_pending--;
-            n->proposals_failed++;
-            p->wcb(p->ctx, CE_TIMEOUT, 0);
-            free(p);
-        } else {
-            p->cancelled = true; /* freed when the read FIFO reaches it */
-            p->rcb(p->ctx, CE_TIMEOUT);
-        }
-    }
-}
-
 void node_check_transfer(node *n)
 {
     struct transfer_wait *t = &n->transfer;
@@ -622,10 +598,12 @@ void node_check_transfer(node *n)
 void node_housekeeping(evloop *l, ev_timer *t)
 {
     node *n = t->data;
+    uint64_t now = evloop_now_ms();
 
     (void)l;
     node_maybe_publish(n);
-    time_out_requests(n, evloop_now_ms());
+    /* etcd's "request timed out" for requests the cluster never answered */
+    node_fail_waiters(n, CE_TIMEOUT, now > n->request_timeout_ms ? now - n->request_timeout_ms : 0);
     node_check_transfer(n);
 }
 
@@ -643,7 +621,7 @@ int node_move_leader(node *n, uint64_t target, node_read_cb cb, void *ctx, uint6
     rc = raft_transfer_leader(n->raft, target);
     if (rc)
         return rc;
-    n->transfer.id = next_request_id(n);
+    n->transfer.id = node_next_id(n);
     n->transfer.target = target;
     n->transfer.deadline_ms = evloop_now_ms() + n->request_timeout_ms;
     n->transfer.cb = cb;

@@ -5,8 +5,8 @@
  * Snapshot data: a MsgSnap from Raft carries only metadata; the data sent with it is a
  * consistent copy of the whole store (mvcc_snapshot_fd, an LMDB file whose consistent index is
  * the applied index at the time of the copy, >= the snapshot's index) plus the member list
- * (members.json text) as the transfer's side payload. The receiver keeps the file until Raft
- * accepts the MsgSnap; installing it replaces the store's file, the member list and the
+ * (members.json text) as the transfer's side payload. The receiver steps the MsgSnap as soon
+ * as the file is complete and installs it in the same loop callback if Raft accepts it: replaces the store's file, the member list and the
  * snapshot metadata. Entries between the snapshot's index and the copy's consistent index
  * arrive again from the leader and are skipped by the store (consistent index), conf changes
  * among them re-apply idempotently.
@@ -20,9 +20,7 @@
 #include "members.h"
 #include "node_int.h"
 #include "peer/peer.h"
-#include "snap/snap.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -49,39 +47,54 @@ static void on_msg(void *ctx, const raft_msg *m)
 
 static void drop_incoming(node *n)
 {
-    if (!n->incoming_snap)
-        return;
-    unlink(n->incoming_snap);
+    if (n->incoming_snap)
+        unlink(n->incoming_snap);
     free(n->incoming_snap);
+    free(n->incoming_members);
     n->incoming_snap = 0;
     n->incoming_snap_index = 0;
+    n->incoming_members = 0;
+    n->incoming_nmembers = 0;
+}
+
+/* The member list that came with a snapshot (members.json text). */
+static int parse_incoming_members(node *n, const uint8_t *extra, size_t len)
+{
+    char *text = malloc(len + 1);
+    uint64_t cid;
+    int rc;
+
+    if (!text)
+        return CE_NOMEM;
+    memcpy(text, extra, len);
+    text[len] = 0;
+    rc = members_from_json(text, &n->incoming_members, &n->incoming_nmembers, &cid);
+    free(text);
+    return rc;
 }
 
 static void on_snapshot(void *ctx, const raft_msg *m, const uint8_t *extra, size_t extra_len,
                         const char *path)
 {
     node *n = ctx;
-    char members_path[1200];
     int rc;
 
     drop_incoming(n);
-    /* The member list travels next to the data file until the install. */
-    snprintf(members_path, sizeof(members_path), "%s.members", path);
-    rc = atomic_write_path(members_path, extra, extra_len, !n->cfg.unsafe_no_fsync);
     n->incoming_snap = strdup(path);
-    if (rc || !n->incoming_snap) {
-        log_error("node: cannot keep the received snapshot: %s", ce_strerror(rc ? rc : CE_NOMEM));
-        unlink(path);
-        free(n->incoming_snap);
-        n->incoming_snap = 0;
+    rc = n->incoming_snap ? parse_incoming_members(n, extra, extra_len) : CE_NOMEM;
+    if (rc) {
+        log_error("node: cannot keep the received snapshot: %s", ce_strerror(rc));
+        if (!n->incoming_snap)
+            unlink(path);
+        drop_incoming(n);
         return;
     }
     n->incoming_snap_index = m->snapshot.index;
     log_info("node: received snapshot at index %" PRIu64 " (term %" PRIu64 ") from %016" PRIx64,
              m->snapshot.index, m->snapshot.term, m->from);
     on_msg(n, m);
-    /* Install now, before another MsgSnap can replace the data Raft accepted; data Raft
-     * refused (stale) is dropped. */
+    /* Install now (Raft's update carries it if accepted), before another MsgSnap can replace
+     * the data; data Raft refused (stale) is dropped. */
     node_flush(n->loop, n);
     drop_incoming(n);
 }
@@ -103,10 +116,8 @@ static void on_unreachable(void *ctx, uint64_t id)
 
 static void on_removed(void *ctx)
 {
-    log_error("node: the member has been permanently removed from the cluster; the data-dir "
-              "used by this member must be removed before it can join again");
     (void)ctx;
-    exit(0);
+    node_exit_removed();
 }
 
 static int members_json(void *ctx, char **json)
@@ -143,20 +154,6 @@ uint64_t node_peer_since_ms(node *n, uint64_t id)
     return n->peers ? peer_active_since_ms(n->peers, id) : 0;
 }
 
-/* Received snapshot files ("peer-..." and their ".members") a crash left behind. */
-static void remove_stale_incoming(node *n)
-{
-    DIR *d = opendir(n->snap_dir);
-    struct dirent *e;
-
-    if (!d)
-        return;
-    while ((e = readdir(d)) != 0)
-        if (!strncmp(e->d_name, "peer-", 5))
-            unlinkat(dirfd(d), e->d_name, 0);
-    closedir(d);
-}
-
 int node_peers_start(node *n)
 {
     peer_config pc;
@@ -177,7 +174,7 @@ int node_peers_start(node *n)
     pc.h.members_json = members_json;
     if (!pc.nlisten)
         return 0; /* embedded (unit tests): no peers */
-    remove_stale_incoming(n);
+    node_unlink_prefixed(n->snap_dir, "peer-"); /* received snapshot files a crash left */
     rc = peer_new(n->loop, &pc, &n->peers);
     if (rc) {
         log_error("node: cannot listen for peers on %s: %s", pc.listen_urls[0], ce_strerror(rc));
@@ -248,32 +245,6 @@ void node_peers_send(node *n, const raft_msg *m, size_t count)
 
 /* ---- installing a received snapshot ------------------------------------------------------- */
 
-static int load_members_file(node *n, const char *path)
-{
-    char *buf = 0;
-    node_member *ms = 0;
-    size_t count = 0;
-    uint64_t cid;
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = CE_CORRUPT;
-
-    if (fd < 0)
-        return ce_from_errno(errno);
-    if (fstat(fd, &st) == 0 && (buf = malloc((size_t)st.st_size + 1)) != 0 &&
-        read(fd, buf, (size_t)st.st_size) == st.st_size) {
-        buf[st.st_size] = 0;
-        rc = members_from_json(buf, &ms, &count, &cid);
-    }
-    close(fd);
-    free(buf);
-    if (rc)
-        return rc;
-    free(n->members);
-    n->members = ms;
-    n->nmembers = count;
-    return 0;
-}
-
 /* Swaps the store's data file for the received one (same file system: a rename). */
 static int replace_store(node *n, const char *path)
 {
@@ -291,51 +262,29 @@ static int replace_store(node *n, const char *path)
     return node_open_store(n);
 }
 
-static int save_snapshot_meta(node *n, const raft_snapshot_meta *s)
-{
-    wal_snapshot marker = {s->index, s->term};
-    char *blob = members_to_json(n->members, n->nmembers, n->cluster_id);
-    snap_meta m;
-    int rc;
-
-    if (!blob)
-        return CE_NOMEM;
-    memset(&m, 0, sizeof(m));
-    m.index = s->index;
-    m.term = s->term;
-    m.voters = (uint64_t *)s->conf.voters;
-    m.nvoters = s->conf.n_voters;
-    m.learners = (uint64_t *)s->conf.learners;
-    m.nlearners = s->conf.n_learners;
-    m.data = (uint8_t *)blob;
-    m.len = strlen(blob);
-    rc = snap_save(n->snap_dir, &m);
-    free(blob);
-    if (!rc)
-        rc = wal_install_snapshot(n->wal, &marker);
-    return rc;
-}
-
 void node_snapshot_install(node *n, const raft_snapshot_meta *s)
 {
-    char members_path[1200];
+    wal_snapshot marker = {s->index, s->term};
     int rc;
 
     if (!n->incoming_snap || n->incoming_snap_index != s->index)
         node_fatal("installing a snapshot whose data never arrived", CE_NOTFOUND);
-    snprintf(members_path, sizeof(members_path), "%s.members", n->incoming_snap);
-    rc = load_members_file(n, members_path);
-    unlink(members_path);
-    if (!rc)
-        rc = replace_store(n, n->incoming_snap);
+    free(n->members);
+    n->members = n->incoming_members;
+    n->nmembers = n->incoming_nmembers;
+    n->incoming_members = 0;
+    rc = replace_store(n, n->incoming_snap);
     if (!rc)
         rc = node_save_members(n);
     if (!rc)
-        rc = save_snapshot_meta(n, s);
+        rc = node_snapshot_write(n, s->index, s->term, &s->conf);
+    if (!rc)
+        rc = wal_install_snapshot(n->wal, &marker);
     if (rc)
         node_fatal("installing a snapshot", rc);
     free(n->incoming_snap); /* renamed into the store: nothing to unlink */
     n->incoming_snap = 0;
+    n->incoming_snap_index = 0;
     for (size_t i = 0; i < n->nmembers; i++)
         node_peer_sync(n, &n->members[i]);
     n->applied = s->index;

@@ -64,24 +64,21 @@ void node_snapshot_meta_release(raft_snapshot_meta *m)
     memset(m, 0, sizeof(*m));
 }
 
-static int write_snapshot(node *n, uint64_t index, uint64_t term)
+int node_snapshot_write(node *n, uint64_t index, uint64_t term, const raft_conf_state *cs)
 {
-    raft_conf_state cs;
     snap_meta m;
-    char *blob;
+    char *blob = members_to_json(n->members, n->nmembers, n->cluster_id);
     int rc;
 
-    raft_conf_state_get(n->raft, &cs);
-    blob = members_to_json(n->members, n->nmembers, n->cluster_id);
     if (!blob)
         return CE_NOMEM;
     memset(&m, 0, sizeof(m));
     m.index = index;
     m.term = term;
-    m.voters = (uint64_t *)cs.voters;
-    m.nvoters = cs.n_voters;
-    m.learners = (uint64_t *)cs.learners;
-    m.nlearners = cs.n_learners;
+    m.voters = (uint64_t *)cs->voters;
+    m.nvoters = cs->n_voters;
+    m.learners = (uint64_t *)cs->learners;
+    m.nlearners = cs->n_learners;
     m.data = (uint8_t *)blob;
     m.len = strlen(blob);
     rc = snap_save(n->snap_dir, &m);
@@ -92,6 +89,7 @@ static int write_snapshot(node *n, uint64_t index, uint64_t term)
 void node_maybe_snapshot(node *n)
 {
     uint64_t index = n->durable_index, term, start;
+    raft_conf_state cs;
     wal_snapshot marker;
     int rc;
 
@@ -103,7 +101,8 @@ void node_maybe_snapshot(node *n)
     marker.index = index;
     marker.term = term;
     start = evloop_now_ms();
-    rc = write_snapshot(n, index, term);
+    raft_conf_state_get(n->raft, &cs);
+    rc = node_snapshot_write(n, index, term, &cs);
     if (!rc)
         rc = wal_save_snapshot(n->wal, &marker);
     if (rc) {
