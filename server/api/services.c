@@ -471,6 +471,12 @@ static const rpc_method methods[] = {
     UNARY("/etcdserverpb.Maintenance/Hash", "/v3/maintenance/hash", D(hash_request), D(hash_response), maint_hash, 0),
     UNARY("/etcdserverpb.Maintenance/Alarm", "/v3/maintenance/alarm", D(alarm_request), D(alarm_response), maint_alarm, 0),
     UNARY("/etcdserverpb.Maintenance/Defragment", "/v3/maintenance/defragment", D(defragment_request), D(defragment_response), maint_defrag, 0),
+    UNARY("/etcdserverpb.Lease/LeaseGrant", "/v3/lease/grant", D(lease_grant_request), D(lease_grant_response), svc_lease_grant, svc_on_close_waiting),
+    UNARY("/etcdserverpb.Lease/LeaseRevoke", "/v3/lease/revoke", D(lease_revoke_request), D(lease_revoke_response), svc_lease_revoke, svc_on_close_waiting),
+    UNARY("/etcdserverpb.Lease/LeaseTimeToLive", "/v3/lease/timetolive", D(lease_time_to_live_request), D(lease_time_to_live_response), svc_lease_ttl, svc_on_close_waiting),
+    UNARY("/etcdserverpb.Lease/LeaseLeases", "/v3/lease/leases", D(lease_leases_request), D(lease_leases_response), svc_lease_leases, svc_on_close_waiting),
+    {"/etcdserverpb.Lease/LeaseKeepAlive", "/v3/lease/keepalive", D(lease_keep_alive_request), D(lease_keep_alive_response), true, true, svc_lease_keepalive, svc_lease_keepalive_close, svc_lease_keepalive_end},
+    {"/etcdserverpb.Watch/Watch", "/v3/watch", D(watch_request), D(watch_response), true, true, svc_watch, svc_watch_close, svc_watch_end},
     UNARY("/grpc.health.v1.Health/Check", 0, &grpc__health__v1__health_check_request__descriptor, &grpc__health__v1__health_check_response__descriptor, health_check, 0),
     {0, 0, 0, 0, false, false, 0, 0},
 };

@@ -48,4 +48,18 @@ void svc_member_update(rpc_call *c, ProtobufCMessage *m);
 void svc_member_promote(rpc_call *c, ProtobufCMessage *m);
 void svc_move_leader(rpc_call *c, ProtobufCMessage *m);
 
+/* The Lease service (services_lease.c). */
+void svc_lease_grant(rpc_call *c, ProtobufCMessage *m);
+void svc_lease_revoke(rpc_call *c, ProtobufCMessage *m);
+void svc_lease_ttl(rpc_call *c, ProtobufCMessage *m);
+void svc_lease_leases(rpc_call *c, ProtobufCMessage *m);
+void svc_lease_keepalive(rpc_call *c, ProtobufCMessage *m);
+void svc_lease_keepalive_close(rpc_call *c);
+void svc_lease_keepalive_end(rpc_call *c);
+
+/* The Watch service (services_watch.c). */
+void svc_watch(rpc_call *c, ProtobufCMessage *m);
+void svc_watch_close(rpc_call *c);
+void svc_watch_end(rpc_call *c);
+
 #endif

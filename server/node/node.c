@@ -532,6 +532,14 @@ static int raft_open(node *n, const wal_replay *rp, const raft_snapshot_meta *sn
     return rc;
 }
 
+void node_set_store_listener(node *n, node_store_fn fn, void *arg)
+{
+    n->store_fn = fn;
+    n->store_arg = arg;
+    if (fn)
+        fn(arg, n->store);
+}
+
 int node_open_store(node *n)
 {
     mvcc_options mo = {0};

@@ -141,6 +141,12 @@ bool node_is_learner(node *n);
 /* A read was served from the store (activity: the node returns freed memory only when idle). */
 void node_note_read(node *n);
 
+/* Told the store the node applies to, at once and again whenever a snapshot received from the
+ * leader replaced it (a new mvcc object: event sinks must be set on it again, and history
+ * readers must re-read from their next revision). One listener (the watch hub). */
+typedef void (*node_store_fn)(void *arg, mvcc *store);
+void node_set_store_listener(node *n, node_store_fn fn, void *arg);
+
 /* The store, for reads. */
 mvcc *node_store(node *n);
 uint32_t node_max_request_bytes(const node *n);

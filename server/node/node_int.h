@@ -70,6 +70,8 @@ struct node {
     size_t incoming_nmembers;
     wal *wal;
     mvcc *store;
+    node_store_fn store_fn;       /* node_set_store_listener */
+    void *store_arg;
     uint64_t member_id;
     uint64_t cluster_id;
     node_member *members;

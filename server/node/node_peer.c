@@ -288,6 +288,8 @@ void node_snapshot_install(node *n, const raft_snapshot_meta *s)
     for (size_t i = 0; i < n->nmembers; i++)
         node_peer_sync(n, &n->members[i]);
     n->applied = s->index;
+    if (n->store_fn)
+        n->store_fn(n->store_arg, n->store);
     n->last_snapshot_index = s->index;
     /* The copy may hold entries past s->index whose terms this member learns only when they
      * are re-delivered; until then snapshots are taken at s->index at most. */
