@@ -8,7 +8,7 @@
 
 SHELL      := /bin/bash
 CC         ?= cc
-PKGS       := libnghttp2 libprotobuf-c libcjson yaml-0.1 libcurl openssl lmdb
+PKGS       := libnghttp2 libprotobuf-c libcjson yaml-0.1 libcurl openssl lmdb libwebsockets
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -69,7 +69,7 @@ asan: ## unit + integration tests built with AddressSanitizer and UndefinedBehav
 	@$(MAKE) --no-print-directory SAN=1 unit
 	@$(MAKE) --no-print-directory SAN=1 integration
 
-bench: all ## side-by-side benchmark against etcd 3.4, one member and 3-member clusters (BENCH=single|cluster|all)
+bench: all ## side-by-side benchmark against etcd 3.4: one member, 3-member clusters, watch+lease (BENCH=single|cluster|watch|all)
 	@bash hack/bench.sh
 
 SIM_SRC    := $(wildcard tests/sim/*.c)

@@ -12,7 +12,7 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do srcs+=("$1"); shift; done
 name=$(basename "$test_src" .c)
 out=build-dev/$name
 mkdir -p build-dev
-PKGS="libnghttp2 libprotobuf-c libcjson yaml-0.1 libcurl openssl lmdb"
+PKGS="libnghttp2 libprotobuf-c libcjson yaml-0.1 libcurl openssl lmdb libwebsockets"
 cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers -O1 -g \
    -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
    -I. -Icommon -Iserver -Ibuild-asan/gen -Itests/unit $(pkg-config --cflags $PKGS) \

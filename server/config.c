@@ -20,7 +20,7 @@
 #include <string.h>
 #include <yaml.h>
 
-enum kind { K_STR, K_URLS, K_UINT, K_BOOL, K_IGNORED };
+enum kind { K_STR, K_URLS, K_UINT, K_BOOL, K_DURATION, K_IGNORED };
 
 struct option {
     const char *name;
@@ -73,6 +73,7 @@ static const struct option options[] = {
     OPT("version", K_BOOL, show_version),
     OPT("help", K_BOOL, show_help),
     OPT("config-file", K_STR, config_file),
+    OPT("experimental-watch-progress-notify-interval", K_DURATION, watch_progress_notify_ms),
     /* etcd flags accepted for compatibility; cetcd has no use for them */
     IGN("logger", K_STR),
     IGN("log-outputs", K_STR),
@@ -107,7 +108,6 @@ static const struct option options[] = {
     IGN("experimental-enable-lease-checkpoint", K_BOOL),
     IGN("experimental-compaction-batch-limit", K_STR),
     IGN("experimental-peer-skip-client-san-verification", K_BOOL),
-    IGN("experimental-watch-progress-notify-interval", K_STR),
     IGN("experimental-backend-bbolt-freelist-type", K_STR),
     {0, K_STR, 0, 0, 0},
 };
@@ -135,6 +135,57 @@ static int parse_bool(const char *v, bool *out)
         *out = false;
     else
         return CE_INVAL;
+    return 0;
+}
+
+/* One "<number>[.<fraction>]<unit>" term of a Go duration, in ns; *p advances past it. */
+static int duration_term(const char **p, double *ns)
+{
+    static const struct { const char *u; double ns; } units[] = {
+        {"ns", 1}, {"us", 1e3}, {"\xc2\xb5s", 1e3}, {"\xce\xbcs", 1e3}, {"ms", 1e6},
+        {"s", 1e9}, {"m", 60e9}, {"h", 3600e9},
+    };
+    char *end;
+    double x;
+
+    size_t span = strspn(*p, "0123456789.");
+
+    if (span == 0)
+        return CE_INVAL;
+    errno = 0;
+    x = strtod(*p, &end);
+    if (errno || end != *p + span)   /* digits and one dot only: no sign, exponent or hex */
+        return CE_INVAL;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        size_t n = strlen(units[i].u);
+        /* "m" must not take the "m" of "ms" */
+        if (!strncmp(end, units[i].u, n) && !(n == 1 && end[0] == 'm' && end[1] == 's')) {
+            *ns += x * units[i].ns;
+            *p = end + n;
+            return 0;
+        }
+    }
+    return CE_INVAL;
+}
+
+/* Go's time.ParseDuration ("10m", "1m30s", "250ms", "0"; no sign), in milliseconds (a
+ * positive duration below 1 ms counts as 1 ms). */
+static int parse_duration_ms(const char *v, uint64_t *out)
+{
+    double ns = 0;
+
+    if (!strcmp(v, "0")) {
+        *out = 0;
+        return 0;
+    }
+    if (!*v)
+        return CE_INVAL;
+    while (*v)
+        if (duration_term(&v, &ns))
+            return CE_INVAL;
+    if (ns > 9.2e18)
+        return CE_INVAL;
+    *out = ns > 0 && ns < 1e6 ? 1 : (uint64_t)(ns / 1e6);
     return 0;
 }
 
@@ -217,6 +268,11 @@ static int set_option(config *cfg, const struct option *o, const char *v, const 
         if (parse_uint(v, o, field) == 0)
             return 0;
         fail(cfg, "invalid value \"%s\" for %s: expected a non-negative integer in range", v, origin);
+        return CE_INVAL;
+    case K_DURATION:
+        if (parse_duration_ms(v, field) == 0)
+            return 0;
+        fail(cfg, "invalid value \"%s\" for %s: parse error", v, origin);
         return CE_INVAL;
     case K_BOOL:
         if (parse_bool(v, &b) == 0) {
@@ -423,7 +479,7 @@ static int set_default(config *cfg, const char *name, const char *v)
         return 0;
     if (o->kind == K_URLS && ((config_urls *)field)->n)
         return 0;
-    if (o->kind == K_UINT && *(uint64_t *)field)
+    if ((o->kind == K_UINT || o->kind == K_DURATION) && *(uint64_t *)field)
         return 0;
     return set_option(cfg, o, v, name);
 }
@@ -451,6 +507,7 @@ static int apply_defaults(config *cfg)
     rc |= set_default(cfg, "max-txn-ops", "128");
     rc |= set_default(cfg, "log-level", "info");
     rc |= set_default(cfg, "auto-compaction-mode", "periodic");
+    rc |= set_default(cfg, "experimental-watch-progress-notify-interval", "10m");
     if (!cfg->quota_backend_bytes)
         cfg->quota_backend_bytes = (uint64_t)2 << 30;
     return rc ? CE_NOMEM : 0;
@@ -552,7 +609,9 @@ const char *config_usage(void)
            "  --listen-metrics-urls ''            extra URLs answering /metrics and /health\n"
            "  --quota-backend-bytes '0'           backend size quota (0 = 2 GiB)\n"
            "  --max-request-bytes '1572864'       largest client request accepted\n"
-           "  --max-txn-ops '128'                 most operations in one transaction\n\n"
+           "  --max-txn-ops '128'                 most operations in one transaction\n"
+           "  --experimental-watch-progress-notify-interval '10m'\n"
+           "                                      period of watch progress notifications\n\n"
            "Clustering:\n"
            "  --initial-advertise-peer-urls 'http://localhost:2380'\n"
            "  --initial-cluster 'default=http://localhost:2380'\n"

@@ -58,6 +58,7 @@ typedef struct config {
     bool unsafe_no_fsync;
     bool pre_vote;
     bool strict_reconfig_check;
+    uint64_t watch_progress_notify_ms; /* --experimental-watch-progress-notify-interval */
     config_tls client_tls;
     config_tls peer_tls;
     bool show_version;

@@ -63,6 +63,11 @@ bool rpc_call_is_gateway(const rpc_call *c);
 size_t rpc_call_pending(const rpc_call *c);
 /* Sends one response message (encoded now; msg stays the caller's). 0 or CE_STOPPED. */
 int rpc_send(rpc_call *c, const ProtobufCMessage *msg);
+/* Sends one response already packed: the concatenation of parts[0..n) is the protobuf
+ * encoding of a resp_desc message (the watch hub encodes a batch's events once for many
+ * watchers). gRPC frames the bytes as they are; other protocols decode them and go through
+ * rpc_send. 0, CE_STOPPED, CE_NOMEM, or CE_BAD_PROTO (bytes that do not decode). */
+int rpc_send_packed(rpc_call *c, const ProtobufCBinaryData *parts, size_t n);
 /* Ends the call: err 0 = OK; CE_* = etcd's status and message (ce_strerror). */
 int rpc_finish(rpc_call *c, int err);
 /* Same, with a message other than ce_strerror(err) (e.g. one naming a bad field). */

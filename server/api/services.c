@@ -538,9 +538,15 @@ int services_new(evloop *loop, node *n, const config *cfg, services **out)
     rc_cfg.ctx = s;
     rc_cfg.http_get = http_get;
     rc_cfg.max_request_bytes = (uint32_t)cfg->max_request_bytes;
+    rc = svc_watch_init(s, loop, cfg);
+    if (rc) {
+        free(s);
+        return rc;
+    }
     rc = rpc_server_new(loop, &rc_cfg, &s->rpc);
     if (rc) {
         log_error("services: cannot listen on %s: %s", cfg->listen_client_urls.list[0], ce_strerror(rc));
+        svc_watch_fini(s);
         free(s);
         return rc;
     }
@@ -553,5 +559,6 @@ void services_free(services *s)
     if (!s)
         return;
     rpc_server_free(s->rpc);
+    svc_watch_fini(s);
     free(s);
 }

@@ -13,6 +13,7 @@ struct services {
     node *node;
     rpc_server *rpc;
     uint64_t quota_bytes;
+    struct watch_svc *watch;      /* services_watch.c */
 };
 
 /* What a waiting call keeps: the node handle, and for reads the request. */
@@ -57,7 +58,10 @@ void svc_lease_keepalive(rpc_call *c, ProtobufCMessage *m);
 void svc_lease_keepalive_close(rpc_call *c);
 void svc_lease_keepalive_end(rpc_call *c);
 
-/* The Watch service (services_watch.c). */
+/* The Watch service (services_watch.c): its hub and leader monitor live from init to fini
+ * (fini after the transport is freed, which ends every call). */
+int svc_watch_init(services *s, evloop *loop, const config *cfg);
+void svc_watch_fini(services *s);
 void svc_watch(rpc_call *c, ProtobufCMessage *m);
 void svc_watch_close(rpc_call *c);
 void svc_watch_end(rpc_call *c);

@@ -7,7 +7,8 @@
  * Design decision: we run our own epoll loop (common/evloop.h) with nghttp2 for HTTP/2 and our
  * own HTTP/1.1 parser, not libwebsockets, because lws cannot serve prior-knowledge h2 and
  * HTTP/1.1 on one vhost and does not report gRPC END_STREAM (see shared/notes/toolchain.md).
- * WebSocket upgrades will later be handed to libwebsockets; for now they are answered 501.
+ * WebSocket upgrades are handed, socket and all, to libwebsockets running in a thread of its
+ * own (ws.c), started on the first upgrade; transport_ws.c keeps their calls on this loop.
  *
  * Sniffing: a connection whose first 24 bytes are the HTTP/2 client preface
  * ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") becomes an nghttp2 server session (transport_h2.c);
@@ -39,6 +40,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "server/api/ws.h"
 
 #define MAX_LISTENERS 16
 #define READ_CHUNK 65536
@@ -62,6 +64,7 @@ struct rpc_server {
     rpc_conn *dirty;
     ev_timer flush_timer;          /* 0 ms one-shot, armed while a connection is dirty */
     ev_timer sweep_timer;          /* drops HTTP/1.1 requests slower than REQ_TIMEOUT */
+    ws_bridge *ws;                 /* libwebsockets and its thread, from the first upgrade */
 };
 
 /* ---- method table ---- */
@@ -74,7 +77,24 @@ const rpc_method *server_find_grpc(const rpc_server *s, const char *path, size_t
     return NULL;
 }
 
-/* "/v3beta/x" is served as "/v3/x". */
+/* Second gateway paths etcd 3.4 serves for a method: {alias, the method's http_path}. */
+static const char *const http_aliases[][2] = {
+    {"/v3/kv/lease/revoke", "/v3/lease/revoke"},
+    {"/v3/kv/lease/timetolive", "/v3/lease/timetolive"},
+    {"/v3/kv/lease/leases", "/v3/lease/leases"},
+};
+
+static void unalias(const char **path, size_t *len)
+{
+    for (size_t i = 0; i < sizeof(http_aliases) / sizeof(http_aliases[0]); i++)
+        if (strlen(http_aliases[i][0]) == *len && memcmp(http_aliases[i][0], *path, *len) == 0) {
+            *path = http_aliases[i][1];
+            *len = strlen(*path);
+            return;
+        }
+}
+
+/* "/v3beta/x" is served as "/v3/x"; the aliases above as their methods' paths. */
 const rpc_method *server_find_http(const rpc_server *s, const char *path, size_t len)
 {
     static const char beta[] = "/v3beta/";
@@ -87,6 +107,7 @@ const rpc_method *server_find_http(const rpc_server *s, const char *path, size_t
         len -= 4;
         path = alt;
     }
+    unalias(&path, &len);
     for (const rpc_method *m = s->cfg.methods; m && m->grpc_path; m++)
         if (m->http_path && strlen(m->http_path) == len && memcmp(m->http_path, path, len) == 0)
             return m;
@@ -108,11 +129,36 @@ const rpc_server_config *conn_config(const rpc_conn *c)
     return &c->srv->cfg;
 }
 
-uint32_t conn_max_msg(const rpc_conn *c)
+static uint32_t server_max_msg(const rpc_server *s)
 {
-    uint64_t m = (uint64_t)c->srv->cfg.max_request_bytes + TRANSPORT_EXTRA_BYTES;
+    uint64_t m = (uint64_t)s->cfg.max_request_bytes + TRANSPORT_EXTRA_BYTES;
 
     return m > UINT32_MAX ? UINT32_MAX : (uint32_t)m;
+}
+
+uint32_t conn_max_msg(const rpc_conn *c)
+{
+    return server_max_msg(c->srv);
+}
+
+ws_bridge *server_ws_bridge(rpc_server *s)
+{
+    /* a WebSocket message may be as large as an HTTP/1.1 body (h1_body_limit) */
+    if (!s->ws && ws_bridge_new(s->loop, &wsgw_ops, 2 * (size_t)server_max_msg(s) + 4096, &s->ws))
+        s->ws = NULL;
+    return s->ws;
+}
+
+int conn_detach_fd(rpc_conn *c)
+{
+    int fd = c->fd;
+
+    evloop_io_stop(c->srv->loop, &c->io);
+    c->fd = -1;
+    c->proto = PROTO_WS;
+    c->read_paused = c->write_armed = false;
+    c->h1.started_ms = 0;
+    return fd;
 }
 
 /* ---- calls ---- */
@@ -233,6 +279,8 @@ size_t rpc_call_pending(const rpc_call *c)
 {
     size_t n = c->gateway ? bytebuf_size(&c->resp) : bytebuf_size(&c->out);
 
+    if (c->conn->proto == PROTO_WS)
+        return wsgw_pending(c);
     if (c->gateway && c->conn->calls == c)
         n += bytebuf_size(&c->conn->out);
     return n;
@@ -244,7 +292,48 @@ int rpc_send(rpc_call *c, const ProtobufCMessage *msg)
 
     if (c->finished || c->conn->dead)
         return CE_STOPPED;
-    err = c->gateway ? h1_send(c, msg) : h2_send(c, msg);
+    if (c->conn->proto == PROTO_WS)
+        err = wsgw_send(c, msg);
+    else
+        err = c->gateway ? h1_send(c, msg) : h2_send(c, msg);
+    conn_mark_dirty(c->conn);
+    return err;
+}
+
+/* Other protocols than gRPC: decode the packed bytes, send the message. */
+static int send_unpacked(rpc_call *c, const ProtobufCBinaryData *parts, size_t n)
+{
+    size_t len = 0, at = 0;
+    ProtobufCMessage *msg;
+    uint8_t *buf;
+    int err;
+
+    for (size_t i = 0; i < n; i++)
+        len += parts[i].len;
+    buf = malloc(len ? len : 1);
+    if (!buf)
+        return CE_NOMEM;
+    for (size_t i = 0; i < n; at += parts[i].len, i++)
+        if (parts[i].len)
+            memcpy(buf + at, parts[i].data, parts[i].len);
+    msg = protobuf_c_message_unpack(c->m->resp_desc, NULL, len, buf);
+    free(buf);
+    if (!msg)
+        return CE_BAD_PROTO;
+    err = rpc_send(c, msg);
+    protobuf_c_message_free_unpacked(msg, NULL);
+    return err;
+}
+
+int rpc_send_packed(rpc_call *c, const ProtobufCBinaryData *parts, size_t n)
+{
+    int err;
+
+    if (c->finished || c->conn->dead || !c->m)
+        return CE_STOPPED;
+    if (c->gateway || c->conn->proto != PROTO_H2)
+        return send_unpacked(c, parts, n);
+    err = h2_send_packed(c, parts, n);
     conn_mark_dirty(c->conn);
     return err;
 }
@@ -257,8 +346,11 @@ int rpc_finish_msg(rpc_call *c, int err, const char *message)
         return CE_STOPPED;
     if (!message)
         message = err ? ce_strerror(err) : "";
-    rc = c->gateway ? h1_finish(c, ce_grpc_code(err), message)
-                    : h2_finish(c, ce_grpc_code(err), message);
+    if (c->conn->proto == PROTO_WS)
+        rc = wsgw_finish(c, ce_grpc_code(err), message);
+    else
+        rc = c->gateway ? h1_finish(c, ce_grpc_code(err), message)
+                        : h2_finish(c, ce_grpc_code(err), message);
     conn_mark_dirty(c->conn);
     return rc;
 }
@@ -307,10 +399,12 @@ static void conn_free(rpc_conn *c)
 {
     rpc_server *s = c->srv;
 
+    wsgw_conn_release(c);
     c->dead = true;
     dirty_unlink(c);
     evloop_io_stop(s->loop, &c->io);
-    close(c->fd);
+    if (c->fd >= 0)
+        close(c->fd);
     if (c->h2)
         h2_free(c);
     while (c->calls)
@@ -347,6 +441,8 @@ static int conn_flush(rpc_conn *c)
 {
     ssize_t n;
 
+    if (c->proto == PROTO_WS)
+        return wsgw_conn_done(c) ? CE_STOPPED : 0;
     if (c->proto == PROTO_H1) {
         h1_emit(c);
         if (!c->close_after_flush && bytebuf_size(&c->in) > 0 && h1_process(c))
@@ -369,6 +465,8 @@ static int conn_flush(rpc_conn *c)
     }
     if (bytebuf_size(&c->out) == 0 && c->out.cap > 4 * READ_CHUNK)
         bytebuf_free(&c->out);
+    if (c->proto == PROTO_H1 && wsgw_ready(c))
+        return wsgw_handoff(c) ? CE_IO : conn_flush(c);
     /* Requests held back by the backlog limit can go now: another round. */
     if (c->proto == PROTO_H1 && c->h1.blocked && !c->close_after_flush &&
         c->h1.inflight < TRANSPORT_H1_INFLIGHT && h1_backlog(c) < TRANSPORT_OUT_HIGH)
@@ -378,7 +476,7 @@ static int conn_flush(rpc_conn *c)
         return CE_STOPPED;
     c->write_armed = bytebuf_size(&c->out) > 0;
     /* HTTP/2 is always read: the peer's WINDOW_UPDATEs are what drains its backlog. */
-    c->read_paused = c->peer_eof || (c->proto == PROTO_H1 &&
+    c->read_paused = c->peer_eof || c->upgrade || (c->proto == PROTO_H1 &&
                                      (c->h1.inflight >= TRANSPORT_H1_INFLIGHT ||
                                       h1_backlog(c) >= TRANSPORT_OUT_HIGH));
     return conn_watch(c);
@@ -481,7 +579,7 @@ static int conn_read(rpc_conn *c)
                 return CE_IO;
         }
         conn_mark_dirty(c);
-        if (c->close_after_flush)
+        if (c->close_after_flush || c->upgrade)
             return 0;
         if (c->proto == PROTO_H1 && (c->h1.inflight >= TRANSPORT_H1_INFLIGHT ||
                                      h1_backlog(c) >= TRANSPORT_OUT_HIGH))
@@ -687,6 +785,7 @@ void rpc_server_free(rpc_server *s)
     }
     while (s->conns)
         conn_free(s->conns);
+    ws_bridge_free(s->ws);   /* joins its thread; every WebSocket was closed just above */
     evloop_timer_stop(s->loop, &s->flush_timer);
     evloop_timer_stop(s->loop, &s->sweep_timer);
     free(s);

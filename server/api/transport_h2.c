@@ -147,6 +147,31 @@ int h2_send(rpc_call *c, const ProtobufCMessage *msg)
     return 0;
 }
 
+int h2_send_packed(rpc_call *c, const ProtobufCBinaryData *parts, size_t n)
+{
+    size_t len = 0;
+    uint8_t *p;
+
+    for (size_t i = 0; i < n; i++)
+        len += parts[i].len;
+    if (len > UINT32_MAX || bytebuf_reserve(&c->out, GRPCFRAME_HDR + len))
+        return CE_NOMEM;
+    p = c->out.p + c->out.len;
+    grpcframe_header(p, (uint32_t)len);
+    p += GRPCFRAME_HDR;
+    for (size_t i = 0; i < n; i++) {
+        if (parts[i].len)
+            memcpy(p, parts[i].data, parts[i].len);
+        p += parts[i].len;
+    }
+    c->out.len += GRPCFRAME_HDR + len;
+    c->conn->h2_backlog += GRPCFRAME_HDR + len;
+    if (!c->headers_sent)
+        return start_response(c);
+    resume(c);
+    return 0;
+}
+
 int h2_finish(rpc_call *c, int grpc_code, const char *message)
 {
     c->finished = true;

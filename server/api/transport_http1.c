@@ -20,7 +20,8 @@
  *   Other /v3/ paths: 404 "Not Found\n"; another method on a gateway path: 405.
  *   GET (and HEAD) of other paths go to cfg->http_get; 0 from it -> 404 "404 page not found\n";
  *   another method on a path it serves: 405.
- *   "Upgrade: websocket" -> 501 for now (WebSockets will be handed to libwebsockets later).
+ *   A WebSocket upgrade on a gateway path goes to transport_ws.c (checked there, then handed
+ *   to libwebsockets); Upgrade headers on other paths are ignored, as etcd ignores them.
  *
  * Invariants: requests are parsed only while fewer than TRANSPORT_H1_INFLIGHT are unanswered
  * and less than TRANSPORT_OUT_HIGH of answers is unsent; a call's response bytes collect in
@@ -53,7 +54,7 @@ static int http_status_of(int grpc_code)
     case 6: return 409;   /* AlreadyExists */
     case 7: return 403;   /* PermissionDenied */
     case 8: return 429;   /* ResourceExhausted */
-    case 9: return 400;   /* FailedPrecondition */
+    case 9: return 412;   /* FailedPrecondition (grpc-gateway v1, as etcd 3.4 answers) */
     case 10: return 409;  /* Aborted */
     case 11: return 400;  /* OutOfRange */
     case 12: return 501;  /* Unimplemented */
@@ -74,6 +75,7 @@ static const char *reason_of(int status)
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 409: return "Conflict";
+    case 412: return "Precondition Failed";
     case 413: return "Request Entity Too Large";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
@@ -103,12 +105,12 @@ static int json_escape(bytebuf *b, const char *s)
     return 0;
 }
 
-/* A complete response with a body; marks the call done. */
-static int reply(rpc_call *c, int status, const char *ctype, const void *body, size_t len)
+int h1_reply(rpc_call *c, int status, const char *extra, const char *ctype, const void *body,
+             size_t len)
 {
-    int rc = bytebuf_printf(&c->resp, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-                         "Content-Length: %zu\r\n%s\r\n", status, reason_of(status), ctype, len,
-                         c->keep_alive ? "" : "Connection: close\r\n");
+    int rc = bytebuf_printf(&c->resp, "HTTP/1.1 %d %s\r\n%sContent-Type: %s\r\n"
+                         "Content-Length: %zu\r\n%s\r\n", status, reason_of(status), extra,
+                         ctype, len, c->keep_alive ? "" : "Connection: close\r\n");
     if (!rc)
         rc = bytebuf_append(&c->resp, body, len);
     c->done = true;
@@ -116,20 +118,33 @@ static int reply(rpc_call *c, int status, const char *ctype, const void *body, s
     return rc;
 }
 
+/* A complete response with a body; marks the call done. */
+static int reply(rpc_call *c, int status, const char *ctype, const void *body, size_t len)
+{
+    return h1_reply(c, status, "", ctype, body, len);
+}
+
 static int reply_text(rpc_call *c, int status, const char *text)
 {
     return reply(c, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
+/* {"error":M,"message":M,"code":C}: grpc-gateway's error body. */
+int h1_error_json(bytebuf *b, int grpc_code, const char *message)
+{
+    int rc = bytebuf_append(b, "{\"error\":\"", 10);
+
+    rc = rc ? rc : json_escape(b, message);
+    rc = rc ? rc : bytebuf_append(b, "\",\"message\":\"", 13);
+    rc = rc ? rc : json_escape(b, message);
+    return rc ? rc : bytebuf_printf(b, "\",\"code\":%d}", grpc_code);
+}
+
 static int reply_error(rpc_call *c, int status, int grpc_code, const char *message)
 {
     bytebuf b = {0};
-    int rc = bytebuf_append(&b, "{\"error\":\"", 10);
+    int rc = h1_error_json(&b, grpc_code, message);
 
-    rc = rc ? rc : json_escape(&b, message);
-    rc = rc ? rc : bytebuf_append(&b, "\",\"message\":\"", 13);
-    rc = rc ? rc : json_escape(&b, message);
-    rc = rc ? rc : bytebuf_printf(&b, "\",\"code\":%d}", grpc_code);
     rc = rc ? rc : reply(c, status, "application/json", bytebuf_data(&b), bytebuf_size(&b));
     bytebuf_free(&b);
     return rc;
@@ -175,15 +190,23 @@ int h1_send(rpc_call *c, const ProtobufCMessage *msg)
     return rc;
 }
 
-static int stream_error(rpc_call *c, int grpc_code, const char *message)
+/* {"error":{"grpc_code":C,"http_code":H,"message":M,"http_status":S}}: how grpc-gateway ends
+ * a server stream with an error. */
+int h1_stream_error_json(bytebuf *b, int grpc_code, const char *message)
 {
     int status = http_status_of(grpc_code);
-    bytebuf b = {0};
-    int rc = bytebuf_printf(&b, "{\"error\":{\"grpc_code\":%d,\"http_code\":%d,\"message\":\"",
+    int rc = bytebuf_printf(b, "{\"error\":{\"grpc_code\":%d,\"http_code\":%d,\"message\":\"",
                          grpc_code, status);
 
-    rc = rc ? rc : json_escape(&b, message);
-    rc = rc ? rc : bytebuf_printf(&b, "\",\"http_status\":\"%s\"}}", reason_of(status));
+    rc = rc ? rc : json_escape(b, message);
+    return rc ? rc : bytebuf_printf(b, "\",\"http_status\":\"%s\"}}", reason_of(status));
+}
+
+static int stream_error(rpc_call *c, int grpc_code, const char *message)
+{
+    bytebuf b = {0};
+    int rc = h1_stream_error_json(&b, grpc_code, message);
+
     rc = rc ? rc : put_chunk(c, "", (const char *)bytebuf_data(&b), bytebuf_size(&b), "\n");
     bytebuf_free(&b);
     return rc;
@@ -390,7 +413,6 @@ static void dispatch(rpc_call *c, const char *body, size_t len)
 {
     const char *method = rpc_call_metadata(c, ":method");
     const char *target = rpc_call_metadata(c, ":path");
-    const char *upgrade = rpc_call_metadata(c, "upgrade");
     char path[1024];
     size_t plen = strcspn(target, "?#");
     const rpc_method *m;
@@ -401,8 +423,8 @@ static void dispatch(rpc_call *c, const char *body, size_t len)
     }
     memcpy(path, target, plen);
     path[plen] = 0;
-    if (upgrade && strcasecmp(upgrade, "websocket") == 0) {
-        reply_text(c, 501, "websocket not supported yet\n");
+    if (is_gateway_path(path) && wsgw_is_upgrade(c)) {
+        wsgw_upgrade(c, method);
         return;
     }
     m = server_find_http(c->conn->srv, path, plen);
@@ -503,7 +525,7 @@ static int parse_headers(rpc_call *c, const char *p, const char *end, bool *chun
     return 0;
 }
 
-static size_t body_limit(const rpc_conn *conn)
+size_t h1_body_limit(const rpc_conn *conn)
 {
     /* JSON carries bytes as base64 (4/3) plus syntax: allow twice the message limit. */
     return 2 * (size_t)conn_max_msg(conn) + 4096;
@@ -536,7 +558,7 @@ static int parse_head(rpc_conn *conn, const char *p, size_t len)
         return rc;
     if (chunked && has_cl)
         return CE_INVAL;
-    if (has_cl && c->content_length > body_limit(conn))
+    if (has_cl && c->content_length > h1_body_limit(conn))
         return CE_REQ_TOO_LARGE;
     conn->h1.state = chunked ? H1_CHUNK_SIZE : H1_BODY_CL;
     conn->h1.remaining = chunked ? 0 : (size_t)c->content_length;
@@ -651,7 +673,8 @@ static int step_chunk_size(rpc_conn *conn)
         return CE_AGAIN;
     }
     bytebuf_consume(&conn->in, (size_t)(eol - p) + 1);
-    if (size > body_limit(conn) || bytebuf_size(&conn->h1.cur->in) + size > body_limit(conn)) {
+    if (size > h1_body_limit(conn) ||
+        bytebuf_size(&conn->h1.cur->in) + size > h1_body_limit(conn)) {
         parse_error(conn, 413, "413 Request Entity Too Large");
         return CE_AGAIN;
     }
@@ -729,14 +752,15 @@ int h1_process(rpc_conn *conn)
 
     /* A new request is taken only while fewer than TRANSPORT_H1_INFLIGHT are unanswered and
      * less than TRANSPORT_OUT_HIGH of answers wait for a peer that may not be reading. */
-    while (!conn->h1.stopped && !conn->dead &&
+    while (!conn->h1.stopped && !conn->dead && !conn->upgrade &&
            (conn->h1.state != H1_HEAD || (conn->h1.inflight < TRANSPORT_H1_INFLIGHT &&
                                          h1_backlog(conn) < TRANSPORT_OUT_HIGH))) {
         rc = step(conn);
         if (rc)
             break;
     }
-    conn->h1.blocked = !rc && !conn->h1.stopped && bytebuf_size(&conn->in) > 0;
+    conn->h1.blocked = !rc && !conn->h1.stopped && !conn->upgrade &&
+                       bytebuf_size(&conn->in) > 0;
     if (conn->h1.stopped)
         bytebuf_free(&conn->in);
     return rc == CE_NOMEM ? rc : 0;

@@ -3,8 +3,12 @@
  *
  * transport.c owns the server, listeners, connections, the output buffer of each connection,
  * the per-loop flush and the rpc_call API; transport_h2.c speaks gRPC over an nghttp2 server
- * session; transport_http1.c parses HTTP/1.1 and runs the JSON gateway. A connection starts in
- * PROTO_SNIFF and switches once, after its first bytes, to PROTO_H2 or PROTO_H1.
+ * session; transport_http1.c parses HTTP/1.1 and runs the JSON gateway; transport_ws.c gives
+ * WebSockets etcd's gateway semantics, their protocol being spoken by libwebsockets in the
+ * bridge thread of ws.c. A connection starts in PROTO_SNIFF and switches once, after its first
+ * bytes, to PROTO_H2 or PROTO_H1; an HTTP/1.1 connection whose last request is a WebSocket
+ * upgrade switches once more, to PROTO_WS, when its socket is handed to the bridge (from then
+ * on fd is -1, the connection has exactly one call, and the bridge owns the socket).
  *
  * Invariants:
  * - Nothing is written to a socket outside conn_flush(); protocol code only appends to
@@ -33,11 +37,14 @@
 #define TRANSPORT_H1_INFLIGHT 64             /* pipelined requests in progress per connection */
 #define TRANSPORT_H2_BACKLOG (16u << 20)     /* queued gRPC response bytes: refuse new streams */
 #define TRANSPORT_REQ_TIMEOUT_MS 60000       /* an HTTP/1.1 request must arrive within this */
+#define TRANSPORT_WS_OUT_MAX (64u << 20)     /* WebSocket output queued: drop the client */
 
 
-enum conn_proto { PROTO_SNIFF, PROTO_H1, PROTO_H2 };
+enum conn_proto { PROTO_SNIFF, PROTO_H1, PROTO_H2, PROTO_WS };
 
 typedef struct rpc_conn rpc_conn;
+struct ws_bridge;
+struct ws_sock;
 
 /* HTTP/1.1 parser state of one connection. */
 enum h1_state { H1_HEAD, H1_BODY_CL, H1_CHUNK_SIZE, H1_CHUNK_DATA, H1_CHUNK_CRLF, H1_TRAILER };
@@ -71,6 +78,9 @@ struct rpc_conn {
     nghttp2_session *h2;
     size_t h2_backlog;             /* sum of call->out over the connection's gRPC calls */
     struct h1_parser h1;
+    bool upgrade;                  /* the last call is a WebSocket upgrade awaiting hand-off */
+    bool ws_gone;                  /* PROTO_WS: the bridge reported the socket closed */
+    struct ws_sock *ws;            /* PROTO_WS: the socket in the bridge */
 };
 
 struct rpc_call {
@@ -87,9 +97,12 @@ struct rpc_call {
     size_t md_len, md_cap;
     /* gRPC (HTTP/2) */
     int32_t stream_id;
-    bytebuf in;                       /* request bytes not yet framed (HTTP/1.1: chunked body) */
+    bytebuf in;                       /* request bytes not yet framed (HTTP/1.1: chunked body;
+                                         WebSocket: JSON stream not yet decoded) */
     bytebuf out;                      /* framed response messages not yet given to nghttp2 */
-    bool headers_sent, deferred, trailers_sent, discard_input, got_msg;
+    bool headers_sent, deferred, trailers_sent;
+    bool discard_input;            /* gRPC, WebSocket: further request input is ignored */
+    bool got_msg;                  /* gRPC, WebSocket: a request message was delivered */
     int grpc_status;
     char *grpc_message;
     /* HTTP/1.1 */
@@ -112,6 +125,8 @@ const rpc_method *server_find_http(const rpc_server *s, const char *path, size_t
 bool server_has_service(const rpc_server *s, const char *svc, size_t len);
 void call_deliver(rpc_call *c, ProtobufCMessage *req);
 void call_recv_end(rpc_call *c);
+struct ws_bridge *server_ws_bridge(rpc_server *s);   /* started on first use; NULL on error */
+int conn_detach_fd(rpc_conn *c);  /* stops watching the socket; returns it; now PROTO_WS */
 
 /* transport_h2.c */
 int h2_start(rpc_conn *c);
@@ -120,6 +135,7 @@ int h2_produce(rpc_conn *c);      /* moves nghttp2 output into conn->out */
 bool h2_done(rpc_conn *c);
 void h2_free(rpc_conn *c);
 int h2_send(rpc_call *call, const ProtobufCMessage *msg);
+int h2_send_packed(rpc_call *call, const ProtobufCBinaryData *parts, size_t n);
 int h2_finish(rpc_call *call, int grpc_code, const char *message);
 
 /* transport_http1.c */
@@ -129,5 +145,23 @@ size_t h1_backlog(const rpc_conn *c);   /* response bytes not yet sent */
 void h1_peer_eof(rpc_conn *c);    /* the client half-closed: end its server streams */
 int h1_send(rpc_call *call, const ProtobufCMessage *msg);
 int h1_finish(rpc_call *call, int grpc_code, const char *message);
+/* A complete response with extra header lines ("Name: value\r\n"...); marks the call done. */
+int h1_reply(rpc_call *c, int status, const char *extra, const char *ctype, const void *body,
+             size_t len);
+int h1_error_json(bytebuf *b, int grpc_code, const char *message);        /* unary error */
+int h1_stream_error_json(bytebuf *b, int grpc_code, const char *message); /* stream error */
+size_t h1_body_limit(const rpc_conn *c);   /* the largest request body accepted */
+
+/* transport_ws.c */
+bool wsgw_is_upgrade(const rpc_call *c);
+void wsgw_upgrade(rpc_call *c, const char *method);   /* refuses, or marks for hand-off */
+bool wsgw_ready(const rpc_conn *c);   /* the upgrade call is first and all before it sent */
+int wsgw_handoff(rpc_conn *c);        /* 0: now PROTO_WS; CE_*: drop the connection */
+bool wsgw_conn_done(const rpc_conn *c);
+void wsgw_conn_release(rpc_conn *c);  /* from conn_free, before the calls are released */
+int wsgw_send(rpc_call *call, const ProtobufCMessage *msg);
+int wsgw_finish(rpc_call *call, int grpc_code, const char *message);
+size_t wsgw_pending(const rpc_call *call);
+extern const struct ws_bridge_ops wsgw_ops;
 
 #endif

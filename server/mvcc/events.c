@@ -4,6 +4,8 @@
  * (the stored KeyValue) or, for an 18-byte tombstone key, a DELETE whose kv has the key and
  * mod_revision = the delete's main revision, as etcd reports it. prev_kv is the key's state
  * just before that revision, looked up in the index.
+ * Bounds (mvcc_events_read: events, record bytes, records examined) are checked only where
+ * the next record starts a new revision.
  * Invariant: only whole revisions are reported, so a caller resuming at *next_rev neither
  * loses nor repeats an event.
  */
@@ -65,12 +67,25 @@ out_free_kv:
     return rc;
 }
 
-static int walk_from(struct walk *w, int64_t from, size_t max, int64_t *next_rev)
+/* What a walk has done so far, against its limits. */
+struct progress {
+    size_t events, bytes, scanned;
+};
+
+static bool limit_reached(const mvcc_events_limits *l, const struct progress *p)
+{
+    return (l->max_events && p->events >= l->max_events) ||
+           (l->max_bytes && p->bytes >= l->max_bytes) ||
+           (l->max_scan && p->scanned >= l->max_scan);
+}
+
+static int walk_from(struct walk *w, int64_t from, const mvcc_events_limits *lim,
+                     int64_t *next_rev)
 {
     uint8_t rk[REVKEY_LEN + 1];
     MDB_cursor *c;
     MDB_val k = {REVKEY_LEN, rk}, v;
-    size_t sent_n = 0;
+    struct progress p = {0, 0, 0};
     int64_t last = from - 1;
     bool sent;
     int rc = mvcc__lmdb_err(mdb_cursor_open(w->t, w->m->kv, &c));
@@ -81,11 +96,15 @@ static int walk_from(struct walk *w, int64_t from, size_t max, int64_t *next_rev
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         int64_t main = (int64_t)mvcc__be64(k.mv_data);
-        if (max && sent_n >= max && main != last)
+        if (main != last && limit_reached(lim, &p))
             break;
         if ((rc = emit(w, &k, &v, main, &sent)) != 0)
             break;
-        sent_n += sent;
+        p.scanned++;
+        if (sent) {
+            p.events++;
+            p.bytes += v.mv_size;
+        }
         last = main;
     }
     mdb_cursor_close(c);
@@ -96,15 +115,16 @@ static int walk_from(struct walk *w, int64_t from, size_t max, int64_t *next_rev
     return mvcc__lmdb_err(rc);
 }
 
-int mvcc_events_since(mvcc *m, const ProtobufCBinaryData *key,
-                      const ProtobufCBinaryData *range_end, int64_t from_rev, bool want_prev,
-                      size_t max, mvcc_event_fn fn, void *arg, int64_t *next_rev)
+int mvcc_events_read(mvcc *m, const ProtobufCBinaryData *key,
+                     const ProtobufCBinaryData *range_end, int64_t from_rev, bool want_prev,
+                     const mvcc_events_limits *lim, mvcc_event_fn fn, void *arg,
+                     int64_t *next_rev)
 {
     struct walk w = {.m = m, .key = key, .end = range_end, .want_prev = want_prev,
                      .fn = fn, .arg = arg};
     int rc;
 
-    if (!key || !range_end || !fn || !next_rev)
+    if (!key || !range_end || !fn || !next_rev || !lim)
         return CE_INVAL;
     if (from_rev < m->compact_rev)
         return CE_COMPACTED;
@@ -112,7 +132,16 @@ int mvcc_events_since(mvcc *m, const ProtobufCBinaryData *key,
         from_rev = 1;
     if ((rc = mvcc__read_begin(m, &w.t)) != 0)
         return rc;
-    rc = walk_from(&w, from_rev, max, next_rev);
+    rc = walk_from(&w, from_rev, lim, next_rev);
     mvcc__read_end(m, w.t);
     return rc;
+}
+
+int mvcc_events_since(mvcc *m, const ProtobufCBinaryData *key,
+                      const ProtobufCBinaryData *range_end, int64_t from_rev, bool want_prev,
+                      size_t max, mvcc_event_fn fn, void *arg, int64_t *next_rev)
+{
+    mvcc_events_limits lim = {.max_events = max, .max_bytes = 0, .max_scan = 0};
+
+    return mvcc_events_read(m, key, range_end, from_rev, want_prev, &lim, fn, arg, next_rev);
 }

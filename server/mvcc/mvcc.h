@@ -100,8 +100,15 @@ int mvcc_range(mvcc *m, const Etcdserverpb__RangeRequest *r, Etcdserverpb__Range
  * point, in revision order, as etcd computes it; also returns the compaction revision. */
 int mvcc_hash_kv(mvcc *m, int64_t rev, uint32_t *hash, int64_t *compact_rev);
 
-/* Change feed for watchers (issue 4): called after commit for each event, in revision order. */
+/* Change feed for watchers: after a batch commits, fn gets each of its events in revision
+ * order (each valid only during the call), then done(arg) once, if the batch had any, so the
+ * receiver can act on the batch as a whole. Without a feed (fn NULL) writes keep no events at
+ * all (no prev_kv lookups, no copies). Set or change it only between batches (the receiver
+ * may do so from done). */
 typedef void (*mvcc_event_fn)(void *arg, const Mvccpb__Event *ev);
+typedef void (*mvcc_batch_fn)(void *arg);
+void mvcc_set_event_feed(mvcc *m, mvcc_event_fn fn, mvcc_batch_fn done, void *arg);
+/* The same without the batch hook. */
 void mvcc_set_event_sink(mvcc *m, mvcc_event_fn fn, void *arg);
 
 /* Writes a consistent copy of the whole database (an LMDB file, free pages left out) to fd,
@@ -120,11 +127,51 @@ int mvcc_snapshot_fd(mvcc *m, int fd);
 int mvcc_events_since(mvcc *m, const ProtobufCBinaryData *key,
                       const ProtobufCBinaryData *range_end, int64_t from_rev, bool want_prev,
                       size_t max, mvcc_event_fn fn, void *arg, int64_t *next_rev);
+/* The same with every bound a catch-up needs (each 0 = none; all are checked only between
+ * revisions, so a call stops after the revision in which one was reached): max_events events
+ * reported, max_bytes bytes of their stored records, max_scan records examined in range or
+ * not (so a narrow range over a long history costs a bounded walk per call). */
+typedef struct mvcc_events_limits {
+    size_t max_events;
+    size_t max_bytes;
+    size_t max_scan;
+} mvcc_events_limits;
+int mvcc_events_read(mvcc *m, const ProtobufCBinaryData *key,
+                     const ProtobufCBinaryData *range_end, int64_t from_rev, bool want_prev,
+                     const mvcc_events_limits *lim, mvcc_event_fn fn, void *arg,
+                     int64_t *next_rev);
 
-/* Lease hook until the lease module exists: when set, a put (alone or in a txn) naming a
+/* Lease hook (the node wires it to its lessor): when set, a put (alone or in a txn) naming a
  * lease for which fn returns false fails with CE_LEASE_NOT_FOUND and changes nothing.
  * Lease attachment can be followed from the event sink (kv.lease / prev_kv.lease). */
 typedef bool (*mvcc_lease_exists_fn)(void *arg, int64_t lease);
 void mvcc_set_lease_checker(mvcc *m, mvcc_lease_exists_fn fn, void *arg);
+
+/*
+ * Leases (lease_store.c): the table "lease" of the same LMDB environment, written in the
+ * batch that applies the change, so the consistent index covers leases too. The keys
+ * attached to a lease are not stored apart: they are the live keys whose KeyValue.lease
+ * names it (mvcc_lease_attached reads them back at start).
+ */
+typedef struct mvcc_lease {
+    int64_t id;
+    int64_t ttl;                /* granted TTL, seconds */
+    uint64_t renewed_index;     /* Raft index of the entry that last granted or renewed it */
+} mvcc_lease;
+/* Inside a batch: records a granted or renewed lease (insert or overwrite). 0 or CE_*. */
+int mvcc_lease_put(mvcc *m, const mvcc_lease *l);
+/* Inside a batch: deletes, in one revision, every key of keys[0..n) still attached to lease
+ * id (a key whose lease is another is left alone), in the order given (DELETE events to the
+ * sink as for any delete), then the lease record. *out (if out) gets the response, header
+ * revision set. 0 or CE_*. */
+int mvcc_lease_revoke(mvcc *m, int64_t id, const ProtobufCBinaryData *keys, size_t n,
+                      Etcdserverpb__LeaseRevokeResponse **out);
+/* Outside a batch: every stored lease, in ID byte order (unsigned); fn's error stops the walk
+ * and is returned. */
+typedef int (*mvcc_lease_fn)(void *arg, const mvcc_lease *l);
+int mvcc_lease_list(mvcc *m, mvcc_lease_fn fn, void *arg);
+/* Outside a batch: every live key that names a lease, in key order, with that lease. */
+typedef int (*mvcc_lease_key_fn)(void *arg, const ProtobufCBinaryData *key, int64_t lease);
+int mvcc_lease_attached(mvcc *m, mvcc_lease_key_fn fn, void *arg);
 
 #endif

@@ -49,6 +49,7 @@ struct mvcc {
     size_t nevs, capevs;
 
     mvcc_event_fn sink;
+    mvcc_batch_fn sink_done;
     void *sink_arg;
     mvcc_lease_exists_fn lease_exists;
     void *lease_arg;

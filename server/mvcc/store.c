@@ -497,8 +497,8 @@ int mvcc_begin(mvcc *m)
     return 0;
 }
 
-/* Hands the committed batch's events to the sink; they are detached first, so the sink may
- * even open the next batch. */
+/* Hands the committed batch's events to the sink, then says the batch is done; they are
+ * detached first, so the sink may even open the next batch. */
 static void emit_events(mvcc *m)
 {
     Mvccpb__Event **evs = m->evs;
@@ -512,6 +512,8 @@ static void emit_events(mvcc *m)
         protobuf_c_message_free_unpacked(&evs[i]->base, NULL);
     }
     free(evs);
+    if (n && m->sink && m->sink_done)
+        m->sink_done(m->sink_arg);
 }
 
 int mvcc_commit(mvcc *m, uint64_t consistent_index, uint64_t term)
@@ -622,10 +624,16 @@ void mvcc_set_consistent_index(mvcc *m, uint64_t index, uint64_t term)
                   (unsigned long long)index, ce_strerror(rc));
 }
 
-void mvcc_set_event_sink(mvcc *m, mvcc_event_fn fn, void *arg)
+void mvcc_set_event_feed(mvcc *m, mvcc_event_fn fn, mvcc_batch_fn done, void *arg)
 {
     m->sink = fn;
+    m->sink_done = fn ? done : NULL;
     m->sink_arg = arg;
+}
+
+void mvcc_set_event_sink(mvcc *m, mvcc_event_fn fn, void *arg)
+{
+    mvcc_set_event_feed(m, fn, NULL, arg);
 }
 
 void mvcc_set_lease_checker(mvcc *m, mvcc_lease_exists_fn fn, void *arg)

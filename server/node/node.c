@@ -551,9 +551,11 @@ int node_open_store(node *n)
     mo.no_sync = n->cfg.unsafe_no_fsync;
     mo.defer_durability = true; /* the WAL covers what the store has not flushed yet */
     rc = mvcc_open(&mo, &n->store);
-    if (rc)
+    if (rc) {
         log_error("node: cannot open the store in %s: %s", n->db_dir, ce_strerror(rc));
-    return rc;
+        return rc;
+    }
+    return node_lease_load(n);
 }
 
 static int open_all(node *n)
@@ -642,6 +644,7 @@ int node_start(node *n)
     evloop_timer_start(n->loop, &n->store_flush, STORE_FLUSH_MS, STORE_FLUSH_MS, on_store_flush, n);
     evloop_timer_start(n->loop, &n->housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS,
                        node_housekeeping, n);
+    node_lease_start(n);
     raft_conf_state_get(n->raft, &cs);
     /* A lone voter need not wait an election timeout to lead. */
     if (cs.n_voters == 1 && cs.voters[0] == n->member_id)
@@ -701,6 +704,7 @@ void node_free(node *n)
     raft_free(n->raft);
     wal_close(n->wal);
     mvcc_close(n->store);
+    node_lease_free(n);
     free(n->members);
     free(n);
 }

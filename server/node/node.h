@@ -135,6 +135,27 @@ int node_member_promote(node *n, uint64_t id, node_write_cb cb, void *ctx, uint6
  * voter (CE_BAD_LEADER_TRANSFER); cb(ctx, 0) once target leads, CE_TIMEOUT_TRANSFER if it
  * did not within the request timeout. */
 int node_move_leader(node *n, uint64_t target, node_read_cb cb, void *ctx, uint64_t *handle);
+/*
+ * Leases (node_lease.c), as etcd's Lease service. Grant, revoke and renew (a keepalive) go
+ * through Raft; cb gets a LeaseGrantResponse, LeaseRevokeResponse or LeaseKeepAliveResponse
+ * (header revision at most set) once the entry is applied on this member, or etcd's error:
+ * CE_LEASE_EXISTS, CE_LEASE_NOT_FOUND (revoke or renew of an unknown lease), CE_NO_SPACE
+ * (grant under the NOSPACE alarm). node_lease_grant chooses a fresh positive ID when r->ID is
+ * 0, raises the TTL to the minimum (ceil(1.5 x election timeout) seconds) and refuses one
+ * above 9,000,000,000 s with CE_LEASE_TTL_LARGE before proposing.
+ */
+int node_lease_grant(node *n, const Etcdserverpb__LeaseGrantRequest *r, node_write_cb cb,
+                     void *ctx, uint64_t *handle);
+int node_lease_revoke(node *n, int64_t id, node_write_cb cb, void *ctx, uint64_t *handle);
+int node_lease_renew(node *n, int64_t id, node_write_cb cb, void *ctx, uint64_t *handle);
+/* Answers from this member's lessor (call after node_read_index for a linearizable answer):
+ * ID, remaining TTL in whole seconds (-1 for an unknown lease), granted TTL and, if r->keys,
+ * the attached keys in key order; every lease ID, the earliest expiry first (etcd's order). The arrays are heap, freed with
+ * the response. 0 or CE_NOMEM. */
+int node_lease_time_to_live(node *n, const Etcdserverpb__LeaseTimeToLiveRequest *r,
+                            Etcdserverpb__LeaseTimeToLiveResponse *resp);
+int node_lease_leases(node *n, Etcdserverpb__LeaseLeasesResponse *resp);
+
 /* This member is a learner (serves only serializable reads and Status, etcd's rule). */
 bool node_is_learner(node *n);
 

@@ -61,8 +61,9 @@ static int apply_compaction(node *n, const Etcdserverpb__CompactionRequest *r, P
     return 0;
 }
 
-/* Applies one InternalRequest; the response (if any) goes to *out. */
-static int apply_request(node *n, const Cetcdpb__InternalRequest *req, ProtobufCMessage **out)
+/* Applies one InternalRequest (the entry at index); the response (if any) goes to *out. */
+static int apply_request(node *n, const Cetcdpb__InternalRequest *req, uint64_t index,
+                         ProtobufCMessage **out)
 {
     int rc = 0;
 
@@ -86,6 +87,11 @@ static int apply_request(node *n, const Cetcdpb__InternalRequest *req, ProtobufC
         return node_member_attr_apply(n, req->member_attr);
     case CETCDPB__INTERNAL_REQUEST__REQUEST_REFUSAL:
         return req->refusal->code < 0 ? req->refusal->code : CE_INVAL;
+    case CETCDPB__INTERNAL_REQUEST__REQUEST_LEASE_GRANT:
+    case CETCDPB__INTERNAL_REQUEST__REQUEST_LEASE_REVOKE:
+    case CETCDPB__INTERNAL_REQUEST__REQUEST_LEASE_RENEW:
+    case CETCDPB__INTERNAL_REQUEST__REQUEST_LEASE_EXPIRE:
+        return node_lease_apply(n, req, index, out);
     default:
         return CE_UNSUPPORTED;
     }
@@ -104,7 +110,9 @@ static void apply_normal(node *n, const raft_entry *e, struct batch *b)
         log_error("node: entry %llu is not a valid request; skipped", (unsigned long long)e->index);
         return;
     }
-    rc = apply_request(n, req, &resp);
+    rc = apply_request(n, req, e->index, &resp);
+    if (rc == 0)
+        node_lease_track(n, req, resp);
     n->proposals_applied++;
     if (rc == CE_NO_SPACE)
         n->quota_hit = true;

@@ -70,6 +70,9 @@ struct node {
     size_t incoming_nmembers;
     wal *wal;
     mvcc *store;
+    struct lessor *lessor;        /* leases; mirrors the store (node_lease.c) */
+    ev_timer lease_tick;          /* the leader's expiry check */
+    uint64_t lease_lead_term;     /* term in which the lessor was promoted; 0 = not leading */
     node_store_fn store_fn;       /* node_set_store_listener */
     void *store_arg;
     uint64_t member_id;
@@ -168,6 +171,17 @@ int node_alarms_load(node *n);
 int node_alarm_apply(node *n, const Etcdserverpb__AlarmRequest *r, ProtobufCMessage **out);
 bool node_alarm_active(const node *n, int type);
 int node_alarm_gate(const node *n, const Cetcdpb__InternalRequest *req);
+
+/* Leases (node_lease.c): rebuild the lessor from the store (at open and whenever a snapshot
+ * replaced the store; also wires the store's lease checker), apply a lease entry of the log
+ * at index, follow the key attachments of an applied put/delete/txn (resp: its response),
+ * and the leader's expiry timer. */
+int node_lease_load(node *n);
+int node_lease_apply(node *n, const Cetcdpb__InternalRequest *req, uint64_t index,
+                     ProtobufCMessage **out);
+void node_lease_track(node *n, const Cetcdpb__InternalRequest *req, const ProtobufCMessage *resp);
+void node_lease_start(node *n);
+void node_lease_free(node *n);
 
 /* Snapshots (node_snap.c): load the newest snapshot's metadata at start (zero meta if none;
  * conf arrays owned by the node until node_snapshot_meta_release), and take one when

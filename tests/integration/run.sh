@@ -2,7 +2,7 @@
 # tests/integration/run.sh BIN_DIR: runs the integration suites against the server in BIN_DIR
 # (BIN_DIR/cetcd, else BIN_DIR/etcd): durability.sh, wal_corruption.sh, restart.sh, snapshot.sh, config.sh,
 # cluster.sh, partition.sh (network namespaces; skips itself without root), recovery.sh,
-# cetcdctl_cluster.sh.
+# cetcdctl_cluster.sh, watch_guarantees.sh, lease.sh, watch.sh.
 # Each suite's output is shown; the last line sums their `N passed, M failed` lines; exit 1 on any
 # failure. Each suite is bounded (INTEGRATION_SUITE_TIMEOUT seconds, default 300).
 set -uo pipefail
@@ -10,7 +10,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib.sh"
 BIN_DIR=${1:-bin}
 logs=()
-for s in durability.sh wal_corruption.sh restart.sh snapshot.sh config.sh cluster.sh partition.sh recovery.sh cetcdctl_cluster.sh; do
+for s in durability.sh wal_corruption.sh restart.sh snapshot.sh config.sh cluster.sh partition.sh recovery.sh cetcdctl_cluster.sh watch_guarantees.sh lease.sh watch.sh; do
   echo "### $s"
   timeout -k 5 "${INTEGRATION_SUITE_TIMEOUT:-300}" bash "$HERE/$s" "$BIN_DIR" 2>&1 |
     grep -v ' Killed  ' | tee "$T_DIR/$s.log"
