@@ -5,16 +5,24 @@ Starts one single-member server (BIN_DIR/cetcd, else BIN_DIR/etcd, or $SERVER_BI
 loopback ports in a temp dir, runs put/get/get_prefix (sorted)/delete/delete_prefix/transaction
 (value, version, create, mod compares; success and failure branches)/replace/status/members/
 compact against it, asserting values AND metadata (revisions, versions, counts) as etcd 3.4 gives
-them on a fresh store (first write is revision 2). TAP-like output, `N passed, M failed` last,
-exit 1 on any failure. The server process and temp dir are removed on exit, whatever happens.
+them on a fresh store (first write is revision 2). Then watches (watch_prefix as iterator and as
+callback, start_revision history inclusive with prev_kv, cancel on a raw Watch stream, a compacted
+start revision), leases (grant, put with lease, refresh, time_to_live, LeaseLeases, revoke with its
+keys gone, chosen and duplicate IDs, minimum and too large TTLs, expiry) and etcd3.Lock (a second
+client blocks until release; a lock whose lease expires is taken over). Timing-dependent: the lease
+expiry and the lock TTL (2 s leases: must be gone within 15 s, not before 1 s) and remaining TTLs
+(50..60 of 60); every wait is bounded (15 s). TAP-like output, `N passed, M failed` last, exit 1
+on any failure. The server process and temp dir are removed on exit, whatever happens.
 """
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -266,6 +274,328 @@ def run_tests(c, cp, pp):
     check('hash', t_hash)
 
 
+# --- watches, leases, locks -------------------------------------------------------------------
+# Watch and lock tests use clients of their own and close them: python3-etcd3's watch thread
+# re-opens its stream in a tight loop after an error (e.g. UNIMPLEMENTED) until its channel is
+# closed, and then dies with "Channel closed" (silenced by quiet_closed_watch_threads). Every wait is bounded: a
+# watch iterator is cancelled by a timer, queues and threads are waited on with timeouts.
+
+WAIT = 15  # seconds: upper bound of every wait for an event, an expiry or a lock
+
+
+def quiet_closed_watch_threads():
+    default = threading.excepthook
+
+    def hook(args):
+        if (args.thread is not None and args.thread.name.startswith('etcd3_watch_')
+                and args.exc_type is ValueError and 'closed' in str(args.exc_value).lower()):
+            return
+        default(args)
+    threading.excepthook = hook
+
+
+def new_client(cp):
+    return etcd3.client(host='127.0.0.1', port=cp, timeout=10)
+
+
+def head(c):
+    return c.get_response('_').header.revision
+
+
+def take(events, n, cancel):
+    """The first n items of a watch iterator, or fewer if WAIT seconds pass (cancel ends it)."""
+    timer = threading.Timer(WAIT, cancel)
+    timer.start()
+    got = []
+    try:
+        for e in events:
+            got.append(e)
+            if len(got) == n:
+                break
+    finally:
+        timer.cancel()
+        cancel()
+    return got
+
+
+def ev_tuple(e):
+    return (type(e).__name__, e.key, e.value, e.create_revision, e.mod_revision, e.version)
+
+
+def grpc_code(fn):
+    """Calls fn; returns (status code, details) of the grpc.RpcError it raises."""
+    try:
+        fn()
+    except grpc.RpcError as e:
+        return e.code(), e.details()
+    raise AssertionError('no error raised')
+
+
+def lease_ids(c):
+    return {x.ID for x in c.leasestub.LeaseLeases(etcdrpc.LeaseLeasesRequest(), 10).leases}
+
+
+def run_watch_tests(c, cp):
+    w = new_client(cp)
+    rev = {}
+
+    def t_watch_prefix_iter():
+        events, cancel = w.watch_prefix('pw/')   # returns once the server confirmed the watch
+        b = rev['base'] = head(c)
+        c.put('pw/a', '1')        # b+1
+        c.put('pwx', 'outside')   # b+2
+        c.put('pw/b', '2')        # b+3
+        c.put('pw/a', '3')        # b+4
+        c.delete('pw/a')          # b+5
+        got = [ev_tuple(e) for e in take(events, 4, cancel)]
+        eq(got, [('PutEvent', b'pw/a', b'1', b + 1, b + 1, 1),
+                 ('PutEvent', b'pw/b', b'2', b + 3, b + 3, 1),
+                 ('PutEvent', b'pw/a', b'3', b + 1, b + 4, 2),
+                 ('DeleteEvent', b'pw/a', b'', 0, b + 5, 0)], 'events')
+
+    def t_watch_callback():
+        q = queue.Queue()
+        wid = w.add_watch_prefix_callback('pc/', q.put)
+        b = head(c)
+        c.put('pc/x', 'v1')
+        c.put('pc/x', 'v2', prev_kv=True)
+        evs, headers = [], []
+        while len(evs) < 2:
+            r = q.get(timeout=WAIT)
+            if isinstance(r, Exception):
+                raise r
+            headers.append(r.header.revision)
+            evs.extend(r.events)
+        eq([ev_tuple(e) for e in evs], [('PutEvent', b'pc/x', b'v1', b + 1, b + 1, 1),
+                                        ('PutEvent', b'pc/x', b'v2', b + 1, b + 2, 2)])
+        if headers[-1] < b + 2:
+            raise AssertionError('response header revision %d < event revision %d'
+                                 % (headers[-1], b + 2))
+        w.cancel_watch(wid)
+
+    def t_watch_start_revision():
+        b = rev['base']
+        events, cancel = w.watch_prefix('pw/', start_revision=b + 3)
+        got = [ev_tuple(e) for e in take(events, 3, cancel)]
+        eq(got, [('PutEvent', b'pw/b', b'2', b + 3, b + 3, 1),
+                 ('PutEvent', b'pw/a', b'3', b + 1, b + 4, 2),
+                 ('DeleteEvent', b'pw/a', b'', 0, b + 5, 0)], 'history from start_revision')
+        events, cancel = w.watch('pw/a', start_revision=b + 1, prev_kv=True)
+        got = take(events, 3, cancel)
+        eq([(e.value, e.mod_revision, e.prev_value, e.prev_mod_revision) for e in got],
+           [(b'1', b + 1, b'', 0), (b'3', b + 4, b'1', b + 1), (b'', b + 5, b'3', b + 4)],
+           'single key history with prev_kv')
+
+    def t_watch_cancel_raw():
+        # the raw Watch stream: watch IDs, the canceled response, no events after a cancel
+        reqs = queue.Queue()
+
+        def it():
+            while True:
+                r = reqs.get()
+                if r is None:
+                    return
+                yield r
+        stream = etcdrpc.WatchStub(w.channel).Watch(it(), timeout=WAIT)
+        try:
+            create = etcdrpc.WatchCreateRequest
+            reqs.put(etcdrpc.WatchRequest(create_request=create(key=b'pr/a')))
+            r1 = next(stream)
+            reqs.put(etcdrpc.WatchRequest(create_request=create(key=b'pr/b')))
+            r2 = next(stream)
+            eq((r1.created, r1.watch_id, r2.created, r2.watch_id), (True, 0, True, 1),
+               'created responses (etcd numbers the watches of a stream from 0)')
+            reqs.put(etcdrpc.WatchRequest(
+                cancel_request=etcdrpc.WatchCancelRequest(watch_id=r1.watch_id)))
+            r = next(stream)
+            eq((r.canceled, r.watch_id, len(r.events)), (True, r1.watch_id, 0), 'canceled response')
+            b = head(c)
+            c.put('pr/a', 'x')     # b+1: its watch is canceled
+            c.put('pr/b', 'y')     # b+2: responses of one stream come in revision order
+            r = next(stream)
+            eq((r.watch_id, [(e.kv.key, e.kv.mod_revision) for e in r.events]),
+               (r2.watch_id, [(b'pr/b', b + 2)]), 'first response after the cancel')
+        finally:
+            reqs.put(None)
+            stream.cancel()
+
+    def t_watch_compacted():
+        b = rev['base']
+        c.compact(b + 3)
+        events, cancel = w.watch_prefix('pw/', start_revision=b + 1)
+        try:
+            take(events, 1, cancel)
+        except etcd3.exceptions.RevisionCompactedError as e:
+            eq(e.compacted_revision, b + 3, 'compacted_revision')
+        else:
+            raise AssertionError('no RevisionCompactedError')
+
+    try:
+        check('watch_prefix (iterator): put/put/put/delete, outside key skipped',
+              t_watch_prefix_iter)
+        check('add_watch_prefix_callback: responses with events, cancel_watch', t_watch_callback)
+        check('watch with start_revision: history, inclusive, prev_kv', t_watch_start_revision)
+        check('Watch stream: watch IDs, cancel response, no event after cancel',
+              t_watch_cancel_raw)
+        check('watch below the compaction: created, then RevisionCompactedError',
+              t_watch_compacted)
+    finally:
+        w.close()
+
+
+def run_lease_tests(c, cp):
+    def t_lease():
+        lease = c.lease(60)
+        if lease.id <= 0:
+            raise AssertionError('lease id %d' % lease.id)
+        eq(lease.ttl, 60, 'granted TTL')
+        c.put('pl/a', 'a', lease=lease)
+        c.put('pl/b', 'b', lease=lease.id)
+        eq(c.get('pl/a')[1].lease_id, lease.id, 'key metadata lease')
+        r = lease.refresh()
+        eq([(x.ID, x.TTL) for x in r], [(lease.id, 60)], 'refresh (LeaseKeepAlive)')
+        info = c.get_lease_info(lease.id)
+        eq((info.ID, info.grantedTTL, sorted(info.keys)), (lease.id, 60, [b'pl/a', b'pl/b']),
+           'time_to_live')
+        if not 50 <= info.TTL <= 60:
+            raise AssertionError('remaining TTL %d' % info.TTL)
+        eq((lease.granted_ttl, sorted(lease.keys)), (60, [b'pl/a', b'pl/b']), 'Lease properties')
+        ids = [x.ID for x in c.leasestub.LeaseLeases(etcdrpc.LeaseLeasesRequest(), 10).leases]
+        if lease.id not in ids:
+            raise AssertionError('lease %d not in LeaseLeases %r' % (lease.id, ids))
+        b = head(c)
+        lease.revoke()
+        eq((c.get('pl/a'), c.get('pl/b')), ((None, None), (None, None)), 'keys gone')
+        eq(head(c), b + 1, 'revoke deletes the keys at one revision')
+        info = c.get_lease_info(lease.id)
+        eq((info.ID, info.TTL, info.grantedTTL, list(info.keys)), (lease.id, -1, 0, []),
+           'time_to_live of a revoked lease')
+        eq([(x.ID, x.TTL) for x in lease.refresh()], [(lease.id, 0)],
+           'refresh of a revoked lease: TTL 0, no error')
+        nf = (grpc.StatusCode.NOT_FOUND, 'etcdserver: requested lease not found')
+        eq(grpc_code(lease.revoke), nf, 'revoke again')
+        eq(grpc_code(lambda: c.put('pl/c', 'c', lease=lease)), nf, 'put with a revoked lease')
+    check('lease: grant, put, refresh, time_to_live, leases, revoke (keys gone)', t_lease)
+
+    def t_lease_ids_and_limits():
+        lease = c.lease(30, lease_id=0x7777)
+        eq((lease.id, lease.ttl), (0x7777, 30), 'lease with a chosen ID')
+        eq(grpc_code(lambda: c.leasestub.LeaseGrant(
+            etcdrpc.LeaseGrantRequest(TTL=30, ID=0x7777), 10)),
+            (grpc.StatusCode.FAILED_PRECONDITION, 'etcdserver: lease already exists'), 'same ID again')
+        try:
+            c.lease(30, lease_id=0x7777)
+        except etcd3.exceptions.PreconditionFailedError:
+            pass
+        else:
+            raise AssertionError('client.lease with a taken ID did not fail')
+        c.revoke_lease(0x7777)
+        eq(c.lease(1).ttl, 2, 'TTL below the minimum is raised to it')
+        eq(grpc_code(lambda: c.lease(10 ** 11)),
+           (grpc.StatusCode.OUT_OF_RANGE, 'etcdserver: too large lease TTL'), 'too large TTL')
+    check('lease: chosen ID, duplicate ID, minimum TTL, too large TTL', t_lease_ids_and_limits)
+
+    def t_lease_expiry():
+        t0 = time.monotonic()
+        lease = c.lease(2)
+        c.put('pl/exp', 'v', lease=lease)
+        while c.get('pl/exp')[0] is not None:
+            if time.monotonic() - t0 > WAIT:
+                raise AssertionError('leased key still there after %d s' % WAIT)
+            time.sleep(0.1)
+        el = time.monotonic() - t0
+        if el < 1.0:
+            raise AssertionError('leased key gone after %.2f s, TTL is 2 s' % el)
+        eq(c.get_lease_info(lease.id).TTL, -1, 'expired lease TTL')
+        print('# leased key expired after %.2f s' % el)
+    check('lease expiry deletes the key (TTL 2 s, bounded poll)', t_lease_expiry)
+
+
+def acquire_waiting(lock, timeout):
+    """etcd3.Lock.acquire's own steps, for a lock that is held: Debian's python3-etcd3 0.12 cannot
+    wait (its tenacity wait callback has the pre-5.0 signature: TypeError with tenacity 8). Grant a
+    lease; txn create(key) == 0 -> put key=uuid with the lease, else get key; on failure
+    watch_once(key) and retry, until timeout. Returns True when acquired."""
+    ec = lock.etcd_client
+    deadline = time.monotonic() + timeout
+    while True:
+        lock.lease = ec.lease(lock.ttl)
+        ok, _ = ec.transaction(
+            compare=[ec.transactions.create(lock.key) == 0],
+            success=[ec.transactions.put(lock.key, lock.uuid, lease=lock.lease)],
+            failure=[ec.transactions.get(lock.key)])
+        if ok:
+            return True
+        lock.lease = None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        try:
+            ec.watch_once(lock.key, remaining)
+        except etcd3.exceptions.WatchTimedOut:
+            pass
+
+
+def run_lock_tests(c, cp):
+    c1, c2 = new_client(cp), new_client(cp)
+
+    def t_lock():
+        lk = c1.lock('pylock', ttl=60)
+        eq(lk.acquire(timeout=5), True, 'acquire')
+        eq(lk.is_acquired(), True, 'is_acquired')
+        v, m = c.get('/locks/pylock')
+        eq((v, m.lease_id), (lk.uuid, lk.lease.id), 'lock key holds uuid, with the lease')
+        other = c2.lock('pylock', ttl=60)
+        eq(acquire_waiting(other, 1), False, 'second client, held lock, 1 s timeout')
+        eq([(x.ID, x.TTL) for x in lk.refresh()], [(lk.lease.id, 60)], 'refresh')
+        before = lease_ids(c)
+        res = {}
+
+        def waiter():
+            res['ok'] = acquire_waiting(other, WAIT)
+            res['at'] = time.monotonic()
+        th = threading.Thread(target=waiter, daemon=True)
+        th.start()
+        # each attempt grants a lease: once one more exists, the waiter has tried and is blocking
+        deadline = time.monotonic() + WAIT
+        while lease_ids(c) <= before:
+            if time.monotonic() > deadline:
+                raise AssertionError('the waiting client never tried')
+            time.sleep(0.05)
+        eq(th.is_alive(), True, 'second client blocks while the lock is held')
+        released = time.monotonic()
+        eq(lk.release(), True, 'release')
+        th.join(WAIT + 5)
+        eq(res.get('ok'), True, 'second client acquired after the release')
+        if res['at'] < released:
+            raise AssertionError('second client acquired before the release')
+        eq(other.is_acquired(), True)
+        eq(other.release(), True)
+        eq(lk.acquire(timeout=5), True, 'acquire (etcd3.Lock.acquire) again after release')
+        eq(lk.release(), True)
+        eq(lk.release(), False, 'release of a lock not held')
+
+    def t_lock_ttl():
+        short = c1.lock('pylock2', ttl=2)
+        eq(short.acquire(timeout=5), True, 'acquire with TTL 2')
+        t0 = time.monotonic()
+        other = c2.lock('pylock2', ttl=60)
+        eq(acquire_waiting(other, WAIT), True, 'second client acquires once the TTL expired')
+        el = time.monotonic() - t0
+        if el < 1.0:
+            raise AssertionError('acquired after %.2f s: the 2 s lease cannot have expired' % el)
+        eq(short.is_acquired(), False, 'first holder lost it')
+        eq(other.release(), True)
+        print('# lock with TTL 2 taken over after %.2f s' % el)
+
+    try:
+        check('Lock: acquire, second client blocks until release', t_lock)
+        check('Lock with TTL: expiry releases it', t_lock_ttl)
+    finally:
+        c1.close()
+        c2.close()
+
+
 def main():
     bin_dir = sys.argv[1] if len(sys.argv) > 1 else 'bin'
     binary = server_binary(bin_dir)
@@ -279,6 +609,10 @@ def main():
         if err is None:
             c = etcd3.client(host='127.0.0.1', port=cp, timeout=10)
             run_tests(c, cp, pp)
+            quiet_closed_watch_threads()
+            run_watch_tests(c, cp)
+            run_lease_tests(c, cp)
+            run_lock_tests(c, cp)
             c.close()
     finally:
         if proc is not None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/compat/run.sh BIN_DIR: runs the compatibility suites against the server in BIN_DIR
 # (BIN_DIR/cetcd, else BIN_DIR/etcd; `tests/compat/run.sh /usr/bin` checks etcd against itself):
-# etcdctl.sh, python_etcd3.py, gateway.sh, and cetcdctl.sh when it and BIN_DIR/cetcdctl exist
+# etcdctl.sh, python_etcd3.py, gateway.sh, patroni.sh (its own 3-member cluster; skips itself
+# without patroni/postgresql-15), and cetcdctl.sh when it and BIN_DIR/cetcdctl exist
 # (it gets a scratch server of its own: ENDPOINT CETCDCTL are its arguments). Each suite's output
 # is shown; the last line sums their `N passed, M failed` lines; exit 1 on any failure.
 # Each suite is bounded (COMPAT_SUITE_TIMEOUT seconds, default 300).
@@ -22,6 +23,8 @@ suite() { # suite NAME CMD...
 suite etcdctl.sh bash "$HERE/etcdctl.sh" "$BIN_DIR"
 suite python_etcd3.py "$PY" "$HERE/python_etcd3.py" "$BIN_DIR"
 suite gateway.sh bash "$HERE/gateway.sh" "$BIN_DIR"
+suite websocket.py "$PY" "$HERE/websocket.py" "$BIN_DIR"
+suite patroni.sh bash -c 'bash "$1" "$2" 2>&1 | grep -v " Killed  "' _ "$HERE/patroni.sh" "$BIN_DIR"
 
 if [ -f "$HERE/cetcdctl.sh" ] && [ -x "$BIN_DIR/cetcdctl" ]; then
   SUT=$(resolve_server "$BIN_DIR") || exit 2
