@@ -117,6 +117,17 @@ void svc_on_close_waiting(rpc_call *c)
     svc_waiting_free(w);
 }
 
+/* Authentication is not built yet (issue 8), so no token was ever issued: like etcd 3.4 with
+ * auth disabled, a request carrying one (gRPC "token", gateway "Authorization") is refused. */
+int svc_token_error(const rpc_call *c)
+{
+    const char *t = rpc_call_metadata(c, "token");
+
+    if (!t)
+        t = rpc_call_metadata(c, "authorization");
+    return t && *t ? CE_INVALID_TOKEN : 0;
+}
+
 bool svc_learner_refused(rpc_call *c, ProtobufCMessage *req)
 {
     if (!node_is_learner(svc_of(c)->node))
@@ -172,7 +183,9 @@ static void submit(rpc_call *c, ProtobufCMessage *m, Cetcdpb__InternalRequest *i
 {
     if (node_is_learner(svc_of(c)->node))
         rc = CE_LEARNER_NOT_SUPPORTED;
-    else if (!rc)
+    if (!rc)
+        rc = svc_token_error(c);
+    if (!rc)
         rc = propose(c, ir);
     svc_free_msg(m);
     if (rc)
@@ -256,6 +269,8 @@ static void kv_range(rpc_call *c, ProtobufCMessage *m)
         rc = CE_LEARNER_NOT_SUPPORTED;
     if (!rc && leader_required_missing(c))
         rc = CE_NO_LEADER;
+    if (!rc)
+        rc = svc_token_error(c);
     if (!rc && r->serializable) {
         do_range(c, r);
         svc_free_msg(m);

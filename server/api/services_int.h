@@ -38,6 +38,8 @@ void svc_finish_waiting(struct waiting *w, int err, ProtobufCMessage *resp,
                         void (*reply)(rpc_call *c, ProtobufCMessage *resp));
 /* on_close of a call that may wait on the node: cancels the node handle. */
 void svc_on_close_waiting(rpc_call *c);
+/* CE_INVALID_TOKEN when the call carries an auth token (none is valid yet), else 0. */
+int svc_token_error(const rpc_call *c);
 /* etcd's learner rule: a learner serves only Status and serializable Range. Finishes the call
  * with "rpc not supported for learner" (and frees req) when refused. */
 bool svc_learner_refused(rpc_call *c, ProtobufCMessage *req);

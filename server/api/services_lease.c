@@ -34,6 +34,11 @@ void svc_lease_grant(rpc_call *c, ProtobufCMessage *m)
 
     if (svc_learner_refused(c, m))
         return;
+    if ((rc = svc_token_error(c))) {
+        svc_free_msg(m);
+        rpc_finish(c, rc);
+        return;
+    }
     w = svc_waiting_new(c, 0);
     rc = w ? node_lease_grant(svc_of(c)->node, (Etcdserverpb__LeaseGrantRequest *)m,
                               lease_written, w, &w->handle)
@@ -55,6 +60,10 @@ void svc_lease_revoke(rpc_call *c, ProtobufCMessage *m)
     if (svc_learner_refused(c, m))
         return;
     svc_free_msg(m);
+    if ((rc = svc_token_error(c))) {
+        rpc_finish(c, rc);
+        return;
+    }
     w = svc_waiting_new(c, 0);
     rc = w ? node_lease_revoke(svc_of(c)->node, id, lease_written, w, &w->handle) : CE_NOMEM;
     if (!rc)

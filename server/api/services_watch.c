@@ -154,13 +154,24 @@ static int call_open(rpc_call *c, struct wcall **out)
     return 0;
 }
 
+/* A create carrying an auth token is refused (etcd's permission check); the rest goes to the
+ * stream. */
+static int request(rpc_call *c, struct wcall *wc, const Etcdserverpb__WatchRequest *req)
+{
+    int rc = svc_token_error(c);
+
+    if (rc && req->request_union_case == ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST)
+        return watch_stream_refuse(wc->stream, req->create_request->watch_id, ce_strerror(rc));
+    return watch_stream_request(wc->stream, req);
+}
+
 void svc_watch(rpc_call *c, ProtobufCMessage *m)
 {
     struct wcall *wc = rpc_call_data(c);
     int rc = wc ? 0 : call_open(c, &wc);
 
     if (!rc)
-        rc = watch_stream_request(wc->stream, (Etcdserverpb__WatchRequest *)m);
+        rc = request(c, wc, (Etcdserverpb__WatchRequest *)m);
     svc_free_msg(m);
     if (rc && rc != CE_STOPPED)
         rpc_finish(c, rc);

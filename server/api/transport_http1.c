@@ -30,6 +30,8 @@
  */
 #include "transport_int.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -711,6 +713,16 @@ static int step_chunk_tail(rpc_conn *conn)
     return 0;
 }
 
+/* A request head arrived without its whole body: acknowledge at once. A client that writes
+ * the head and the body separately without TCP_NODELAY (Patroni's urllib3 set-up replaces the
+ * socket options) holds the body back (Nagle) until our delayed ACK, about 40 ms later. */
+static void quick_ack(int fd)
+{
+    int one = 1;
+
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
+
 static int step(rpc_conn *conn)
 {
     struct h1_parser *h = &conn->h1;
@@ -761,6 +773,8 @@ int h1_process(rpc_conn *conn)
     }
     conn->h1.blocked = !rc && !conn->h1.stopped && !conn->upgrade &&
                        bytebuf_size(&conn->in) > 0;
+    if (rc == CE_AGAIN && conn->h1.state != H1_HEAD)
+        quick_ack(conn->fd);
     if (conn->h1.stopped)
         bytebuf_free(&conn->in);
     return rc == CE_NOMEM ? rc : 0;

@@ -146,12 +146,12 @@ static int send_control(watch_stream *s, Etcdserverpb__WatchResponse *r)
 
 /* ---- requests ---- */
 
-/* etcd's answer to a create it refuses: created and canceled at once, watch_id -1. */
-static int refuse(watch_stream *s, const char *reason)
+/* etcd's answer to a create it refuses: created and canceled at once. */
+int watch_stream_refuse(watch_stream *s, int64_t watch_id, const char *reason)
 {
     Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
 
-    r.watch_id = -1;
+    r.watch_id = watch_id;
     r.created = true;
     r.canceled = true;
     r.cancel_reason = (char *)reason;
@@ -226,11 +226,11 @@ static int create(watch_stream *s, const Etcdserverpb__WatchCreateRequest *cr)
     int rc;
 
     if (kind == G_RANGE && cmp_bytes(&cr->key, end) >= 0)
-        return refuse(s, WATCH_REASON_EMPTY_RANGE);
+        return watch_stream_refuse(s, -1, WATCH_REASON_EMPTY_RANGE);
     if (id == 0)
         id = auto_id(s);
     else if (id_find(s, id))
-        return refuse(s, WATCH_REASON_DUP_ID);
+        return watch_stream_refuse(s, -1, WATCH_REASON_DUP_ID);
     rc = watcher_new(s, cr, kind, id, &w);
     if (rc)
         return rc;

@@ -92,5 +92,8 @@ void watch_stream_free(watch_stream *s);
 /* Handles one WatchRequest (create, cancel, progress; anything else is ignored, as etcd
  * does). 0, or CE_* when the stream cannot go on (out of memory, or gone). */
 int watch_stream_request(watch_stream *s, const Etcdserverpb__WatchRequest *req);
+/* Answers a create the service refused (e.g. an invalid auth token) as etcd does: created
+ * and canceled at once, with reason. 0 or CE_*. */
+int watch_stream_refuse(watch_stream *s, int64_t watch_id, const char *reason);
 
 #endif
