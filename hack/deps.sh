@@ -7,8 +7,12 @@ PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libcjson-dev libyaml-dev
       libcurl4-openssl-dev libcmocka-dev libssl-dev liblmdb-dev libwebsockets-dev
       etcd-server etcd-client python3-etcd3 python3-grpcio python3-websocket
-      patroni postgresql-15 nghttp2-client wrk hyperfine
+      patroni postgresql-15 python3-kubernetes python3-yaml nghttp2-client wrk hyperfine
       curl iproute2 iptables procps)
+
+# kube-lite's tests drive kubectl: Debian's kubernetes-client unless one is installed already
+# (another package's /usr/bin/kubectl would conflict with it).
+command -v kubectl >/dev/null 2>&1 || PKGS+=(kubernetes-client)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -4,8 +4,10 @@
 #      ASan/UBSan);
 #   2. unit tests and integration tests built with AddressSanitizer + UBSan (LeakSanitizer on:
 #      a leak fails the suite);
-#   3. compatibility suites (Debian's etcdctl 3.4, python3-etcd3, curl) against the optimised
-#      cetcd, side by side with Debian's etcd 3.4 where output is compared.
+#   3. compatibility suites (Debian's etcdctl 3.4, python3-etcd3, curl, WebSockets, Patroni)
+#      against the optimised cetcd, side by side with Debian's etcd 3.4 where output is compared;
+#   4. kube-lite's own suite (hack/kube-lite: the local Kubernetes the operator is tested on),
+#      with kubectl and python3-kubernetes.
 # Every suite runs even if an earlier one failed; the last line counts suites.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +42,7 @@ suite sim make -s sim SEEDS="${SIM_SEEDS:-500}"
 suite sim-asan make -s SAN=1 sim SEEDS="${SIM_ASAN_SEEDS:-100}"
 suite integration-asan make -s -j"$JOBS" SAN=1 integration
 suite compat make -s compat
+suite kube-lite bash tests/kube-lite/run.sh
 
 echo
 if [ "$failed" -gt 0 ]; then

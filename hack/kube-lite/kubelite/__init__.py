@@ -1,0 +1,1 @@
+"""kube-lite: a small local Kubernetes (API server, controllers, kubelet) for tests."""

@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+"""Unit checks of kube-lite's workload helpers (engineer B), no root or server needed:
+cron parsing and schedule search, label selectors, $(VAR) expansion, image-map argv
+resolution, probe thresholds, Endpoints subset merging. Prints `ok N - ...` and
+`N passed, M failed`; exit status 1 on any failure."""
+
+import calendar
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "hack", "kube-lite"))
+from kubelite import controllers as c  # noqa: E402
+from kubelite import kubelet as kl  # noqa: E402
+
+N = [0, 0, 0]
+
+
+def check(name, cond, detail=""):
+    N[0] += 1
+    if cond:
+        N[1] += 1
+        print("ok %d - %s" % (N[0], name))
+    else:
+        N[2] += 1
+        print("not ok %d - %s" % (N[0], name))
+        if detail:
+            print("#   %s" % detail)
+
+
+def t(s):
+    return calendar.timegm(time.strptime(s, "%Y-%m-%d %H:%M"))
+
+
+# cron
+every5 = c.parse_cron("*/5 * * * *")
+check("*/5: 10:05 matches, 10:07 does not",
+      c.cron_match(every5, t("2024-03-04 10:05")) and not c.cron_match(every5, t("2024-03-04 10:07")))
+check("last_schedule finds the latest */5 minute before now",
+      c.last_schedule(every5, t("2024-03-04 09:00"), t("2024-03-04 10:07") + 30) == t("2024-03-04 10:05"))
+check("last_schedule: nothing after `after`",
+      c.last_schedule(every5, t("2024-03-04 10:05"), t("2024-03-04 10:09")) is None)
+wk = c.parse_cron("30 8 * * mon-fri")
+check("mon-fri 08:30: Monday yes, Sunday no",
+      c.cron_match(wk, t("2024-03-04 08:30")) and not c.cron_match(wk, t("2024-03-03 08:30")))
+dom_or_dow = c.parse_cron("0 0 13 * 5")
+check("day-of-month OR day-of-week when both restricted",
+      c.cron_match(dom_or_dow, t("2024-03-13 00:00")) and c.cron_match(dom_or_dow, t("2024-03-15 00:00"))
+      and not c.cron_match(dom_or_dow, t("2024-03-14 00:00")))
+check("@hourly macro", c.cron_match(c.parse_cron("@hourly"), t("2024-03-04 07:00")))
+for bad in ("* * *", "61 * * * *", "*/0 * * * *"):
+    try:
+        c.parse_cron(bad)
+        check("bad schedule %r rejected" % bad, False)
+    except ValueError:
+        check("bad schedule %r rejected" % bad, True)
+
+# selectors
+sel = {"matchLabels": {"app": "web"},
+       "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]},
+                            {"key": "x", "operator": "DoesNotExist"}]}
+check("selector matches", c.matches({"app": "web", "tier": "a"}, sel))
+check("selector: In fails", not c.matches({"app": "web", "tier": "c"}, sel))
+check("selector: DoesNotExist fails", not c.matches({"app": "web", "tier": "a", "x": "1"}, sel))
+check("service map selector", c.matches({"app": "web", "z": "1"}, {"app": "web"})
+      and not c.matches({}, {"app": "web"}))
+
+# $(VAR) expansion
+env = {"A": "1", "B": "two"}
+check("$(VAR) expansion, $$ escape, unknown kept",
+      kl.expand("x$(A)-$(B)-$$(A)-$(C)", env) == "x1-two-$(A)-$(C)",
+      kl.expand("x$(A)-$(B)-$$(A)-$(C)", env))
+
+# image map
+images = kl.load_image_map({"cetcd:*": "<repo>/bin/cetcd", "python:*": "/usr/bin/python3",
+                            "busybox:*": "builtin:busybox"})
+argv, _ = kl.resolve_argv(images, {"image": "cetcd:v1", "args": ["--name", "x"]})
+check("entrypoint = image program when command is empty",
+      argv == [os.path.join(kl.REPO, "bin/cetcd"), "--name", "x"], argv)
+argv, _ = kl.resolve_argv(images, {"image": "python:3", "command": ["python3", "-c", "1"]})
+check("command named like the image's program runs the image's program",
+      argv == ["/usr/bin/python3", "-c", "1"], argv)
+argv, _ = kl.resolve_argv(images, {"image": "busybox", "command": ["sh", "-c", "true"]})
+check("untagged image matches tag glob; command from PATH", argv == ["sh", "-c", "true"], argv)
+try:
+    kl.resolve_argv(images, {"image": "nginx:1"})
+    check("unmapped image without command is an error", False)
+except ValueError:
+    check("unmapped image without command is an error", True)
+
+# probe thresholds
+p = kl.Probe({"periodSeconds": 1, "failureThreshold": 2, "successThreshold": 2,
+              "initialDelaySeconds": 5}, "readinessProbe")
+p.reset(100)
+check("probe waits for initialDelaySeconds", not p.due(104) and p.due(105))
+p.record(True, 105)
+r1 = p.result
+p.record(True, 106)
+r2 = p.result
+p.record(False, 107)
+r3 = p.result
+p.record(False, 108)
+check("success/failure thresholds", (r1, r2, r3, p.result) == (None, True, True, False),
+      (r1, r2, r3, p.result))
+
+# endpoints merge
+a = [{"ip": "1"}]
+m = c.Services._merge([{"ports": [{"port": 1}], "addresses": a},
+                       {"ports": [{"port": 2}], "addresses": a},
+                       {"ports": [{"port": 3}], "addresses": [{"ip": "2"}]}])
+check("endpoint subsets with equal addresses share ports",
+      len(m) == 2 and [p["port"] for p in m[0]["ports"]] == [1, 2], m)
+
+print("%d passed, %d failed" % (N[1], N[2]))
+sys.exit(1 if N[2] else 0)
