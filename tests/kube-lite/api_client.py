@@ -15,6 +15,7 @@ check go through one keep-alive HTTP connection; the seed of nothing random is n
 import http.client
 import json
 import os
+import ssl
 import sys
 import time
 import urllib.parse
@@ -114,8 +115,12 @@ def test_watch(core):
 
 
 def raw_conn():
-    host = client.Configuration.get_default_copy().host
-    u = urllib.parse.urlsplit(host)
+    """A plain http.client connection to the kubeconfig's server (https: verified with its CA)."""
+    cfg = client.Configuration.get_default_copy()
+    u = urllib.parse.urlsplit(cfg.host)
+    if u.scheme == "https":
+        ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+        return http.client.HTTPSConnection(u.hostname, u.port, timeout=20, context=ctx)
     return http.client.HTTPConnection(u.hostname, u.port, timeout=20)
 
 

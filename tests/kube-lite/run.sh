@@ -6,6 +6,8 @@
 #   api.sh         kubectl: API semantics (engineer A)
 #   api_client.py  python3-kubernetes: list/watch/410/409/422/GC (engineer A)
 #   workloads.sh   StatefulSets, DNS, PVCs, CronJobs, logs (engineer B), when present
+#   tls_events.sh  the HTTPS API (kubeconfig, CA, SANs, `kubernetes` Service, in-cluster clients
+#                  in a pod) and Events in kubectl describe (needs the kubelet)
 # and stops it with `kube-lite down` from the EXIT trap (so nothing is left after a failure).
 # The last line sums the sub-suites: `N passed, M failed`; exit status 1 on any failure.
 # Environment: KL_API_ONLY=1 starts the API server alone (no controllers, no kubelet, no root
@@ -47,6 +49,9 @@ sub api 120 bash tests/kube-lite/api.sh
 sub api_client 90 "$PY" tests/kube-lite/api_client.py
 if [ -f tests/kube-lite/workloads.sh ] && [ -z "${KL_API_ONLY:-}" ]; then
   sub workloads 180 bash tests/kube-lite/workloads.sh
+fi
+if [ -z "${KL_API_ONLY:-}" ]; then
+  sub tls_events 90 bash tests/kube-lite/tls_events.sh
 fi
 if grep -q 'apiserver: internal error' "$KL_STATE/kube-lite.log" 2>/dev/null; then
   echo "# kube-lite.log has errors:"

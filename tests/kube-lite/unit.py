@@ -2,15 +2,20 @@
 """tests/kube-lite/unit.py: unit checks of kube-lite's pure modules (no server needed).
 
 patch.py (merge patch, JSON patch, strategic merge directives), schema.py (validation messages,
-pruning, defaults), the label/field selector parsers and the store's history window (410).
+pruning, defaults), the label/field selector parsers, the store's history window (410), pki.py
+(CA kept across `up`s, serving certificate re-issued) and events.py (aggregation into count).
 Prints `ok N - ...` / `not ok N - ...` and `N passed, M failed`; exit 1 on any failure.
 """
 import os
+import shutil
+import ssl
+import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "hack", "kube-lite"))
 
-from kubelite import patch, schema  # noqa: E402
+from kubelite import events, patch, pki, schema  # noqa: E402
 from kubelite.apiserver import fields_match, labels_match, parse_field_selector, parse_label_selector  # noqa: E402
 from kubelite.store import Gone, Store  # noqa: E402
 
@@ -132,7 +137,63 @@ def test_store():
                                                                s.history[-1].type))
 
 
-for t in (test_patch, test_schema, test_selectors, test_store):
+def sans_of(cert):
+    out = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-ext", "subjectAltName"],
+                         stdout=subprocess.PIPE, check=True, timeout=10).stdout.decode()
+    return sorted(x.strip().split(":", 1)[1] for x in out.splitlines()[1].split(","))
+
+
+def test_pki():
+    d = tempfile.mkdtemp(prefix="kl-pki-")
+    try:
+        ca, cert, key = pki.ensure(d, ["127.0.0.1", "10.244.0.1", None])
+        with open(ca, "rb") as f:
+            ca1 = f.read()
+        ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.crt"))
+        eq("pki: DIR/ca.crt is the CA; key files are 0600", (ca1, 0o600, 0o600),
+           (open(os.path.join(d, "ca.crt"), "rb").read(), os.stat(key).st_mode & 0o777,
+            os.stat(os.path.join(d, "pki", "ca.key")).st_mode & 0o777))
+        pki.server_context(cert, key)  # cert and key match
+        eq("pki: serving certificate SANs", sorted(["127.0.0.1", "10.244.0.1"] + pki.DNS_NAMES), sans_of(cert))
+        pki.ensure(d, ["127.0.0.1", "10.245.0.1"])
+        eq("pki: a second ensure keeps the CA and re-issues the serving certificate",
+           (ca1, True), (open(ca, "rb").read(), "10.245.0.1" in sans_of(cert)))
+        eq("pki: CA loads as a trust anchor", 1, len(ctx.get_ca_certs()))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class FakeClient:
+    def __init__(self):
+        self.calls = []
+
+    def create(self, res, ns, obj):
+        self.calls.append(("create", ns, obj["reason"], obj["count"], obj["involvedObject"]))
+
+    def patch(self, res, ns, name, body):
+        self.calls.append(("patch", ns, body["count"]))
+
+
+def test_events():
+    c = FakeClient()
+    r = events.Recorder(c, "test")
+    r.stop.set()  # drive _write by hand, not through the thread
+    r.thread.join()
+    pod = {"metadata": {"name": "p", "namespace": "n", "uid": "u1", "resourceVersion": "7"}}
+    for _ in range(3):
+        r._write(events.involved(pod, "spec.containers{c}", "Pod", "v1"), "Warning", "BackOff", "m",
+                 "2026-01-01T00:00:00Z", "kubelet")
+    r._write(events.involved({"metadata": {"name": "node1", "uid": "u2"}}, None, "Node", "v1"),
+             "Normal", "X", "m", "2026-01-01T00:00:00Z", "kubelet")
+    ref = {"kind": "Pod", "name": "p", "namespace": "n", "uid": "u1", "apiVersion": "v1",
+           "resourceVersion": "7", "fieldPath": "spec.containers{c}"}
+    eq("events: repeats patch count; cluster-scoped objects go to default",
+       [("create", "n", "BackOff", 1, ref), ("patch", "n", 2), ("patch", "n", 3),
+        ("create", "default", "X", 1, {"kind": "Node", "name": "node1", "uid": "u2",
+                                       "apiVersion": "v1", "resourceVersion": ""})], c.calls)
+
+
+for t in (test_patch, test_schema, test_selectors, test_store, test_pki, test_events):
     t()
 print("%d passed, %d failed" % (N["pass"], N["fail"]))
 sys.exit(1 if N["fail"] else 0)

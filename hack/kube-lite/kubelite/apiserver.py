@@ -6,7 +6,9 @@ CRUD + list + watch for the resources of resources.py and the ones CRDs define, 
 scale subresources, pods/log, merge/JSON/strategic-merge PATCH, label and field selectors,
 limit/continue, Status error objects, finalizers, deletionTimestamp, graceful pod deletion.
 `start(state_dir, host, port)` returns an ApiServer (.url, .port, .token, .stop(),
-.listen_also(host, port=None)).
+.listen_also(host, port=None), .listen_tls(host, port, ssl_context) -> port).
+TLS: listen_tls serves the same API over HTTPS (Python ssl; certificates from pki.py); the TLS
+handshake runs in the connection's own thread (10 s limit), never in the accept loop.
 
 Wire formats:
   - Watch: HTTP 200, Transfer-Encoding chunked, one JSON document per line and chunk:
@@ -29,7 +31,8 @@ Semantics notes for controller/kubelet writers:
   - Writes that change nothing do not bump resourceVersion and send no event.
   - spec.clusterIP is kept across updates that omit it; allocating it (and the `kubernetes`
     Service, the Node, Endpoints) is the controllers' job (B), as their CIDRs are per instance.
-Authentication: any bearer token (or none) is accepted.
+Authentication: any bearer token (or none) is accepted, on both listeners: the static token of
+DIR/kubeconfig and the service-account token the kubelet mounts in pods alike (no RBAC).
 """
 import base64
 import copy
@@ -38,6 +41,7 @@ import os
 import random
 import re
 import socket
+import ssl
 import string
 import threading
 import time
@@ -731,6 +735,10 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def setup(self):
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(10)
+            self.request.do_handshake()
+            self.request.settimeout(None)
         super().setup()
         # headers and body go out in separate writes: without this, Nagle + delayed ACK add 40 ms
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -803,7 +811,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._resource(method, parts, q)
         except ApiError as e:
             self._error(e)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):  # the client went away
             self.close_connection = True
         except Exception as e:  # noqa: BLE001 - one bad request must not kill the server
             self.server.kl.log("internal error on %s %s: %r" % (method, self.path, e))
@@ -824,7 +832,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, VERSION)
         elif path == "/api":
             self._send(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
-                {"clientCIDR": "0.0.0.0/0", "serverAddress": "%s:%d" % (kl.host, kl.port)}]})
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": "%s:%d" % self.server.server_address[:2]}]})
         elif path == "/apis":
             self._send(200, api_group_list(kl.reg))
         elif parts[:1] == ["apis"] and len(parts) == 2:
@@ -1136,6 +1144,24 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 64
 
 
+class _TLSHTTPServer(_HTTPServer):
+    """HTTPS: accepted sockets are wrapped here, the handshake happens in Handler.setup."""
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        return self.ssl_context.wrap_socket(sock, server_side=True,
+                                            do_handshake_on_connect=False), addr
+
+    def handle_error(self, request, client_address):
+        import sys
+        e = sys.exc_info()[1]
+        if isinstance(e, (ssl.SSLError, OSError)):  # failed handshakes, clients going away
+            if self.kl.verbose:
+                self.kl.log("tls %s: %r" % (client_address[0], e))
+            return
+        super().handle_error(request, client_address)
+
+
 class ApiServer:
     """A running API server: .url, .host, .port, .token, .store, .api, .stop()."""
 
@@ -1159,8 +1185,12 @@ class ApiServer:
         with self._log_lock:
             print("%s apiserver: %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
 
-    def _serve(self, host, port):
-        srv = _HTTPServer((host, port), Handler)
+    def _serve(self, host, port, ssl_context=None):
+        if ssl_context is None:
+            srv = _HTTPServer((host, port), Handler)
+        else:
+            srv = _TLSHTTPServer((host, port), Handler)
+            srv.ssl_context = ssl_context
         srv.kl = self
         t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.5},
                              name="apiserver-%s" % host, daemon=True)
@@ -1171,6 +1201,10 @@ class ApiServer:
     def listen_also(self, host, port=None):
         """Serve the same API on another address (e.g. the pod bridge IP); returns the port."""
         return self._serve(host, self.port if port is None else port)
+
+    def listen_tls(self, host, port, ssl_context):
+        """Serve the same API over HTTPS on host:port (0: any free port); returns the port."""
+        return self._serve(host, port, ssl_context)
 
     def _bootstrap(self):
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):

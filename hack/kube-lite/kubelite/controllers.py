@@ -9,6 +9,9 @@ Invariants: a controller only touches objects it owns (ownerReferences with cont
 to its uid) or names it derives deterministically (`<sts>-<i>`, `<tmpl>-<sts>-<i>`,
 `<cj>-<minutes>`); status is written only when it changed; PVCs made for a StatefulSet are never
 deleted by it (removed only when a user deletes them).
+Events (events.py): SuccessfulCreate/SuccessfulDelete (FailedDelete) for the pods and PVCs of a
+StatefulSet, the pods of a Job (plus Completed or the failure reason) and the Jobs of a CronJob,
+from "<controller>-controller" as kube-controller-manager names them.
 """
 
 import calendar
@@ -21,7 +24,9 @@ import threading
 import time
 
 from . import client as kc
+from . import events
 from . import net as knet
+from . import pki
 
 RESYNC = 2.0
 
@@ -161,11 +166,36 @@ class Base:
                 raise
             return None
 
+    KINDS = {"statefulsets": ("StatefulSet", "apps/v1"), "jobs": ("Job", "batch/v1"),
+             "cronjobs": ("CronJob", "batch/v1")}
+
+    def record(self, owner, resource, etype, reason, msg):
+        """An Event about owner (an object of `resource`, kind from KINDS)."""
+        kind, av = self.KINDS[resource]
+        self.ctl.recorder.event(owner, etype, reason, msg, kind=kind, api_version=av,
+                                component=self.name + "-controller")
+
+    def delete_child(self, owner, resource, child_res, obj, msg, propagation=None):
+        """Delete a dependent (pod/job) of owner and record SuccessfulDelete (or
+        FailedDelete) with msg % name."""
+        name = obj["metadata"]["name"]
+        try:
+            self.c.delete(child_res, obj["metadata"]["namespace"], name, propagation=propagation)
+        except kc.ApiError as e:
+            if e.code != 409:
+                self.record(owner, resource, "Warning", "FailedDelete",
+                            (msg % name).replace("successful", "failed") + ": %s" % e)
+            raise
+        self.record(owner, resource, "Normal", "SuccessfulDelete", msg % name)
+
 
 # --- StatefulSet -----------------------------------------------------------------------
 
 def template_hash(tmpl):
     return hashlib.sha1(json.dumps(tmpl, sort_keys=True).encode()).hexdigest()[:10]
+
+
+STS_DELETE = "delete Pod %s in StatefulSet %s successful"
 
 
 class StatefulSets(Base):
@@ -198,7 +228,10 @@ class StatefulSets(Base):
             pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                    "metadata": {"name": name, "namespace": md["namespace"], "labels": labels},
                    "spec": t.get("spec") or {}}
-            self.create("persistentvolumeclaims", md["namespace"], pvc)
+            if self.create("persistentvolumeclaims", md["namespace"], pvc):
+                self.record(sts, "statefulsets", "Normal", "SuccessfulCreate",
+                            "create Claim %s Pod %s-%d in StatefulSet %s success"
+                            % (name, md["name"], i, md["name"]))
 
     def _new_pod(self, sts, i, rev):
         md, spec = sts["metadata"], sts.get("spec", {})
@@ -237,7 +270,7 @@ class StatefulSets(Base):
         # failed pods are replaced
         for i, p in list(pods.items()):
             if pod_phase(p) in ("Failed", "Succeeded") and not terminating(p):
-                self.c.delete("pods", ns, p["metadata"]["name"])
+                self.delete_child(sts, "statefulsets", "pods", p, STS_DELETE % ("%s", md["name"]))
         busy = any(terminating(p) for p in pods.values())
         # scale up / fill holes
         for i in range(replicas):
@@ -256,18 +289,23 @@ class StatefulSets(Base):
                     break
                 continue
             self._ensure_pvcs(sts, i)
-            self.create("pods", ns, self._new_pod(sts, i, rev))
+            pod = self.create("pods", ns, self._new_pod(sts, i, rev))
+            if pod:
+                self.record(sts, "statefulsets", "Normal", "SuccessfulCreate",
+                            "create Pod %s in StatefulSet %s successful"
+                            % (pod["metadata"]["name"], md["name"]))
             if not parallel:
                 break
         # scale down: highest ordinal first; OrderedReady waits for each to be gone
         extra = sorted((i for i in pods if i >= replicas), reverse=True)
+        del_msg = STS_DELETE % ("%s", md["name"])
         if extra:
             if parallel:
                 for i in extra:
                     if not terminating(pods[i]):
-                        self.c.delete("pods", ns, pods[i]["metadata"]["name"])
+                        self.delete_child(sts, "statefulsets", "pods", pods[i], del_msg)
             elif not busy and all(pod_ready(pods[i]) for i in pods if i < replicas):
-                self.c.delete("pods", ns, pods[extra[0]]["metadata"]["name"])
+                self.delete_child(sts, "statefulsets", "pods", pods[extra[0]], del_msg)
                 busy = True
         # rolling update (RollingUpdate strategy): highest ordinal first, one at a time
         strategy = (spec.get("updateStrategy") or {}).get("type", "RollingUpdate")
@@ -280,7 +318,7 @@ class StatefulSets(Base):
                             pods[i]["metadata"].get("labels", {})
                             .get("controller-revision-hash") != rev), reverse=True)
             if stale:
-                self.c.delete("pods", ns, pods[stale[0]]["metadata"]["name"])
+                self.delete_child(sts, "statefulsets", "pods", pods[stale[0]], del_msg)
         self._status(sts, pods, rev, replicas)
 
     def _status(self, sts, pods, rev, replicas):
@@ -409,8 +447,13 @@ class Jobs(Base):
                               "lastProbeTime": now_ts(), "lastTransitionTime": now_ts()})
             if done:
                 for p in active:
-                    self.c.delete("pods", ns, p["metadata"]["name"])
+                    self.delete_child(job, "jobs", "pods", p, "Deleted pod: %s")
                 active = []
+                if done == "Complete":
+                    self.record(job, "jobs", "Normal", "Completed", "Job completed")
+                else:
+                    self.record(job, "jobs", "Warning", conds[-1]["reason"],
+                                conds[-1]["message"])
         if not done and not spec.get("suspend"):
             want = min(parallelism, completions - succeeded) - len(active) - pending
             t = time.monotonic()
@@ -419,6 +462,8 @@ class Jobs(Base):
                     p = self.create("pods", ns, self._new_pod(job))
                     if p:
                         exp[p["metadata"]["name"]] = t
+                        self.record(job, "jobs", "Normal", "SuccessfulCreate",
+                                    "Created pod: %s" % p["metadata"]["name"])
                 if failed:
                     # back-off before the next replacement: 1s, 2s, 4s ... capped at 60s
                     self.next_try[uid] = t + min(60, 2 ** min(failed, 6) / 2)
@@ -533,6 +578,8 @@ class CronJobs(Base):
             name = "%s-manual-%s" % (md["name"], md.get("resourceVersion", rand_suffix()))
             if self.create("jobs", ns, self._job(cj, name[:63], time.time(), True)):
                 log("triggered %s/%s -> %s" % (ns, md["name"], name))
+                self.record(cj, "cronjobs", "Normal", "SuccessfulCreate",
+                            "Created job %s" % name[:63])
             self.c.patch("cronjobs", ns, md["name"],
                          {"metadata": {"annotations": {self.TRIGGER: None}}})
         if not spec.get("suspend"):
@@ -573,10 +620,11 @@ class CronJobs(Base):
             return
         if active and policy == "Replace":
             for j in active:
-                self.c.delete("jobs", md["namespace"], j["metadata"]["name"],
-                              propagation="Background")
+                self.delete_child(cj, "cronjobs", "jobs", j, "Deleted job %s",
+                                  propagation="Background")
         name = "%s-%d" % (md["name"], t // 60)
-        self.create("jobs", md["namespace"], self._job(cj, name, t))
+        if self.create("jobs", md["namespace"], self._job(cj, name, t)):
+            self.record(cj, "cronjobs", "Normal", "SuccessfulCreate", "Created job %s" % name)
         st["lastScheduleTime"] = ts_of(t)
 
     def _history(self, cj, jobs):
@@ -586,8 +634,8 @@ class CronJobs(Base):
             fin = [j for j in jobs if job_finished(j) == kind and not terminating(j)]
             fin.sort(key=lambda j: j["metadata"].get("creationTimestamp", ""))
             for j in fin[:max(0, len(fin) - limit)]:
-                self.c.delete("jobs", j["metadata"]["namespace"], j["metadata"]["name"],
-                              propagation="Background")
+                self.delete_child(cj, "cronjobs", "jobs", j, "Deleted job %s",
+                                  propagation="Background")
 
 
 # --- Services: ClusterIP, Endpoints ----------------------------------------------------
@@ -722,19 +770,23 @@ class Defaults(Base):
             self._kubernetes_service()
 
     def _kubernetes_service(self):
+        """Service `kubernetes` (https, ClusterIP .0.1:443) and its Endpoints: the API
+        server's TLS listener on the pod bridge gateway (plain HTTP when there is none)."""
         ip = self.ctl.net.svc_ip(1)
+        tls = pki.https_endpoint(self.ctl.dir)
+        port = tls[1] if tls else self.c.port
         self.create("services", "default", {
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kubernetes", "namespace": "default",
                          "labels": {"component": "apiserver", "provider": "kubernetes"}},
             "spec": {"clusterIP": ip, "clusterIPs": [ip], "type": "ClusterIP",
                      "ports": [{"name": "https", "port": 443, "protocol": "TCP",
-                                "targetPort": self.c.port}]}})
+                                "targetPort": port}]}})
         self.create("endpoints", "default", {
             "apiVersion": "v1", "kind": "Endpoints",
             "metadata": {"name": "kubernetes", "namespace": "default"},
             "subsets": [{"addresses": [{"ip": self.ctl.net.gateway}],
-                         "ports": [{"name": "https", "port": self.c.port,
+                         "ports": [{"name": "https", "port": port,
                                     "protocol": "TCP"}]}]})
         self.kube_done = True
 
@@ -749,6 +801,7 @@ class Controllers:
         self.client = kc.Client(api_url, token)
         self.stop = stop
         self.dir = state_dir
+        self.recorder = events.Recorder(self.client, "kube-lite-controller-manager", stop)
         self.net = knet.get(state_dir)
         self.loops = [StatefulSets(self), PVCs(self), Jobs(self), CronJobs(self),
                       Services(self), Defaults(self)]

@@ -8,7 +8,10 @@ service-account token/CA/namespace at /var/run/secrets/kubernetes.io/serviceacco
 httpGet/tcpSocket/exec startup/readiness/liveness probes, restarts per restartPolicy with
 back-off, and reports status through pods/<name>/status. The kubelet also keeps every pod's
 /etc/netns/<netns>/hosts (and DIR/hosts for the host) in line with pods and services, and runs
-one userspace proxy per ClusterIP service port.
+one userspace proxy per ClusterIP service port (`kubernetes`:443 -> the API's HTTPS listener,
+DIR/url-https). Pods get KUBERNETES_SERVICE_HOST/PORT (https, verified with the mounted ca.crt =
+DIR/ca.crt) and KUBE_LITE_API (plain http://<bridge gateway>:<port>). It records Events
+(events.py, component "kubelet"): Started, Failed, Unhealthy, Killing, BackOff.
 
 Image map (JSON: {glob over image: program}): a container whose `command` is empty runs
 [program] + args; otherwise command + args, command[0] looked up on PATH (or the image's program
@@ -37,7 +40,9 @@ import threading
 import time
 
 from . import client as kc
+from . import events
 from . import net as knet
+from . import pki
 
 NODE = "kube-lite"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -201,6 +206,7 @@ class Probe:
         self.timeout = max(0.2, self.spec.get("timeoutSeconds", 1))
         self.success_th = self.spec.get("successThreshold", 1)
         self.failure_th = self.spec.get("failureThreshold", 3)
+        self.last_error = ""  # why the last run failed (for the Unhealthy event)
         self.reset(0)
 
     def reset(self, started):
@@ -245,7 +251,9 @@ def run_probe(probe, cspec, pod_ip, pid, env):
             try:
                 hdrs = {h["name"]: h["value"] for h in g.get("httpHeaders") or []}
                 conn.request("GET", g.get("path") or "/", headers=hdrs)
-                return 200 <= conn.getresponse().status < 400
+                code = conn.getresponse().status
+                probe.last_error = "HTTP probe failed with statuscode: %d" % code
+                return 200 <= code < 400
             finally:
                 conn.close()
         if "tcpSocket" in s:
@@ -258,9 +266,11 @@ def run_probe(probe, cspec, pod_ip, pid, env):
             r = subprocess.run(["nsenter", "-t", str(pid), "-n", "-m", "-u", "--"] + cmd,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                timeout=probe.timeout)
+            probe.last_error = "command %r exited with %d" % (" ".join(cmd), r.returncode)
             return r.returncode == 0
         return True  # grpc and unknown handlers: not supported, counted as success
-    except (OSError, ValueError, http.client.HTTPException, subprocess.TimeoutExpired):
+    except (OSError, ValueError, http.client.HTTPException, subprocess.TimeoutExpired) as e:
+        probe.last_error = str(e) or type(e).__name__
         return False
 
 
@@ -312,6 +322,10 @@ class Container:
     def log_path(self):
         return os.path.join(self.w.dir, self.name + ".log")
 
+    def event(self, etype, reason, msg):
+        self.w.event(etype, reason, msg, "spec.%s{%s}" % (
+            "initContainers" if self.init else "containers", self.name))
+
     def start(self):
         w = self.w
         try:
@@ -322,10 +336,12 @@ class Container:
         except ConfigError as e:
             self.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}}
             self.next_start = time.monotonic() + 1
+            self.event("Warning", "Failed", "Error: %s" % e)
             return
         except ValueError as e:
             self.state = {"waiting": {"reason": "ErrImagePull", "message": str(e)}}
             self.next_start = time.monotonic() + 2
+            self.event("Warning", "Failed", "Error: ErrImagePull: %s" % e)
             return
         spec = {"hostname": w.hostname, "workdir": self.spec.get("workingDir"),
                 "argv": argv, "env": self.env, "mounts": mounts}
@@ -350,6 +366,7 @@ class Container:
         for p in self.probes.values():
             p.reset(self.started_mono)
         self.state = {"running": {"startedAt": self.started_at}}
+        self.event("Normal", "Started", "Started container %s" % self.name)
 
     def signal(self, sig):
         if self.proc is None:
@@ -448,6 +465,10 @@ class PodWorker:
     def spec(self):
         return self.pod.get("spec", {})
 
+    def event(self, etype, reason, msg, field_path=None):
+        self.kl.recorder.event(self.pod, etype, reason, msg, field_path, kind="Pod",
+                               api_version="v1")
+
     # --- env / volumes ---
     def _get(self, resource, name, optional):
         o = self.kl.client.get_or_none(resource, self.ns, name)
@@ -495,7 +516,7 @@ class PodWorker:
                "KUBERNETES_SERVICE_HOST": kip, "KUBERNETES_SERVICE_PORT": "443",
                "KUBERNETES_SERVICE_PORT_HTTPS": "443",
                "KUBERNETES_PORT": "tcp://%s:443" % kip,
-               "KUBE_LITE_API": "http://%s:443" % kip}
+               "KUBE_LITE_API": "http://%s:%d" % (self.kl.net.gateway, self.kl.client.port)}
         for ef in c.get("envFrom") or []:
             pre = ef.get("prefix", "")
             for kind, res in (("configMapRef", "configmaps"), ("secretRef", "secrets")):
@@ -682,6 +703,8 @@ class PodWorker:
         c.last_state = c.state
         if self._wants_restart(c):
             delay = min(20.0, 0.5 * (2 ** min(c.restarts, 6)))
+            c.event("Warning", "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)"
+                    % (c.name, self.name, self.ns, self.uid))
             c.restarts += 1
             c.next_start = time.monotonic() + delay
             c.state = {"waiting": {"reason": "CrashLoopBackOff",
@@ -747,9 +770,15 @@ class PodWorker:
             p = c.probes.get(k)
             if p is None or not p.due(t) or not c.running:
                 continue
-            p.record(run_probe(p, c.spec, self.ip, c.proc.pid, c.env), time.monotonic())
+            ok = run_probe(p, c.spec, self.ip, c.proc.pid, c.env)
+            p.record(ok, time.monotonic())
+            what = k[:-len("Probe")].capitalize()
+            if not ok:
+                c.event("Warning", "Unhealthy", "%s probe failed: %s" % (what, p.last_error))
             if k in ("startupProbe", "livenessProbe") and p.result is False:
                 log("%s/%s: %s of %s failed, killing" % (self.ns, self.name, k, c.name))
+                c.event("Normal", "Killing", "Container %s failed %s probe, will be restarted"
+                        % (c.name, what.lower()))
                 c.killed_by_probe = True
                 if c.stop(self.spec.get("terminationGracePeriodSeconds", 30)):
                     self._after_exit(c)
@@ -784,8 +813,11 @@ class PodWorker:
         grace = self.stop_grace
         if grace is None:
             grace = self.spec.get("terminationGracePeriodSeconds", 30)
-        threads = [threading.Thread(target=c.stop, args=(grace,))
-                   for c in self.containers + self.inits if c.running]
+        running = [c for c in self.containers + self.inits if c.running]
+        if not self.kl.closing:
+            for c in running:
+                c.event("Normal", "Killing", "Stopping container %s" % c.name)
+        threads = [threading.Thread(target=c.stop, args=(grace,)) for c in running]
         for th in threads:
             th.start()
         for th in threads:
@@ -819,7 +851,9 @@ class Kubelet:
         self.dir = state_dir
         self.stop = stop
         self.images = load_image_map(image_map)
+        self.recorder = events.Recorder(self.client, "kubelet", stop)
         self.net = knet.get(state_dir)
+        self.https = pki.https_endpoint(state_dir)  # where the `kubernetes` Service forwards
         self.lock = threading.Lock()
         self.workers = {}
         self.dns_dirty = threading.Event()
@@ -947,7 +981,7 @@ class Kubelet:
     def _backends(self, svc, port):
         md = svc["metadata"]
         if (md.get("namespace"), md["name"]) == ("default", "kubernetes"):
-            return [(self.client.host, self.client.port)]
+            return [self.https or (self.client.host, self.client.port)]
         ep = self.eps.get(md.get("namespace", "default"), md["name"]) or {}
         out = []
         for ss in ep.get("subsets") or []:

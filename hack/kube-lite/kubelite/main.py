@@ -11,8 +11,13 @@ controllers and kubelet together, and stop and clean up after it.
       kubelet.cleanup_stale(DIR) so nothing is left even if the daemon had died.
   kube-lite status --state DIR prints pid, url and readiness; exit 0 only when it answers.
 
-Files in DIR: kubeconfig (cluster server http://127.0.0.1:PORT, user with a static bearer
-token, context kube-lite, namespace default), token, kube-lite.pid, kube-lite.log, url.
+Files in DIR: kubeconfig (cluster server https://127.0.0.1:HTTPS_PORT with
+certificate-authority-data = the kube-lite CA, user with a static bearer token, context
+kube-lite, namespace default), kubeconfig-http (the same over plain http://127.0.0.1:PORT),
+token, ca.crt and pki/ (pki.py), kube-lite.pid, kube-lite.log, url (plain HTTP), url-https.
+Listeners: plain HTTP on 127.0.0.1:PORT (--port) and on the pod bridge gateway:PORT; HTTPS on
+127.0.0.1:HTTPS_PORT (--https-port, 0 = any free port) and gateway:HTTPS_PORT; the
+`kubernetes` Service (ClusterIP .0.1:443) forwards to the HTTPS listener.
 Wiring (fixed with engineer B): apiserver.start(DIR, host, port) -> api (.url .stop());
 controllers.start(api.url, token, DIR, stop_event); kubelet.start(api.url, token, DIR,
 stop_event, image_map); at shutdown stop_event.set(), kubelet.shutdown(DIR), api.stop().
@@ -22,6 +27,7 @@ Invariants: the daemon writes kubeconfig only once the API server listens; `down
 signals a pid that is not the daemon recorded in DIR (checked against /proc/PID/cmdline).
 """
 import argparse
+import base64
 import json
 import os
 import signal
@@ -40,11 +46,14 @@ def log(msg):
     print("%s kube-lite: %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
 
 
-def kubeconfig_text(url, token):
-    return ("apiVersion: v1\nkind: Config\nclusters:\n- name: kube-lite\n  cluster:\n    server: %s\n"
+def kubeconfig_text(url, token, ca_pem=None):
+    ca = ""
+    if ca_pem:
+        ca = "    certificate-authority-data: %s\n" % base64.b64encode(ca_pem).decode()
+    return ("apiVersion: v1\nkind: Config\nclusters:\n- name: kube-lite\n  cluster:\n    server: %s\n%s"
             "contexts:\n- name: kube-lite\n  context:\n    cluster: kube-lite\n    user: kube-lite\n"
             "    namespace: default\ncurrent-context: kube-lite\nusers:\n- name: kube-lite\n  user:\n"
-            "    token: %s\npreferences: {}\n" % (url, token))
+            "    token: %s\npreferences: {}\n" % (url, ca, token))
 
 
 def write_file(path, text, mode=0o600):
@@ -69,15 +78,41 @@ def _optional(name):
         return None
 
 
-def _listen_on_bridge(api, state):
-    """Serve the API on the pod bridge's gateway too (same port), so pods reach it."""
+def _gateway(state):
+    """The pod bridge gateway address (creating the bridge), or None if that fails."""
     try:
         from kubelite import net as knet
-        gw = knet.get(state).gateway
+        return knet.get(state).gateway
+    except Exception as e:  # noqa: BLE001 - pods will not reach the API, the rest works
+        log("no pod bridge: %r" % e)
+        return None
+
+
+def _listen_on_bridge(api, gw, tls):
+    """Serve the API on the pod bridge's gateway too (same ports), so pods reach it."""
+    try:
         api.listen_also(gw)
         log("API server also on http://%s:%d (pod bridge)" % (gw, api.port))
+        if tls:
+            api.listen_tls(gw, tls[1], tls[0])
+            log("API server also on https://%s:%d (pod bridge)" % (gw, tls[1]))
     except Exception as e:  # noqa: BLE001 - pods will not reach the API, the rest works
         log("cannot listen on the pod bridge: %r" % e)
+
+
+def _start_tls(api, state, port, gw):
+    """CA + serving certificate (pki.py), HTTPS listener on 127.0.0.1; -> (ctx, port, ca_pem)."""
+    from kubelite import net as knet
+    from kubelite import pki
+    ips = ["127.0.0.1", "10.96.0.1", gw]
+    if gw:
+        ips.append(knet.get(state).svc_ip(1))
+    ca, cert, key = pki.ensure(state, ips)
+    ctx = pki.server_context(cert, key)
+    tport = api.listen_tls("127.0.0.1", port, ctx)
+    log("API server on https://127.0.0.1:%d (CA %s)" % (tport, ca))
+    with open(ca, "rb") as f:
+        return ctx, tport, f.read()
 
 
 def serve(args):
@@ -96,6 +131,10 @@ def serve(args):
         controllers = kubelet = None
     else:
         controllers, kubelet = _optional("controllers"), _optional("kubelet")
+    gw = _gateway(state) if (controllers or kubelet) else None
+    tls = _start_tls(api, state, args.https_port, gw)
+    https_url = "https://127.0.0.1:%d" % tls[1]
+    write_file(os.path.join(state, "url-https"), https_url + "\n", 0o644)
     images = {}
     if os.path.exists(args.images):
         images = load_images(args.images)
@@ -103,11 +142,12 @@ def serve(args):
         controllers.start(api.url, api.token, state, stop)
     if kubelet:
         kubelet.start(api.url, api.token, state, stop, images)
-    if controllers or kubelet:
-        _listen_on_bridge(api, state)
+    if gw:
+        _listen_on_bridge(api, gw, tls)
     write_file(os.path.join(state, "components"), json.dumps(
         {"controllers": bool(controllers), "kubelet": bool(kubelet)}), 0o644)
-    write_file(os.path.join(state, "kubeconfig"), kubeconfig_text(api.url, api.token))
+    write_file(os.path.join(state, "kubeconfig-http"), kubeconfig_text(api.url, api.token))
+    write_file(os.path.join(state, "kubeconfig"), kubeconfig_text(https_url, api.token, tls[2]))
     while not stop.wait(1.0):
         pass
     log("stopping")
@@ -164,12 +204,13 @@ def up(args):
         return 1
     if os.geteuid() != 0:
         log("warning: not root; the kubelet needs root to create network namespaces")
-    for f in ("kubeconfig", "url", "components"):
+    for f in ("kubeconfig", "kubeconfig-http", "url", "url-https", "components"):
         try:
             os.unlink(os.path.join(state, f))
         except FileNotFoundError:
             pass
-    cmd = [sys.executable, SCRIPT, "serve", "--state", state, "--port", str(args.port), "--images", args.images]
+    cmd = [sys.executable, SCRIPT, "serve", "--state", state, "--port", str(args.port),
+           "--https-port", str(args.https_port), "--images", args.images]
     if args.api_only:
         cmd.append("--api-only")
     with open(os.path.join(state, "kube-lite.log"), "ab") as logf:
@@ -221,7 +262,7 @@ def down(args):
         except Exception as e:  # noqa: BLE001
             log("cleanup_stale failed: %r" % e)
             rc = 1
-    for f in ("kube-lite.pid", "url", "components"):
+    for f in ("kube-lite.pid", "url", "url-https", "components"):
         try:
             os.unlink(os.path.join(state, f))
         except FileNotFoundError:
@@ -264,6 +305,8 @@ def main(argv=None):
         p.add_argument("--state", required=True, help="state directory")
         if name in ("up", "serve"):
             p.add_argument("--port", type=int, default=0, help="API port on 127.0.0.1 (0: any free)")
+            p.add_argument("--https-port", type=int, default=0,
+                           help="HTTPS API port on 127.0.0.1 (0: any free)")
             p.add_argument("--images", default=os.path.join(HERE, "images.json"), help="image map JSON")
             p.add_argument("--api-only", action="store_true", help="no controllers, no kubelet")
         if name in ("up", "down"):

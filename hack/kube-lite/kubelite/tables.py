@@ -143,11 +143,16 @@ BUILTIN = {
                 lambda o: [o.get("type", "Opaque"), len(o.get("data") or {}), None]),
     "customresourcedefinitions": ([("Created At", "date", 0)],
                                   lambda o: [_g(o, "metadata", "creationTimestamp")]),
-    "events": ([("Type", "string", 0), ("Reason", "string", 0), ("Object", "string", 0),
-                ("Message", "string", 0)],
-               lambda o: [o.get("type"), o.get("reason"), "%s/%s" % (
-                   str(_g(o, "involvedObject", "kind", default="")).lower(),
-                   _g(o, "involvedObject", "name", default="")), o.get("message")]),
+    "events": ([("Last Seen", "string", 0), ("Type", "string", 0), ("Reason", "string", 0),
+                ("Object", "string", 0), ("Source", "string", 1), ("Message", "string", 0),
+                ("Count", "integer", 1)],
+               lambda o: [age(o.get("lastTimestamp") or o.get("eventTime") or
+                              _g(o, "metadata", "creationTimestamp")),
+                          o.get("type"), o.get("reason"), "%s/%s" % (
+                              str(_g(o, "involvedObject", "kind", default="")).lower(),
+                              _g(o, "involvedObject", "name", default="")),
+                          _g(o, "source", "component", default=""), o.get("message"),
+                          o.get("count")]),
 }
 
 
@@ -187,7 +192,9 @@ def table(rd, version, objs, rv):
         defs, cells = _cr_columns(rd, version)
     else:
         defs, cells = BUILTIN.get(rd.plural, ([("Age", "string", 0)], lambda o: [None]))
-    columns = [{"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}]
+    name_prio = 1 if rd.plural == "events" and rd.crd is None else 0  # as kube's events table
+    columns = [{"name": "Name", "type": "string", "format": "name", "description": "Name",
+                "priority": name_prio}]
     columns += [{"name": n, "type": "string" if t == "date" else t, "format": "", "description": n,
                  "priority": p} for n, t, p in defs]
     rows = []
