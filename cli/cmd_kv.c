@@ -81,7 +81,7 @@ int ctl_cmd_put(struct ctl *c)
     req.prev_kv = ctl_bool(c, "prev-kv");
     if (req.ignore_value && c->n_args > 1)
         return ctl_fail(EXIT_BAD_ARGS, "put command needs only 1 argument when 'ignore-value' is set");
-    if (lease && *lease && parse_i64(lease, 16, &req.lease))
+    if (lease && parse_i64(lease, 16, &req.lease)) /* given empty: etcdctl refuses it too */
         return ctl_fail(EXIT_BAD_ARGS, "bad lease ID (strconv.ParseInt: parsing \"%s\": invalid syntax), expecting ID in Hex", lease);
     if (req.ignore_lease && req.lease)
         return ctl_fail(EXIT_BAD_ARGS, "put command needs no lease ID when 'ignore-lease' is set");

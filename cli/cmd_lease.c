@@ -1,8 +1,9 @@
 /*
- * ctl_cmd_lease.c: cetcdctl lease grant|revoke|timetolive|list|keep-alive, with etcdctl 3.4's
+ * cmd_lease.c: cetcdctl lease grant|revoke|timetolive|list|keep-alive, with etcdctl 3.4's
  * messages. Lease IDs are hexadecimal on the command line and in simple output (%016x); the json
  * format prints clientv3's flattened response structs (header fields at the top level); fields
- * prints etcdctl's printer_fields lines.
+ * prints etcdctl's printer_fields lines. As in etcdctl, -w table is refused only when a result
+ * is to be shown, after the request was made (a lease is granted or revoked all the same).
  */
 #include "ctl.h"
 
@@ -11,6 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+static int no_table(void)
+{
+    return ctl_fail(EXIT_BAD_FEATURE, "table not supported as output format");
+}
 
 static int parse_id(const char *s, int64_t *id)
 {
@@ -37,7 +43,9 @@ static int lease_grant(struct ctl *c, cetcd_client *cl)
         return ctl_fail(EXIT_BAD_ARGS, "bad TTL (strconv.ParseInt: parsing \"%s\": invalid syntax)", c->args[0]);
     if ((rc = cetcd_lease_grant(cl, ttl, 0, &r)))
         return ctl_fail_call(cl, rc, "failed to grant lease");
-    if (c->fmt == OUT_FIELDS) {
+    if (c->fmt == OUT_TABLE) {
+        rc = no_table();
+    } else if (c->fmt == OUT_FIELDS) {
         ctl_fields_hdr(&r.header);
         printf("\"ID\" : %" PRId64 "\n\"TTL\" : %" PRId64 "\n", r.id, r.ttl);
     } else if (c->fmt == OUT_JSON) {
@@ -52,7 +60,7 @@ static int lease_grant(struct ctl *c, cetcd_client *cl)
         printf("lease %016" PRIx64 " granted with TTL(%" PRId64 "s)\n", (uint64_t)r.id, r.ttl);
     }
     cetcd_lease_grant_resp_free(&r);
-    return 0;
+    return rc;
 }
 
 static int lease_revoke(struct ctl *c, cetcd_client *cl, int64_t id)
@@ -63,7 +71,9 @@ static int lease_revoke(struct ctl *c, cetcd_client *cl, int64_t id)
 
     if ((rc = cetcd_lease_revoke(cl, id, &r)))
         return ctl_fail_call(cl, rc, "failed to revoke lease");
-    if (c->fmt == OUT_FIELDS) {
+    if (c->fmt == OUT_TABLE) {
+        rc = no_table();
+    } else if (c->fmt == OUT_FIELDS) {
         ctl_fields_hdr(&r.header);
     } else if (c->fmt == OUT_JSON) {
         ctl_jw_obj(&w, NULL);
@@ -74,7 +84,7 @@ static int lease_revoke(struct ctl *c, cetcd_client *cl, int64_t id)
         printf("lease %016" PRIx64 " revoked\n", (uint64_t)id);
     }
     cetcd_header_resp_free(&r);
-    return 0;
+    return rc;
 }
 
 static void ttl_simple(const struct cetcd_lease_ttl_resp *r, bool keys)
@@ -106,7 +116,9 @@ static int lease_timetolive(struct ctl *c, cetcd_client *cl, int64_t id)
 
     if ((rc = cetcd_lease_timetolive(cl, id, keys, &r)))
         return ctl_fail_call(cl, rc, NULL);
-    if (c->fmt == OUT_FIELDS) {
+    if (c->fmt == OUT_TABLE) {
+        rc = no_table();
+    } else if (c->fmt == OUT_FIELDS) {
         ctl_fields_hdr(&r.header);
         printf("\"ID\" : %" PRId64 "\n\"TTL\" : %" PRId64 "\n\"GrantedTTL\" : %" PRId64 "\n",
                r.id, r.ttl, r.granted_ttl);
@@ -135,7 +147,7 @@ static int lease_timetolive(struct ctl *c, cetcd_client *cl, int64_t id)
         ttl_simple(&r, keys);
     }
     cetcd_lease_ttl_resp_free(&r);
-    return 0;
+    return rc;
 }
 
 static int lease_list(struct ctl *c, cetcd_client *cl)
@@ -146,7 +158,9 @@ static int lease_list(struct ctl *c, cetcd_client *cl)
 
     if ((rc = cetcd_lease_leases(cl, &r)))
         return ctl_fail_call(cl, rc, "failed to list leases");
-    if (c->fmt == OUT_FIELDS) {
+    if (c->fmt == OUT_TABLE) {
+        rc = no_table();
+    } else if (c->fmt == OUT_FIELDS) {
         ctl_fields_hdr(&r.header);
         for (size_t i = 0; i < r.n_ids; i++)
             printf("\"ID\" : %" PRId64 "\n", r.ids[i]);
@@ -168,57 +182,105 @@ static int lease_list(struct ctl *c, cetcd_client *cl)
             printf("%016" PRIx64 "\n", (uint64_t)r.ids[i]);
     }
     cetcd_lease_list_resp_free(&r);
-    return 0;
+    return rc;
 }
 
-static void keepalive_print(const struct ctl *c, const struct cetcd_lease_ttl_resp *r)
+/* display.KeepAlive; 0, or EXIT_BAD_FEATURE (reported) for the table format. */
+static int keepalive_print(const struct ctl *c, const struct cetcd_lease_ttl_resp *r)
 {
     struct jw w = {stdout, false};
 
+    if (c->fmt == OUT_TABLE)
+        return no_table();
     if (c->fmt == OUT_FIELDS) {
         ctl_fields_hdr(&r->header);
         printf("\"ID\" : %" PRId64 "\n\"TTL\" : %" PRId64 "\n", r->id, r->ttl);
-        fflush(stdout);
-        return;
-    }
-    if (c->fmt != OUT_JSON) {
+    } else if (c->fmt == OUT_JSON) {
+        ctl_jw_obj(&w, NULL);
+        ctl_jw_header_flat(&w, &r->header);
+        ctl_jw_i64(&w, "ID", r->id);
+        ctl_jw_i64(&w, "TTL", r->ttl);
+        ctl_jw_end_obj(&w);
+        putchar('\n');
+    } else {
         printf("lease %016" PRIx64 " keepalived with TTL(%" PRId64 ")\n", (uint64_t)r->id, r->ttl);
-        fflush(stdout);
-        return;
     }
-    ctl_jw_obj(&w, NULL);
-    ctl_jw_header_flat(&w, &r->header);
-    ctl_jw_i64(&w, "ID", r->id);
-    ctl_jw_i64(&w, "TTL", r->ttl);
-    ctl_jw_end_obj(&w);
-    putchar('\n');
     fflush(stdout);
+    return 0;
 }
 
-static int lease_keepalive(struct ctl *c, cetcd_client *cl, int64_t id)
+/* --once: one renewal; a lease gone is clientv3's ErrLeaseNotFound (ExitBadConnection). */
+static int keepalive_once(struct ctl *c, cetcd_client *cl, int64_t id)
 {
-    bool once = ctl_bool(c, "once");
+    struct cetcd_lease_ttl_resp r;
+    int rc;
+
+    if ((rc = cetcd_lease_keepalive_once(cl, id, &r)))
+        return ctl_fail_call(cl, rc, NULL), EXIT_BAD_CONN;
+    if (r.ttl <= 0)
+        rc = ctl_fail(EXIT_BAD_CONN, "%s", ce_strerror(CE_LEASE_NOT_FOUND));
+    else
+        rc = keepalive_print(c, &r);
+    cetcd_lease_ttl_resp_free(&r);
+    return rc;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_until(int64_t when_ms)
+{
+    int64_t now = now_ms();
+    struct timespec ts;
+
+    if (when_ms <= now)
+        return;
+    ts.tv_sec = (when_ms - now) / 1000;
+    ts.tv_nsec = (long)((when_ms - now) % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) && errno == EINTR)
+        ;
+}
+
+/*
+ * clientv3's KeepAlive as etcdctl uses it: a renewal at once, then TTL/3 after each answer,
+ * every one printed; failed renewals are retried every 500 ms. The lease counts as gone
+ * ("lease ... expired or revoked." in the simple format, exit 0) when the server answers TTL 0,
+ * or when no answer came before the deadline: the last TTL after the last answer, or dial
+ * timeout + 1 s before the first one.
+ */
+static int keepalive_loop(struct ctl *c, cetcd_client *cl, int64_t id)
+{
+    int64_t deadline = now_ms() + c->dial_ms + 1000, next = 0;
     struct cetcd_lease_ttl_resp r;
     int rc;
 
     for (;;) {
-        if ((rc = cetcd_lease_keepalive_once(cl, id, &r)))
-            return ctl_fail_call(cl, rc, NULL), EXIT_BAD_CONN; /* as etcdctl */
+        sleep_until(next);
+        if (now_ms() >= deadline)
+            break;
+        if (cetcd_lease_keepalive_once(cl, id, &r)) {
+            next = now_ms() + 500;
+            continue;
+        }
         if (r.ttl <= 0) {
             cetcd_lease_ttl_resp_free(&r);
-            if (once) /* etcdctl exits with ExitBadConnection here */
-                return ctl_fail(EXIT_BAD_CONN, "%s", ce_strerror(CE_LEASE_NOT_FOUND));
-            printf("lease %016" PRIx64 " expired or revoked.\n", (uint64_t)id);
-            return 0;
+            break;
         }
-        keepalive_print(c, &r);
-        int64_t ttl = r.ttl;
+        rc = keepalive_print(c, &r);
+        deadline = now_ms() + r.ttl * 1000;
+        next = now_ms() + r.ttl * 1000 / 3;
         cetcd_lease_ttl_resp_free(&r);
-        if (once)
-            return 0;
-        struct timespec ts = {ttl / 3 > 0 ? ttl / 3 : 1, 0};
-        nanosleep(&ts, NULL);
+        if (rc)
+            return rc;
     }
+    if (c->fmt == OUT_SIMPLE)
+        printf("lease %016" PRIx64 " expired or revoked.\n", (uint64_t)id);
+    return 0;
 }
 
 int ctl_cmd_lease(struct ctl *c, const char *sub)
@@ -227,8 +289,6 @@ int ctl_cmd_lease(struct ctl *c, const char *sub)
     int64_t id = 0;
     int rc;
 
-    if (c->fmt == OUT_TABLE)
-        return ctl_fail(EXIT_BAD_FEATURE, "table not supported as output format");
     if (!strcmp(sub, "grant") && c->n_args != 1)
         return ctl_fail(EXIT_BAD_ARGS, "lease grant command needs TTL argument");
     if (!strcmp(sub, "revoke") && c->n_args != 1)
@@ -249,8 +309,10 @@ int ctl_cmd_lease(struct ctl *c, const char *sub)
         rc = lease_timetolive(c, cl, id);
     else if (!strcmp(sub, "list"))
         rc = lease_list(c, cl);
+    else if (ctl_bool(c, "once"))
+        rc = keepalive_once(c, cl, id);
     else
-        rc = lease_keepalive(c, cl, id);
+        rc = keepalive_loop(c, cl, id);
     cetcd_client_free(cl);
     return rc;
 }

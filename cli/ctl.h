@@ -5,7 +5,7 @@
  * byte-identical with etcdctl 3.4), report failures through ctl_fail() (which prints
  * "Error: <message>" on stderr and returns the exit code), and never call exit() themselves.
  * Exit codes are etcdctl's: 0 ok, 1 error, 2 bad connection, 3 invalid input, 4 bad feature,
- * 128 bad arguments.
+ * 5 interrupted (a watch canceled by the server), 128 bad arguments.
  */
 #ifndef CETCD_CTL_H
 #define CETCD_CTL_H
@@ -22,6 +22,7 @@ enum {
     EXIT_BAD_CONN = 2,
     EXIT_INVALID_INPUT = 3,
     EXIT_BAD_FEATURE = 4,
+    EXIT_INTERRUPTED = 5,
     EXIT_BAD_ARGS = 128,
 };
 
@@ -42,6 +43,7 @@ struct ctl {
     int n_flags;
     const char *args[CTL_MAX_ARGS]; /* positionals after the command words */
     int n_args;
+    int dashdash; /* args[dashdash] is the first positional after "--"; -1 if no "--" */
     /* global settings */
     const char *endpoints[CTL_MAX_EPS];
     size_t n_endpoints;
@@ -76,6 +78,7 @@ int ctl_cmd_alarm(struct ctl *c, const char *sub);
 int ctl_cmd_defrag(struct ctl *c);
 int ctl_cmd_move_leader(struct ctl *c);
 int ctl_cmd_snapshot(struct ctl *c, const char *sub);
+int ctl_cmd_watch(struct ctl *c);
 
 /* ---- output (out.c) ---- */
 /* JSON writer in Go's encoding/json style (HTML-safe escapes, numbers unquoted). */
@@ -107,9 +110,20 @@ void ctl_jw_put_body(struct jw *w, const struct cetcd_put_resp *r);
 void ctl_jw_del_body(struct jw *w, const struct cetcd_delete_resp *r);
 void ctl_jw_txn_body(struct jw *w, const struct cetcd_txn_resp *r);
 
-/* fields format pieces: Go's %q quoting, and the four header lines */
+/* etcdctl's display.Watch for one response; 0, or EXIT_BAD_FEATURE (reported) for table. */
+int ctl_out_watch(const struct ctl *c, const struct cetcd_watch_resp *r);
+
+/* fields format pieces: Go's %q quoting (to stdout, or to f), and the four header lines */
 void ctl_go_quote(const char *s, size_t n);
+void ctl_go_quote_f(FILE *f, const char *s, size_t n);
 void ctl_fields_hdr(const struct cetcd_header *h);
+
+/* ---- watch's exec-command (exec.c) ---- */
+/* Runs argv (NULL-terminated) for one event as etcdctl watch does: the environment plus
+ * ETCD_WATCH_REVISION=<rev>, ETCD_WATCH_EVENT_TYPE, _KEY and _VALUE (Go-quoted), stdout and
+ * stderr shared, waited for. Returns 0, or EXIT_ERROR after printing etcdctl's
+ * `command ["a" "b"] error (exit status 1)` line on stderr. */
+int ctl_exec_event(char *const *argv, int64_t revision, const struct cetcd_event *ev);
 
 /* humanize.Bytes (SI): "20 kB" */
 void ctl_out_human_bytes(uint64_t n, char *buf, size_t sz);

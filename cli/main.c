@@ -58,6 +58,7 @@ static const struct command commands[] = {
     {"lease", "timetolive", "keys", "Get lease information"},
     {"lease", "list", "", "List all active leases"},
     {"lease", "keep-alive", "once", "Keeps leases alive (renew)"},
+    {"watch", NULL, "interactive prefix rev prev-kv", "Watches events stream on keys or prefixes"},
     {"member", "add", "peer-urls learner", "Adds a member into the cluster"},
     {"member", "remove", "", "Removes a member from the cluster"},
     {"member", "update", "peer-urls", "Updates a member in the cluster"},
@@ -172,10 +173,12 @@ static int parse_argv(struct ctl *c, int argc, char **argv)
     bool flags_done = false;
     int rc;
 
+    c->dashdash = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!flags_done && !strcmp(a, "--")) {
             flags_done = true;
+            c->dashdash = c->n_args;
             continue;
         }
         if (!flags_done && a[0] == '-' && a[1]) {
@@ -500,6 +503,8 @@ static int run(struct ctl *c, const struct command *cmd)
         return ctl_cmd_move_leader(c);
     if (!strcmp(n, "snapshot"))
         return ctl_cmd_snapshot(c, cmd->sub);
+    if (!strcmp(n, "watch"))
+        return ctl_cmd_watch(c);
     if (!strcmp(n, "version")) {
         puts("cetcdctl version: 0.1.0\nAPI version: 3.4");
         return 0;
@@ -540,6 +545,8 @@ int main(int argc, char **argv)
         goto out_free_endpoints;
     memmove(c.args, c.args + words, sizeof(c.args[0]) * (size_t)(c.n_args - words));
     c.n_args -= words;
+    if (c.dashdash >= 0)
+        c.dashdash = c.dashdash >= words ? c.dashdash - words : 0;
     rc = run(&c, cmd);
     fflush(stdout);
 out_free_endpoints:

@@ -5,7 +5,8 @@
  * json:   Go's encoding/json applied to etcdctl's response structs: field order of the Go struct,
  *         zero fields left out where the struct says omitempty, numbers unquoted (uint64 too),
  *         []byte as standard base64, strings HTML-escaped (<, >, & as \u003c...).
- * fields: etcdctl's printer_fields ("Key" : "foo" lines, Go %q quoting) for put/get/del/txn.
+ * fields: etcdctl's printer_fields ("Key" : "foo" lines, Go %q quoting) for put/get/del/txn
+ *         and watch.
  * table:  olekukonko/tablewriter as etcdctl configures it: every column as wide as its widest
  *         cell, headers centred, cells right-aligned, "+---+" borders.
  */
@@ -278,26 +279,26 @@ void ctl_jw_txn_body(struct jw *w, const struct cetcd_txn_resp *r)
 /* ---------------------------------------------------------------- fields format */
 
 /* Go's strconv.Quote (%q): printable runes as they are, the rest escaped. */
-void ctl_go_quote(const char *str, size_t n)
+void ctl_go_quote_f(FILE *f, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
 
-    putchar('"');
+    fputc('"', f);
     for (size_t i = 0; i < n;) {
         unsigned char ch = s[i];
         static const char esc[] = "\a\b\f\n\r\t\v", name[] = "abfnrtv";
         const char *e = ch ? strchr(esc, ch) : NULL;
         if (ch == '"' || ch == '\\') {
-            printf("\\%c", ch);
+            fprintf(f, "\\%c", ch);
         } else if (e) {
-            printf("\\%c", name[e - esc]);
+            fprintf(f, "\\%c", name[e - esc]);
         } else if (ch < 0x20 || ch == 0x7f) {
-            printf("\\x%02x", ch);
+            fprintf(f, "\\x%02x", ch);
         } else if (ch >= 0x80) {
             size_t l = utf8_len(s + i, n - i);
             uint32_t cp;
             if (!l) {
-                printf("\\x%02x", ch);
+                fprintf(f, "\\x%02x", ch);
                 i++;
                 continue;
             }
@@ -310,17 +311,22 @@ void ctl_go_quote(const char *str, size_t n)
                 cp = 0x10000; /* beyond the BMP: treated as printable */
             if ((cp >= 0x80 && cp <= 0xa0) || cp == 0xad || cp == 0x2028 || cp == 0x2029 ||
                 cp == 0xfeff)
-                printf("\\u%04x", cp);
+                fprintf(f, "\\u%04x", cp);
             else
-                fwrite(s + i, 1, l, stdout);
+                fwrite(s + i, 1, l, f);
             i += l;
             continue;
         } else {
-            putchar(ch);
+            fputc(ch, f);
         }
         i++;
     }
-    putchar('"');
+    fputc('"', f);
+}
+
+void ctl_go_quote(const char *s, size_t n)
+{
+    ctl_go_quote_f(stdout, s, n);
 }
 
 void ctl_fields_hdr(const struct cetcd_header *h)
@@ -504,6 +510,76 @@ void ctl_out_txn(const struct ctl *c, const struct cetcd_txn_resp *r)
         fields_txn(r);
     else
         txn_simple(c, r);
+}
+
+/* ---------------------------------------------------------------- watch */
+
+static const char *event_name(enum cetcd_event_type t)
+{
+    return t == CETCD_EVENT_DELETE ? "DELETE" : "PUT";
+}
+
+/* clientv3.WatchResponse as encoding/json writes it: the exported fields, none omitted; Events
+ * is [] for a server's response and null for one clientv3 makes up (a stream error). */
+static void watch_json(const struct cetcd_watch_resp *r)
+{
+    struct jw w = {stdout, false};
+
+    ctl_jw_obj(&w, NULL);
+    ctl_jw_obj(&w, "Header");
+    ctl_jw_header_flat(&w, &r->header);
+    ctl_jw_end_obj(&w);
+    if (r->error) {
+        ctl_jw_null(&w, "Events");
+    } else {
+        ctl_jw_arr(&w, "Events");
+        for (size_t i = 0; i < r->n_events; i++) {
+            const struct cetcd_event *e = &r->events[i];
+            ctl_jw_obj(&w, NULL);
+            if (e->type != CETCD_EVENT_PUT)
+                ctl_jw_i64(&w, "type", (int64_t)e->type);
+            ctl_jw_kv(&w, "kv", &e->kv);
+            if (e->prev_kv)
+                ctl_jw_kv(&w, "prev_kv", e->prev_kv);
+            ctl_jw_end_obj(&w);
+        }
+        ctl_jw_end_arr(&w);
+    }
+    ctl_jw_i64(&w, "CompactRevision", r->compact_revision);
+    ctl_jw_bool(&w, "Canceled", r->canceled);
+    ctl_jw_bool(&w, "Created", r->created);
+    ctl_jw_end_obj(&w);
+    putchar('\n');
+}
+
+static void watch_fields(const struct cetcd_watch_resp *r)
+{
+    ctl_fields_hdr(&r->header);
+    for (size_t i = 0; i < r->n_events; i++) {
+        printf("\"Type\" : %s\n", event_name(r->events[i].type));
+        if (r->events[i].prev_kv)
+            fields_kv("Prev", r->events[i].prev_kv);
+        fields_kv("", &r->events[i].kv);
+    }
+}
+
+int ctl_out_watch(const struct ctl *c, const struct cetcd_watch_resp *r)
+{
+    if (c->fmt == OUT_TABLE)
+        return ctl_fail(EXIT_BAD_FEATURE, "table not supported as output format");
+    if (c->fmt == OUT_JSON) {
+        watch_json(r);
+    } else if (c->fmt == OUT_FIELDS) {
+        watch_fields(r);
+    } else {
+        for (size_t i = 0; i < r->n_events; i++) {
+            puts(event_name(r->events[i].type));
+            if (r->events[i].prev_kv)
+                ctl_out_kv(c, r->events[i].prev_kv, false);
+            ctl_out_kv(c, &r->events[i].kv, false);
+        }
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------- humanize, durations */

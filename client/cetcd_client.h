@@ -4,7 +4,9 @@
  * A client holds a list of endpoints ("http://host:port" or "https://..."), timeouts, TLS file
  * names and an optional auth token. Every operation sends one `POST /v3/<service>/<method>` to the
  * current endpoint; on a connection failure (refused, unresolvable, connect timeout) it moves on
- * to the next endpoint, at most once round the list. Results come back as typed structs.
+ * to the next endpoint, at most once round the list. Results come back as typed structs. Watch
+ * streams (see "Watch" below) run on transfers of their own and are retried for as long as they
+ * last.
  *
  * Invariants and ownership:
  * - Functions return 0 or a negative CE_* code (common/err.h). A server error is mapped to the
@@ -241,6 +243,89 @@ int cetcd_lease_leases(cetcd_client *c, struct cetcd_lease_list_resp *out);
 /* One keepalive round trip on /v3/lease/keepalive; ttl <= 0 in the result means expired. */
 int cetcd_lease_keepalive_once(cetcd_client *c, int64_t id, struct cetcd_lease_ttl_resp *out);
 
+/* ---- Watch ---- */
+/*
+ * A watch stream is `POST /v3/watch` with {"create_request":{...}} answered by a chunked stream
+ * of {"result":<WatchResponse>} objects. Streams are kept going as etcd's clientv3 keeps its
+ * own: when the connection fails or the server ends the answer without cancelling the watch
+ * (a restart, "etcdserver: server stopped", any Unavailable or Internal error but "no leader"),
+ * the stream is opened again on the next endpoint after a backoff (100 ms doubling to 5 s),
+ * resuming after the last revision delivered; the repeated "created" answer is not delivered.
+ * A stream ends for good with a canceled response (from the server, e.g. a compacted start
+ * revision, or made up by the library for an error retrying cannot cure), or when its callback
+ * returns non-zero. Nothing is printed and no signal is touched; the caller drives the streams
+ * with cetcd_watchset_poll() (curl's multi interface), so stdin or a signal pipe can be watched
+ * on the same poll.
+ */
+struct cetcd_watch_req {
+    const char *key;
+    size_t key_len;
+    const char *range_end; /* NULL: one key (unless prefix or from_key) */
+    size_t range_end_len;
+    bool prefix, from_key;
+    int64_t start_revision; /* 0: from the next change */
+    bool prev_kv, progress_notify, no_put, no_delete;
+    bool require_leader; /* fail with "etcdserver: no leader" rather than wait (etcdctl sets it) */
+};
+
+enum cetcd_event_type { CETCD_EVENT_PUT = 0, CETCD_EVENT_DELETE = 1 };
+
+struct cetcd_event {
+    enum cetcd_event_type type;
+    struct cetcd_kv kv;
+    struct cetcd_kv *prev_kv; /* NULL unless asked for and the key existed */
+};
+
+struct cetcd_watch_resp {
+    struct cetcd_mem *mem;
+    struct cetcd_header header;
+    int64_t watch_id;
+    bool created, canceled, fragment;
+    int64_t compact_revision;
+    char *cancel_reason; /* never NULL */
+    struct cetcd_event *events;
+    size_t n_events;
+    /* CE_* when the library ended the stream on an error: then canceled is set, header absent,
+     * events NULL and cancel_reason holds the server's (or transport's) message. */
+    int error;
+};
+
+/* Gets every response of one stream; it (and what it points to) is valid during the call only.
+ * Non-zero closes that stream (no more calls); a negative value is also what the running
+ * cetcd_watchset_poll() returns. Must not call cetcd_watchset_* itself. */
+typedef int (*cetcd_watch_fn)(void *ctx, const struct cetcd_watch_resp *resp);
+
+typedef struct cetcd_watchset cetcd_watchset;
+/* A set of streams over c's endpoints and settings (c must outlive it; c's token is read when a
+ * stream is opened or reopened). */
+int cetcd_watchset_new(cetcd_client *c, cetcd_watchset **out);
+/* Closes every stream (no more callbacks) and frees the set. */
+void cetcd_watchset_free(cetcd_watchset *ws);
+/* Opens one more stream; req is copied. fn gets its responses from cetcd_watchset_poll(). */
+int cetcd_watchset_add(cetcd_watchset *ws, const struct cetcd_watch_req *req, cetcd_watch_fn fn,
+                       void *ctx);
+/* Streams not yet over. */
+size_t cetcd_watchset_count(const cetcd_watchset *ws);
+/*
+ * Moves every stream along (sends, receives, calls back, reconnects) until one of fds becomes
+ * readable (*ready = its index; else -1), timeout_ms passes (-1: no limit) or a stream ends
+ * (see cetcd_watchset_count()). Returns 0, a callback's negative value, or CE_NOMEM / CE_IO
+ * when the machinery itself fails.
+ */
+int cetcd_watchset_poll(cetcd_watchset *ws, const int *fds, size_t nfds, long timeout_ms,
+                        int *ready);
+/*
+ * etcd 3.4's progress request, for every stream that has been created: each gets a response
+ * with the server's header and no events. The gateway cannot carry a second request on an open
+ * stream, so the revision is asked on a stream of its own ({"progress_request":{}}); as with
+ * etcd 3.4 it is the server's current revision, not a promise about events still in flight.
+ * Returns 0 (also when no stream is created) or the request's CE_* error.
+ */
+int cetcd_watchset_progress(cetcd_watchset *ws);
+/* One stream, run until it is over or stop_fd (-1: none) becomes readable. */
+int cetcd_watch(cetcd_client *c, const struct cetcd_watch_req *req, cetcd_watch_fn fn, void *ctx,
+                int stop_fd);
+
 /* ---- Cluster ---- */
 struct cetcd_member {
     uint64_t id;
@@ -345,6 +430,14 @@ int cetcd_txn_parse_compare(const char *line, struct cetcd_mem **mem, struct cet
  * and Go-style escapes. Returns 0 or CE_INVAL.
  */
 int cetcd_txn_parse_op(const char *line, struct cetcd_mem **mem, struct cetcd_op *out);
+/*
+ * Splits a line into words as etcdctl's argify does: words are separated by blanks; a word
+ * starting with ' runs to the next ' (taken as is), one starting with " is a Go-quoted string
+ * (escapes decoded, may hold NUL: see lens). At most max words go to argv, their strings
+ * (NUL-terminated) allocated in *mem; lens (may be NULL) gets their lengths. Returns the number
+ * of words, or CE_INVAL (unterminated quote, bad escape, more than max words) or CE_NOMEM.
+ */
+int cetcd_argify(const char *line, struct cetcd_mem **mem, char **argv, size_t *lens, size_t max);
 void cetcd_mem_free(struct cetcd_mem *mem);
 
 /* range_end for "every key with this prefix" into buf (at least max(len, 1) bytes); returns

@@ -635,6 +635,111 @@ int cetcd_codec_lease_ttl_resp(const cJSON *j, struct cetcd_mem **m,
     return 0;
 }
 
+/* ---------------------------------------------------------------- watch */
+
+static bool add_filters(cJSON *o, const struct cetcd_watch_req *r)
+{
+    cJSON *arr;
+
+    if (!r->no_put && !r->no_delete)
+        return true;
+    arr = cJSON_AddArrayToObject(o, "filters");
+    if (!arr)
+        return false;
+    if (r->no_put && !cJSON_AddItemToArray(arr, cJSON_CreateString("NOPUT")))
+        return false;
+    return !r->no_delete || cJSON_AddItemToArray(arr, cJSON_CreateString("NODELETE"));
+}
+
+static bool fill_watch(cJSON *o, const struct cetcd_watch_req *r, int64_t start)
+{
+    return add_key(o, r->key, r->key_len, r->prefix || r->from_key) &&
+           add_range_end(o, r->key, r->key_len, r->range_end, r->range_end_len, r->prefix,
+                         r->from_key) &&
+           cetcd_codec_add_i64(o, "start_revision", start > 0 ? start : r->start_revision) &&
+           add_bool(o, "progress_notify", r->progress_notify) && add_filters(o, r) &&
+           add_bool(o, "prev_kv", r->prev_kv);
+}
+
+cJSON *cetcd_codec_watch_create(const struct cetcd_watch_req *r, int64_t start_revision)
+{
+    cJSON *o = cJSON_CreateObject(), *cr;
+
+    if (!o)
+        return NULL;
+    cr = cJSON_AddObjectToObject(o, "create_request");
+    if (!cr || !fill_watch(cr, r, start_revision)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* "PUT"/"DELETE" (gateway enum names) or 0/1; absent is PUT. */
+static int decode_event_type(const cJSON *o, enum cetcd_event_type *t)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, "type");
+
+    *t = CETCD_EVENT_PUT;
+    if (!it || cJSON_IsNull(it))
+        return 0;
+    if (cJSON_IsString(it) && (!strcmp(it->valuestring, "PUT") ||
+                               !strcmp(it->valuestring, "DELETE"))) {
+        *t = it->valuestring[0] == 'D' ? CETCD_EVENT_DELETE : CETCD_EVENT_PUT;
+        return 0;
+    }
+    if (cJSON_IsNumber(it) && (it->valueint == 0 || it->valueint == 1)) {
+        *t = (enum cetcd_event_type)it->valueint;
+        return 0;
+    }
+    return CE_CORRUPT;
+}
+
+static int decode_event(const cJSON *o, struct cetcd_mem **m, struct cetcd_event *e)
+{
+    const cJSON *kv = cJSON_GetObjectItemCaseSensitive(o, "kv");
+    const cJSON *prev = cJSON_GetObjectItemCaseSensitive(o, "prev_kv");
+    int rc;
+
+    if (!cJSON_IsObject(o) || decode_event_type(o, &e->type))
+        return CE_CORRUPT;
+    if (kv && !cJSON_IsNull(kv)) {
+        if ((rc = decode_kv(kv, m, &e->kv)))
+            return rc;
+    } else if (!(e->kv.key = e->kv.value = cetcd_mem_dup(m, "", 0))) {
+        return CE_NOMEM;
+    }
+    if (!prev || cJSON_IsNull(prev))
+        return 0;
+    e->prev_kv = cetcd_mem_alloc(m, sizeof(*e->prev_kv));
+    return e->prev_kv ? decode_kv(prev, m, e->prev_kv) : CE_NOMEM;
+}
+
+int cetcd_codec_watch_resp(const cJSON *j, struct cetcd_mem **m, struct cetcd_watch_resp *out)
+{
+    const cJSON *arr, *it;
+    size_t i = 0;
+    int rc;
+
+    if ((rc = cetcd_codec_header(j, &out->header)) ||
+        (rc = cetcd_codec_i64(j, "watch_id", &out->watch_id)) ||
+        (rc = cetcd_codec_i64(j, "compact_revision", &out->compact_revision)) ||
+        (rc = get_string(j, "cancel_reason", m, &out->cancel_reason)))
+        return rc;
+    out->created = get_bool(j, "created");
+    out->canceled = get_bool(j, "canceled");
+    out->fragment = get_bool(j, "fragment");
+    rc = get_array(j, "events", m, sizeof(*out->events), (void **)&out->events, &out->n_events,
+                   &arr);
+    if (rc || !out->n_events)
+        return rc;
+    cJSON_ArrayForEach(it, arr) {
+        if ((rc = decode_event(it, m, &out->events[i++])))
+            return rc;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- errors */
 
 struct msg_row {
@@ -709,6 +814,15 @@ static void copy_msg(char *msg, size_t msgsz, const char *s, size_t n)
     msg[n] = 0;
 }
 
+/* CE_* for an error: etcd's exact message first, then the gRPC code, then the HTTP status. */
+static int map_error(const char *message, int grpc_code, long http_status)
+{
+    for (size_t i = 0; message && i < sizeof(msg_table) / sizeof(msg_table[0]); i++)
+        if (!strcmp(msg_table[i].msg, message))
+            return msg_table[i].code;
+    return grpc_code ? cetcd_codec_grpc_to_ce(grpc_code) : http_to_ce(http_status);
+}
+
 int cetcd_codec_error(const char *body, size_t len, long http_status, char *msg, size_t msgsz,
                       int *grpc_code)
 {
@@ -722,18 +836,27 @@ int cetcd_codec_error(const char *body, size_t len, long http_status, char *msg,
         m = cJSON_GetObjectItemCaseSensitive(j, "error");
     if (cJSON_IsString(m)) {
         copy_msg(msg, msgsz, m->valuestring, strlen(m->valuestring));
-        rc = 0;
-        for (size_t i = 0; i < sizeof(msg_table) / sizeof(msg_table[0]) && !rc; i++)
-            if (!strcmp(msg_table[i].msg, m->valuestring))
-                rc = msg_table[i].code;
-        if (!rc)
-            rc = *grpc_code ? cetcd_codec_grpc_to_ce(*grpc_code) : http_to_ce(http_status);
+        rc = map_error(m->valuestring, *grpc_code, http_status);
     } else {
         while (len > 0 && (body[len - 1] == '\n' || body[len - 1] == '\r'))
             len--;
         copy_msg(msg, msgsz, body, len);
-        rc = *grpc_code ? cetcd_codec_grpc_to_ce(*grpc_code) : http_to_ce(http_status);
+        rc = map_error(NULL, *grpc_code, http_status);
     }
     cJSON_Delete(j);
     return rc;
+}
+
+int cetcd_codec_stream_error(const cJSON *err, char *msg, size_t msgsz, int *grpc_code)
+{
+    const cJSON *m = cJSON_IsString(err) ? err : cJSON_GetObjectItemCaseSensitive(err, "message");
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "grpc_code");
+    const cJSON *http = cJSON_GetObjectItemCaseSensitive(err, "http_code");
+    const char *text = cJSON_IsString(m) ? m->valuestring : "";
+
+    if (!cJSON_IsNumber(code))
+        code = cJSON_GetObjectItemCaseSensitive(err, "code");
+    *grpc_code = cJSON_IsNumber(code) ? code->valueint : 0;
+    copy_msg(msg, msgsz, text, strlen(text));
+    return map_error(text, *grpc_code, cJSON_IsNumber(http) ? (long)http->valueint : 500);
 }

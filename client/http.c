@@ -8,9 +8,9 @@
  * a non-idempotent request is applied at most once by this library.
  *
  * Streams (`/v3/maintenance/snapshot`, `/v3/lease/keepalive`) arrive as a sequence of JSON objects
- * `{"result":{...}}` (or `{"error":{...}}`), curl having removed the chunked framing. The splitter
- * below finds object boundaries by counting braces outside strings, keeping its state across
- * reads, so every byte is scanned once.
+ * `{"result":{...}}` (or `{"error":{...}}`), curl having removed the chunked framing; split.c
+ * cuts them apart as they arrive. Watch streams, which stay open, are driven by watch.c on
+ * transfers of their own; the struct and cetcd_http_prepare() are shared with it.
  */
 #include "client_internal.h"
 
@@ -19,17 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct cetcd_client {
-    CURL *curl;
-    char **endpoints;
-    size_t n_endpoints, cur;
-    long dial_ms, cmd_ms;
-    char *cacert, *cert, *key, *token;
-    bool insecure;
-    int grpc_code;
-    char errmsg[512];
-};
+#include <time.h>
 
 struct buf {
     char *p;
@@ -207,52 +197,70 @@ static bool is_connect_failure(CURLcode cc, CURL *curl)
     return t == 0; /* timed out before the connection was made */
 }
 
-/* Sets URL, body, headers, timeouts and TLS for one request. */
-static struct curl_slist *prepare(cetcd_client *c, const char *ep, const char *path,
-                                  const char *body, long timeout_ms)
+int64_t cetcd_now_ms(void)
 {
-    struct curl_slist *h = NULL, *t;
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Appends one header line; false on OOM (the list is then freed and *h is NULL). */
+static bool add_header(struct curl_slist **h, const char *line)
+{
+    struct curl_slist *t = curl_slist_append(*h, line);
+
+    if (!t) {
+        curl_slist_free_all(*h);
+        *h = NULL;
+    } else {
+        *h = t;
+    }
+    return t != NULL;
+}
+
+static void set_tls(cetcd_client *c, CURL *h)
+{
+    if (c->cacert)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
+    if (c->cert)
+        curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
+    if (c->key)
+        curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
+    if (c->insecure) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+}
+
+struct curl_slist *cetcd_http_prepare(cetcd_client *c, CURL *h, const char *ep, const char *path,
+                                      const char *body, long timeout_ms,
+                                      const char *const *extra)
+{
+    struct curl_slist *hdrs = NULL;
     char url[1200], auth[4096];
 
     snprintf(url, sizeof(url), "%s%s", ep, path);
-    curl_easy_reset(c->curl);
-    curl_easy_setopt(c->curl, CURLOPT_URL, url);
-    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, c->dial_ms);
-    curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
-    if (c->cacert)
-        curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->cacert);
-    if (c->cert)
-        curl_easy_setopt(c->curl, CURLOPT_SSLCERT, c->cert);
-    if (c->key)
-        curl_easy_setopt(c->curl, CURLOPT_SSLKEY, c->key);
-    if (c->insecure) {
-        curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    t = curl_slist_append(h, "Content-Type: application/json");
-    if (!t)
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->dial_ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    set_tls(c, h);
+    if (!add_header(&hdrs, "Content-Type: application/json") || !add_header(&hdrs, "Expect:"))
         return NULL;
-    h = t;
-    t = curl_slist_append(h, "Expect:");
-    if (!t)
-        goto out_free_headers;
-    h = t;
     if (c->token) {
         snprintf(auth, sizeof(auth), "Authorization: %s", c->token);
-        t = curl_slist_append(h, auth);
-        if (!t)
-            goto out_free_headers;
-        h = t;
+        if (!add_header(&hdrs, auth))
+            return NULL;
     }
-    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
-    return h;
-
-out_free_headers:
-    curl_slist_free_all(h);
-    return NULL;
+    for (; extra && *extra; extra++)
+        if (!add_header(&hdrs, *extra))
+            return NULL;
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    return hdrs;
 }
 
 static void set_err(cetcd_client *c, int grpc, const char *fmt, const char *s)
@@ -280,7 +288,8 @@ static int perform(cetcd_client *c, const char *ep, const char *path, const char
 
     for (size_t i = 0; i < tries; i++) {
         const char *url = ep ? ep : c->endpoints[(c->cur + i) % c->n_endpoints];
-        struct curl_slist *h = prepare(c, url, path, body, x->timeout_ms);
+        struct curl_slist *h = cetcd_http_prepare(c, c->curl, url, path, body, x->timeout_ms,
+                                                  NULL);
         if (!h)
             return CE_NOMEM;
         curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, x->write);
@@ -351,20 +360,21 @@ out_free_buf:
 
 /* ---------------------------------------------------------------- streams */
 
-struct splitter {
+#define ERR_BODY_MAX 65536 /* kept of a non-200 answer's body */
+
+struct stream {
     cetcd_client *c;
-    struct buf b;
-    size_t scan, start;
-    int depth;
-    bool in_str, esc;
+    struct cetcd_splitter split;
+    struct buf err; /* a non-200 answer's body (its first ERR_BODY_MAX bytes) */
     cetcd_result_fn fn;
     void *ctx;
     int stop; /* non-zero once fn or an error asked to stop */
 };
 
-/* Handles one complete JSON object text. */
-static int dispatch(struct splitter *s, const char *p, size_t n)
+/* Handles one complete stream object: a result goes to fn; an error ends the stream. */
+static int dispatch(void *ud, const char *p, size_t n)
 {
+    struct stream *s = ud;
     cJSON *j = cJSON_ParseWithLength(p, n);
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "result");
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
@@ -374,81 +384,37 @@ static int dispatch(struct splitter *s, const char *p, size_t n)
         set_err(s->c, 0, "%s", "malformed JSON in stream");
         return CE_CORRUPT;
     }
-    if (err && !cJSON_IsObject(err)) {
-        rc = cetcd_codec_error(p, n, 500, s->c->errmsg, sizeof(s->c->errmsg), &s->c->grpc_code);
-    } else if (err) {
-        char *t = cJSON_PrintUnformatted(err);
-        const char *txt = t ? t : "{}";
-        rc = cetcd_codec_error(txt, strlen(txt), 500, s->c->errmsg, sizeof(s->c->errmsg),
-                               &s->c->grpc_code);
-        const cJSON *gc = cJSON_GetObjectItemCaseSensitive(err, "grpc_code");
-        if (cJSON_IsNumber(gc) && rc == CE_IO)
-            rc = cetcd_codec_grpc_to_ce(gc->valueint);
-        free(t);
-    } else {
+    if (err)
+        rc = cetcd_codec_stream_error(err, s->c->errmsg, sizeof(s->c->errmsg), &s->c->grpc_code);
+    else
         rc = s->fn(s->ctx, res ? res : j);
-    }
     cJSON_Delete(j);
     return rc;
 }
 
-/* Scans new bytes for complete top-level objects, dispatching each. */
-static int split(struct splitter *s)
-{
-    for (; s->scan < s->b.len; s->scan++) {
-        char ch = s->b.p[s->scan];
-        if (s->in_str) {
-            if (s->esc)
-                s->esc = false;
-            else if (ch == '\\')
-                s->esc = true;
-            else if (ch == '"')
-                s->in_str = false;
-        } else if (ch == '"') {
-            s->in_str = true;
-        } else if (ch == '{') {
-            if (s->depth++ == 0)
-                s->start = s->scan;
-        } else if (ch == '}' && s->depth > 0 && --s->depth == 0) {
-            int rc = dispatch(s, s->b.p + s->start, s->scan + 1 - s->start);
-            if (rc)
-                return rc;
-        }
-    }
-    if (s->depth == 0) { /* nothing pending: drop what was consumed */
-        s->b.len = 0;
-        s->scan = 0;
-    } else if (s->start > 0) {
-        memmove(s->b.p, s->b.p + s->start, s->b.len - s->start);
-        s->b.len -= s->start;
-        s->scan -= s->start;
-        s->start = 0;
-    }
-    return 0;
-}
-
 static size_t stream_write(char *data, size_t size, size_t nmemb, void *ud)
 {
-    struct splitter *s = ud;
+    struct stream *s = ud;
     size_t n = size * nmemb;
-
     long status = 0;
 
-    if (collect(data, size, nmemb, &s->b) != n) {
-        s->stop = CE_NOMEM;
-        return 0;
-    }
     curl_easy_getinfo(s->c->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (status != 200)
-        return n; /* an error body: kept whole for cetcd_codec_error() */
-    s->stop = split(s);
+    if (status != 200) { /* an error body: kept (bounded) for cetcd_codec_error() */
+        size_t room = ERR_BODY_MAX - s->err.len;
+        if (collect(data, 1, n < room ? n : room, &s->err) != (n < room ? n : room)) {
+            s->stop = CE_NOMEM;
+            return 0;
+        }
+        return n;
+    }
+    s->stop = cetcd_splitter_feed(&s->split, data, n);
     return s->stop ? 0 : n;
 }
 
 int cetcd_http_stream(cetcd_client *c, const char *endpoint, const char *path, const cJSON *body,
                       bool bounded, cetcd_result_fn fn, void *ctx)
 {
-    struct splitter s = {.c = c, .fn = fn, .ctx = ctx};
+    struct stream s = {.c = c, .fn = fn, .ctx = ctx};
     struct xfer x = {stream_write, &s, bounded ? c->cmd_ms : 0};
     long status = 0;
     CURLcode cc;
@@ -459,17 +425,21 @@ int cetcd_http_stream(cetcd_client *c, const char *endpoint, const char *path, c
     c->grpc_code = 0;
     if (!text)
         return CE_NOMEM;
+    cetcd_splitter_init(&s.split, CETCD_STREAM_MAX_OBJECT, dispatch, &s);
     rc = perform(c, endpoint, path, text, &x, &status, &cc);
     free(text);
     if (rc)
-        goto out_free_buf;
+        goto out_free_bufs;
     if (status != 200 && !s.stop) {
-        rc = cetcd_codec_error(s.b.p ? s.b.p : "", s.b.len, status, c->errmsg,
+        rc = cetcd_codec_error(s.err.p ? s.err.p : "", s.err.len, status, c->errmsg,
                                sizeof(c->errmsg), &c->grpc_code);
-        goto out_free_buf;
+        goto out_free_bufs;
     }
+    if (s.stop == CE_MSG_TOO_LARGE)
+        set_err(c, 0, "%s", ce_strerror(CE_MSG_TOO_LARGE));
     rc = s.stop == 1 ? 0 : s.stop;
-out_free_buf:
-    free(s.b.p);
+out_free_bufs:
+    cetcd_splitter_free(&s.split);
+    free(s.err.p);
     return rc;
 }

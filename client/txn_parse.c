@@ -4,8 +4,9 @@
  * A compare line is `<target>("<key>") <op> "<value>"`, target one of ver|version, c|create,
  * m|mod, val|value, lease; op one of = != < >; key and value are Go-quoted strings (\" \\ \n \t
  * \xNN \NNN escapes). A request line is `put|get|del` with etcdctl's flags and 1-2 arguments; an
- * argument is a bare word, a 'single-quoted' string or a "Go-quoted" string. Everything the
- * parsed structs point to lives in the caller's arena.
+ * argument is a bare word, a 'single-quoted' string or a "Go-quoted" string (cetcd_argify, which
+ * `cetcdctl watch -i` uses for its lines too). Everything the parsed structs point to lives in
+ * the caller's arena.
  */
 #include "client_internal.h"
 
@@ -171,36 +172,49 @@ struct args {
     size_t n;
 };
 
-/* Splits a line into arguments as etcdctl's argify does. */
-static int argify(const char *s, struct cetcd_mem **m, struct args *a)
+int cetcd_argify(const char *s, struct cetcd_mem **m, char **argv, size_t *lens, size_t max)
 {
+    size_t n = 0, len;
     int rc;
 
-    a->n = 0;
     for (s = skip_ws(s); *s; s = skip_ws(s)) {
-        if (a->n == MAX_ARGS)
+        if (n == max)
             return CE_INVAL;
         if (*s == '"') {
-            if ((rc = unquote(&s, m, &a->v[a->n], &a->len[a->n])))
+            if ((rc = unquote(&s, m, &argv[n], &len)))
                 return rc;
         } else if (*s == '\'') {
             const char *e = strchr(s + 1, '\'');
             if (!e)
                 return CE_INVAL;
-            a->v[a->n] = cetcd_mem_dup(m, s + 1, (size_t)(e - s - 1));
-            a->len[a->n] = (size_t)(e - s - 1);
+            len = (size_t)(e - s - 1);
+            argv[n] = cetcd_mem_dup(m, s + 1, len);
             s = e + 1;
         } else {
             const char *e = s;
             while (*e && *e != ' ' && *e != '\t' && *e != '\r' && *e != '\n')
                 e++;
-            a->v[a->n] = cetcd_mem_dup(m, s, (size_t)(e - s));
-            a->len[a->n] = (size_t)(e - s);
+            len = (size_t)(e - s);
+            argv[n] = cetcd_mem_dup(m, s, len);
             s = e;
         }
-        if (!a->v[a->n++])
+        if (!argv[n])
             return CE_NOMEM;
+        if (lens)
+            lens[n] = len;
+        n++;
     }
+    return (int)n;
+}
+
+/* Splits a line into arguments as etcdctl's argify does. */
+static int argify(const char *s, struct cetcd_mem **m, struct args *a)
+{
+    int n = cetcd_argify(s, m, a->v, a->len, MAX_ARGS);
+
+    if (n < 0)
+        return n;
+    a->n = (size_t)n;
     return 0;
 }
 

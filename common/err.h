@@ -68,7 +68,8 @@
     X(CE_BAD_JSON,         -81, 3, "invalid JSON request body")                               \
     X(CE_UNIMPLEMENTED,    -82, 12, "unknown method")                                         \
     X(CE_UNSUPPORTED,      -83, 12, "etcdserver: not supported")                              \
-    X(CE_UNREACHABLE,      -90, 14, "client: no endpoint reachable")
+    X(CE_UNREACHABLE,      -90, 14, "client: no endpoint reachable")                          \
+    X(CE_MSG_TOO_LARGE,    -91, 8, "client: received message larger than the limit")
 
 enum ce_error {
     CE_OK = 0,

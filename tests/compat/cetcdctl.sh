@@ -7,6 +7,9 @@
 # Every case has a setup (run with etcdctl, output discarded) that puts the key space into the
 # same state before each tool runs, so only revisions, lease IDs and timings differ; those are
 # masked. The server's keys are all deleted by the setups: use a scratch server.
+# Streaming cases (watch, lease keep-alive; function tw) run the tool in the background with a
+# fifo as its stdin, act on the server while it runs, wait (bounded polling, never a blind
+# sleep) for the output they expect, and end it by its PID, by closing its stdin, or let it end.
 # Exit status: 0 if every case matched, 1 otherwise. CASE=<substring> runs matching cases only.
 set -uo pipefail
 
@@ -15,7 +18,16 @@ CET=${2:-bin/cetcdctl}
 REF="etcdctl --endpoints=$EP"
 export ETCDCTL_API=3
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+# a streaming case still running when the script is stopped (its subshell acting on the server,
+# its tool) is ended too
+trap 'kill_stream; rm -rf "$TMP"' EXIT
+kill_stream() {
+    local f
+    for f in "$TMP/stream.sh.pid" "$TMP/stream.pid"; do
+        [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null
+    done
+    true
+}
 pass=0
 fail=0
 
@@ -32,13 +44,14 @@ reset_keys() {
 # mask MODE < in > out: MODE is "" (ids, revisions), "digits" (also every digit) or "loose"
 # (also squeeze runs of spaces and dashes, for tables with timing columns).
 mask() {
-    local s='s/"(revision|create_revision|mod_revision|raftIndex|raftAppliedIndex|dbSize|dbSizeInUse|ID|id|lease|ttl|compact_revision|hash)":-?[0-9]+/"\1":N/g
+    local s='s/"(revision|create_revision|mod_revision|raftIndex|raftAppliedIndex|dbSize|dbSizeInUse|ID|id|lease|ttl|compact_revision|hash|CompactRevision)":-?[0-9]+/"\1":N/g
 s/lease [0-9a-f]{16}/lease L/g
 s/^[0-9a-f]{16}$/L/
 s/"took":"[^"]*"/"took":"T"/g
 s/took = [0-9.]+[µmn]?s/took = T/g
 s/remaining\([0-9]+s\)/remaining(Ns)/g
 s/compacted revision [0-9]+/compacted revision N/g
+s/progress notify: [0-9]+/progress notify: N/
 s/^(cetcdctl|etcdctl) /ctl /
 s/"cetcdctl"/"etcdctl"/g
 s/\x27cetcdctl --help\x27/\x27etcdctl --help\x27/g'
@@ -65,6 +78,105 @@ run_tool() { # TOOL SETUP CMD OUTPREFIX
     grep -v '^{"level"' "$out.stderr" >"$out.stderr2" || true
 }
 
+# ---- streaming cases
+# tw NAME MASK SETUP CMD ACTIONS END [FILTER]
+#   SETUP    etcdctl commands run first (they may set R, a revision to watch from, or L, a lease)
+#   CMD      the tool's command line, one simple command (it is exec'd, so that its PID is the
+#            tool's: set variables with `env V=x $CTL ...`); its stdin is the fifo `send LINE`
+#            writes to
+#   ACTIONS  run while it runs: etcdctl commands, `send`, `await_out ERE [N]` (waits until N
+#            lines of its stdout+stderr match), `mark KEY` (for a watch from "now": puts KEY until
+#            the watch shows it, so the watch is known to be established; the marker events are
+#            then cut from the output with FILTER `unmark KEY`)
+#   END      kill (SIGTERM to its PID), eof (close its stdin) or exit (it ends by itself)
+#   FILTER   applied to its stdout before the comparison (default: cat)
+# Every wait is bounded (10 s); a timeout is written into the compared output, so it fails.
+send() { printf '%s\n' "$1" >&7; }
+await_out() {
+    local n=${2:-1}
+    for _ in $(seq 200); do
+        [ "$(cat "$OUT.stdout" "$OUT.stderr" 2>/dev/null | grep -cE -- "$1")" -ge "$n" ] && return 0
+        sleep 0.05
+    done
+    echo "await_out: timed out waiting for $n x '$1'" >>"$OUT.harness"
+    return 1
+}
+mark() {
+    local b64
+    b64=$(printf %s "$1" | base64)
+    for _ in $(seq 10); do
+        $REF put "$1" m >/dev/null
+        for _ in $(seq 20); do
+            grep -qxF -- "$1" "$OUT.stdout" 2>/dev/null && return 0
+            grep -qF -- "\"$b64\"" "$OUT.stdout" 2>/dev/null && return 0
+            sleep 0.05
+        done
+    done
+    echo "mark: $1 never shown" >>"$OUT.harness"
+    return 1
+}
+# unmark KEY: drops the watch responses about KEY (simple: PUT, [KEY, value,] KEY, value;
+# json: the response's line)
+unmark() {
+    local b64
+    b64=$(printf %s "$1" | base64)
+    awk -v k="$1" -v b="\"$b64\"" '
+        index($0, b) { next }
+        skip > 0 { skip--; next }
+        again && $0 == k { skip = 1; again = 0; next }
+        { again = 0 }
+        $0 == k && n > 0 && line[n] == "PUT" { n--; skip = 1; again = 1; next }
+        { line[++n] = $0 }
+        END { for (i = 1; i <= n; i++) print line[i] }'
+}
+
+run_stream() { # TOOL SETUP CMD ACTIONS END FILTER OUTPREFIX
+    local tool=$1 setup=$2 cmd=$3 actions=$4 end=$5 filter=$6 out=$7
+    reset_keys
+    rm -f "$TMP/in" "$out".*
+    : >"$out.harness"
+    mkfifo "$TMP/in"
+    (
+        echo "$BASHPID" >"$TMP/stream.sh.pid"
+        exec 7<>"$TMP/in"
+        CTL="$tool --endpoints=$EP"
+        OUT=$out
+        eval "$setup" >/dev/null 2>&1
+        eval "exec $cmd" <"$TMP/in" >"$out.stdout" 2>"$out.stderr" 7>&- &
+        pid=$! # the tool's own PID: the background shell became it (exec)
+        echo "$pid" >"$TMP/stream.pid"
+        eval "$actions" >/dev/null
+        case $end in
+        kill) kill -TERM "$pid" 2>/dev/null ;;
+        eof) exec 7>&- ;;
+        esac
+        for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "still running after 10 s: killed" >>"$out.harness"
+            kill -KILL "$pid"
+        fi
+        wait "$pid"
+        echo "rc=$?" >"$out.rc"
+        rm -f "$TMP/stream.pid" "$TMP/stream.sh.pid"
+    )
+    eval "${filter:-cat}" <"$out.stdout" >"$out.filtered"
+    cat "$out.rc" >>"$out.filtered"
+    grep -v '^{"level"' "$out.stderr" >"$out.stderr2" || true
+    cat "$out.harness" >>"$out.stderr2"
+    mv "$out.filtered" "$out.stdout"
+}
+
+tw() { # NAME MASK SETUP CMD ACTIONS END [FILTER]
+    local name=$1 m=$2 setup=$3 cmd=$4 actions=$5 end=$6 filter=${7:-}
+    [ -n "${CASE:-}" ] && [[ $name != *"$CASE"* ]] && return
+    run_stream etcdctl "$setup" "$cmd" "$actions" "$end" "$filter" "$TMP/ref"
+    run_stream "$CET" "$setup" "$cmd" "$actions" "$end" "$filter" "$TMP/new"
+    compare "$name" "$m" "$cmd"
+}
+
+# The revision of the last change (after reset_keys: the put of "other").
+cur_rev() { $REF get other -w json | sed 's/.*"revision":\([0-9]*\).*/\1/'; }
+
 # Features later issues deliver. Each is probed once against the server under test; a case that
 # needs one the server does not have yet is reported as skipped, with the issue that brings it,
 # and runs by itself as soon as the feature is there. A server answering anything but
@@ -80,7 +192,6 @@ probe() { # FEATURE REASON CMD...
 feature_of() {
     case $1 in
         *-bad | put-bad-lease | member-add-noargs) ;;   # refused by the CLI itself
-        *lease*) echo lease ;;
         member-remove* | member-promote* | member-add* | member-update*) echo member ;;
         move-leader-self) echo moveleader ;;
         snapshot*) echo snapshot ;;
@@ -99,13 +210,17 @@ t() { # NAME MASK SETUP CMD
     fi
     run_tool etcdctl "$setup" "$cmd" "$TMP/ref"
     run_tool "$CET" "$setup" "$cmd" "$TMP/new"
-    cat "$TMP/ref.stdout" "$TMP/ref.stderr2" | mask "$m" >"$TMP/ref.all"
-    cat "$TMP/new.stdout" "$TMP/new.stderr2" | mask "$m" >"$TMP/new.all"
+    compare "$name" "$m" "$cmd"
+}
+
+compare() { # NAME MASK CMD: the two runs' outputs, masked
+    cat "$TMP/ref.stdout" "$TMP/ref.stderr2" | mask "$2" >"$TMP/ref.all"
+    cat "$TMP/new.stdout" "$TMP/new.stderr2" | mask "$2" >"$TMP/new.all"
     if cmp -s "$TMP/ref.all" "$TMP/new.all"; then
         pass=$((pass + 1))
     else
         fail=$((fail + 1))
-        echo "FAIL: $name: $cmd"
+        echo "FAIL: $1: $3"
         diff -u "$TMP/ref.all" "$TMP/new.all" | sed 's/^/    /' | head -40
     fi
 }
@@ -113,7 +228,6 @@ t() { # NAME MASK SETUP CMD
 command -v etcdctl >/dev/null || { echo "etcdctl not found"; exit 2; }
 [ -x "$CET" ] || { echo "$CET not executable"; exit 2; }
 $REF endpoint health >/dev/null 2>&1 || { echo "no server at $EP"; exit 2; }
-probe lease "leases (issue 4)" $REF lease list
 probe member "membership changes (issue 3)" $REF member remove 1234
 probe moveleader "leader transfer (issue 3)" $REF move-leader 1
 probe snapshot "snapshots (issue 7)" $REF snapshot save "$TMP/probe.db"
@@ -213,6 +327,73 @@ t lease-revoke "" 'L=$($REF lease grant 200 | cut -d" " -f2)' '$CTL lease revoke
 t lease-revoke-json "" 'L=$($REF lease grant 200 | cut -d" " -f2)' '$CTL lease revoke $L -w json'
 t lease-revoke-missing "" "" '$CTL lease revoke 1234'
 t lease-revoke-bad "" "" '$CTL lease revoke zz'
+t put-lease-empty "" "" '$CTL put k1 v --lease='
+t put-lease-missing "" "" '$CTL put k1 v --lease=1234'
+t lease-grant-table "" "" '$CTL lease grant 100 -w table; $REF lease list | awk "NR == 1"'
+t lease-revoke-table "" 'L=$($REF lease grant 200 | cut -d" " -f2)' '$CTL lease revoke $L -w table; $REF lease list | awk "NR == 1"'
+t lease-ttl-table "" 'L=$($REF lease grant 200 | cut -d" " -f2)' '$CTL lease timetolive $L -w table'
+t lease-list-table "" '$REF lease grant 100' '$CTL lease list -w table'
+t lease-keepalive-once-table "" 'L=$($REF lease grant 200 | cut -d" " -f2)' '$CTL lease keep-alive --once $L -w table; $CTL lease keep-alive --once 1234 -w table'
+t lease-keepalive-table "" 'L=$($REF lease grant 200 | cut -d" " -f2)' '$CTL lease keep-alive $L -w table'
+t lease-keepalive-gone "" "" '$CTL lease keep-alive 1234; $CTL lease keep-alive 1234 -w json; $CTL lease keep-alive 1234 -w fields; $CTL lease keep-alive 1234 -w table'
+t lease-keepalive-noargs "" "" '$CTL lease keep-alive'
+t lease-keepalive-unreachable "" "" '${CTL%% *} --endpoints=127.0.0.1:1 --dial-timeout=1s lease keep-alive 1234'
+# renewals every TTL/3 until the lease is revoked (uniq: a slow machine may fit in one more)
+tw lease-keepalive-stream "" 'L=$($REF lease grant 2 | cut -d" " -f2)' '$CTL lease keep-alive $L' 'await_out keepalived 2; $REF lease revoke $L' exit uniq
+tw lease-keepalive-stream-json "" 'L=$($REF lease grant 2 | cut -d" " -f2)' '$CTL lease keep-alive $L -w json' 'await_out TTL 2; $REF lease revoke $L' exit uniq
+tw lease-keepalive-stream-fields digits 'L=$($REF lease grant 2 | cut -d" " -f2)' '$CTL lease keep-alive $L -w fields' 'await_out TTL 2; $REF lease revoke $L' exit 'awk "NR <= 6"'
+tw lease-keepalive-stream-kill "" 'L=$($REF lease grant 2 | cut -d" " -f2)' '$CTL lease keep-alive $L' 'await_out keepalived 1' kill 'head -1'
+# ---- watch: arguments
+t watch-noargs "" "" '$CTL watch'
+t watch-prefix-range "" "" '$CTL watch k1 k3 --prefix'
+t watch-separator "" "" '$CTL watch k1 --'
+t watch-separator-nokey "" "" '$CTL watch -- echo hi'
+t watch-env-conflict "" "" 'ETCDCTL_WATCH_KEY=k1 $CTL watch k1'
+t watch-env-conflict-exec "" "" 'ETCDCTL_WATCH_KEY=k1 $CTL watch k1 -- echo hi'
+t watch-env-range-only "" "" 'ETCDCTL_WATCH_RANGE_END="k 3" $CTL watch k1'
+t watch-env-prefix-range "" "" 'ETCDCTL_WATCH_KEY=k1 ETCDCTL_WATCH_RANGE_END=k3 $CTL watch --prefix'
+t watch-table-noargs "" "" '$CTL watch -w table'
+t watch-empty-range "" "" '$CTL watch k3 k1; $CTL watch k3 k1 -w json; $CTL watch k3 k1 -w fields'
+# ---- watch: history from --rev (the events are made before the watch starts: one response)
+EV='R=$(($(cur_rev) + 1)); $REF put k1 "new v"; $REF put k2 "two\"q"; $REF del k1; $REF put kx "é"; $REF put kend x'
+tw watch-rev "" "$EV" '$CTL watch k --prefix --rev=$R' 'await_out "^kend$"' kill
+tw watch-rev-json "" "$EV" '$CTL watch k --prefix --rev=$R -w json' 'await_out "a2VuZA=="' kill
+tw watch-rev-fields digits "$EV" '$CTL watch k --prefix --rev=$R -w fields' 'await_out "\"kend\""' kill
+tw watch-prev-kv "" "$EV" '$CTL watch k --prefix --rev=$R --prev-kv' 'await_out "^kend$"' kill
+tw watch-prev-kv-json "" "$EV" '$CTL watch k --prefix --rev=$R --prev-kv -w json' 'await_out "a2VuZA=="' kill
+tw watch-prev-kv-fields digits "$EV" '$CTL watch k --prefix --rev=$R --prev-kv -w fields' 'await_out "\"kend\""' kill
+tw watch-hex "" "$EV" '$CTL watch k --prefix --rev=$R --prev-kv --hex' 'await_out "^.x6b.x65.x6e.x64$"' kill
+tw watch-one-key "" "$EV; $REF put k1 last" '$CTL watch k1 --rev=$R' 'await_out "^last$"' kill
+tw watch-range "" "$EV; $REF put k1 last" '$CTL watch k1 k3 --rev=$R' 'await_out "^last$"' kill
+tw watch-env "" "$EV; $REF put k1 last" 'env ETCDCTL_WATCH_KEY=k1 ETCDCTL_WATCH_RANGE_END=k3 $CTL watch --rev=$R' 'await_out "^last$"' kill
+tw watch-table "" "$EV" '$CTL watch k --prefix --rev=$R -w table' '' exit
+# ---- watch: live events from "now" (a marker put shows the watch is established)
+LIVE='mark kmark; $REF put k1 live; $REF del k2; $REF put k1 again; $REF put kend x'
+tw watch-live "" "" '$CTL watch k --prefix' "$LIVE"'; await_out "^kend$"' kill 'unmark kmark'
+tw watch-live-prev-kv "" "" '$CTL watch k --prefix --prev-kv' "$LIVE"'; await_out "^kend$"' kill 'unmark kmark'
+tw watch-live-json "" "" '$CTL watch k --prefix -w json' "$LIVE"'; await_out "a2VuZA=="' kill 'unmark kmark'
+# ---- watch: canceled by the server (a compacted start revision): etcdctl's message and exit 5
+CMP='R=$(cur_rev); $REF put k1 a; $REF put k1 b; $REF compaction $(cur_rev)'
+tw watch-compacted "" "$CMP" '$CTL watch k1 --rev=$R' '' exit
+tw watch-compacted-json "" "$CMP" '$CTL watch k1 --rev=$R -w json' '' exit
+tw watch-compacted-fields digits "$CMP" '$CTL watch k1 --rev=$R -w fields' '' exit
+# ---- watch: exec-command per event, ETCD_WATCH_* in its environment
+EXE='sh -c "echo \"\$ETCD_WATCH_REVISION \$ETCD_WATCH_EVENT_TYPE \$ETCD_WATCH_KEY \$ETCD_WATCH_VALUE\""'
+tw watch-exec digits "$EV" '$CTL watch k --prefix --rev=$R -- '"$EXE" 'await_out "\"kend\" \"x\"$"' kill
+tw watch-exec-env digits "$EV" 'env ETCDCTL_WATCH_KEY=k ETCD_WATCH_KEY=stale $CTL watch --prefix --rev=$R -- '"$EXE" 'await_out "\"kend\" \"x\"$"' kill
+tw watch-exec-fail "" "$EV" '$CTL watch k1 --rev=$R -- sh -c "exit 3"' '' exit
+tw watch-exec-missing "" "$EV" '$CTL watch k1 --rev=$R -- no-such-command-x a' '' exit
+tw watch-exec-signal "" "$EV" '$CTL watch k1 --rev=$R -- sh -c "kill -9 \$\$"' '' exit
+# ---- watch -i: request lines on stdin, ended by its EOF (exit 3)
+tw watch-interactive "" "$EV" '$CTL watch -i' 'send "watch k1 --rev=$R"; await_out "^new v$"; send ""; send "foo bar"; send "watch"; send "watch k1 k3 --prefix"; await_out "mutually exclusive"; send "watch --prefix k --rev $R --prev-kv -- echo \"a  b\""; await_out "^a  b$" 5; send progress; await_out "progress notify" 2' eof
+tw watch-i-json "" "$EV" '$CTL watch -i -w json' 'send "watch kend --rev=$R"; await_out a2VuZA==; send "progress"; await_out "progress notify"' eof
+tw watch-i-env "" "$EV" 'env ETCDCTL_WATCH_KEY=kend $CTL watch -i' 'send "watch --rev=$R"; await_out "^x$"; send "watch k1"' exit
+tw watch-i-eof "" "" '$CTL watch -i' '' eof
+tw watch-i-empty-range "" "$EV" '$CTL watch -i' 'send "watch k3 k1"; await_out "range is empty"; send "watch kend --rev=$R"; await_out "^x$"' eof
+tw watch-i-bad-rev "" "" '$CTL watch -i' 'send "watch --rev=abc k1"' exit
+tw watch-i-bad-flag "" "" '$CTL watch -i' 'send "watch --bogus k1"' exit
+tw watch-i-separator "" "" '$CTL watch -i' 'send "watch k1 --"' exit
+tw watch-i-noargs "" "" '$CTL watch -i' 'send "watch --prefix"' exit
 # ---- cluster
 t member-list "" "" '$CTL member list'
 t member-list-json "" "" '$CTL member list -w json'

@@ -1,8 +1,11 @@
 /*
  * test_client.c: unit tests of the client library (client/): endpoint parsing, base64, request
  * JSON building, response decoding from recorded etcd 3.4 gateway answers, error mapping, the
- * etcdctl txn-line parser, and the transport against a canned HTTP server on 127.0.0.1
- * (failover past a refused endpoint, the Authorization header, error bodies, chunked streams).
+ * etcdctl txn-line parser and argify, the stream splitter (every cut of a tricky stream, and
+ * random cuts: CETCD_TEST_SEED=<n> replays one), the watch codec, and the transport against
+ * canned HTTP servers on 127.0.0.1 (failover past a refused endpoint, the Authorization header,
+ * error bodies, chunked streams; watch streams: events, resuming after a cut, errors that end a
+ * stream, progress, callbacks that stop).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/cetcd_client.h"
@@ -490,6 +494,238 @@ static void test_txn_ops(void **state)
     cetcd_mem_free(m);
 }
 
+/* ---------------------------------------------------------------- stream splitter */
+
+struct objs {
+    char text[8][256];
+    size_t n;
+    const char *inside_lo, *inside_hi; /* the buffer fed, to see uncopied objects */
+    int in_place;                      /* objects handed over from inside it */
+    int stop_at;                       /* return 7 on this object (1-based); 0 never */
+};
+
+static int got_obj(void *ctx, const char *p, size_t n)
+{
+    struct objs *o = ctx;
+
+    assert_true(o->n < 8);
+    assert_true(n < sizeof(o->text[0]));
+    memcpy(o->text[o->n], p, n);
+    o->text[o->n][n] = 0;
+    if (p >= o->inside_lo && p + n <= o->inside_hi)
+        o->in_place++;
+    return ++o->n == (size_t)o->stop_at ? 7 : 0;
+}
+
+/* Three objects with what can fool a brace counter: braces and quotes inside strings, escaped
+ * backslashes right before a closing quote, nesting, and blank lines between the objects. */
+static const char stream_text[] =
+    "{\"result\":{\"a\":\"}{\\\"\"}}\n"
+    "\r\n {\"result\":{\"b\":[{\"c\":\"\\\\\"},{}],\"d\":\"x\\\\\\\"}\"}}\n"
+    "{\"error\":{\"message\":\"m\"}}";
+static void expect_objs(const struct objs *o)
+{
+    assert_int_equal(o->n, 3);
+    assert_string_equal(o->text[0], "{\"result\":{\"a\":\"}{\\\"\"}}");
+    assert_string_equal(o->text[1],
+                        "{\"result\":{\"b\":[{\"c\":\"\\\\\"},{}],\"d\":\"x\\\\\\\"}\"}}");
+    assert_string_equal(o->text[2], "{\"error\":{\"message\":\"m\"}}");
+}
+
+/* Every way of cutting the stream in two and in three pieces yields the same objects. */
+static void test_splitter_every_cut(void **state)
+{
+    size_t len = strlen(stream_text);
+    struct cetcd_splitter s;
+
+    (void)state;
+    for (size_t a = 0; a <= len; a++) {
+        for (size_t b = a; b <= len; b++) {
+            struct objs o = {0};
+            cetcd_splitter_init(&s, 1024, got_obj, &o);
+            assert_int_equal(cetcd_splitter_feed(&s, stream_text, a), 0);
+            assert_int_equal(cetcd_splitter_feed(&s, stream_text + a, b - a), 0);
+            assert_int_equal(cetcd_splitter_feed(&s, stream_text + b, len - b), 0);
+            expect_objs(&o);
+            assert_false(cetcd_splitter_pending(&s));
+            cetcd_splitter_free(&s);
+        }
+    }
+}
+
+/* Objects wholly inside one piece are handed over where they lie: no copy. */
+static void test_splitter_no_copy(void **state)
+{
+    struct objs o = {.inside_lo = stream_text, .inside_hi = stream_text + sizeof(stream_text)};
+    struct cetcd_splitter s;
+
+    (void)state;
+    cetcd_splitter_init(&s, 1024, got_obj, &o);
+    assert_int_equal(cetcd_splitter_feed(&s, stream_text, strlen(stream_text)), 0);
+    expect_objs(&o);
+    assert_int_equal(o.in_place, 3);
+    assert_null(s.buf); /* nothing was ever buffered */
+    cetcd_splitter_free(&s);
+}
+
+/* Random piece sizes; CETCD_TEST_SEED=<n> replays one run. */
+static void test_splitter_random(void **state)
+{
+    const char *env = getenv("CETCD_TEST_SEED");
+    unsigned seed = env ? (unsigned)strtoul(env, NULL, 10) : (unsigned)time(NULL);
+    size_t len = strlen(stream_text);
+
+    (void)state;
+    printf("test_splitter_random: seed %u (CETCD_TEST_SEED=%u to replay)\n", seed, seed);
+    srand(seed);
+    for (int round = 0; round < 2000; round++) {
+        struct objs o = {0};
+        struct cetcd_splitter s;
+        size_t off = 0;
+        cetcd_splitter_init(&s, 1024, got_obj, &o);
+        while (off < len) {
+            size_t k = (size_t)rand() % 9;
+            if (k > len - off)
+                k = len - off;
+            assert_int_equal(cetcd_splitter_feed(&s, stream_text + off, k), 0);
+            off += k;
+        }
+        expect_objs(&o);
+        cetcd_splitter_free(&s);
+    }
+}
+
+/* An object cut across pieces may not grow the buffer past max; a callback's code stops. */
+static void test_splitter_limits(void **state)
+{
+    char big[200];
+    struct objs o = {.stop_at = 2};
+    struct cetcd_splitter s;
+
+    (void)state;
+    memset(big, 'x', sizeof(big));
+    big[0] = '{';
+    cetcd_splitter_init(&s, 64, got_obj, &o);
+    assert_int_equal(cetcd_splitter_feed(&s, big, 40), 0);
+    assert_true(cetcd_splitter_pending(&s));
+    assert_int_equal(cetcd_splitter_feed(&s, big + 40, 40), CE_MSG_TOO_LARGE);
+    assert_true(s.len <= 64);
+    cetcd_splitter_reset(&s);
+    assert_int_equal(cetcd_splitter_feed(&s, "{}{\"a\":1}{}", 11), 7);
+    assert_int_equal(o.n, 2);
+    assert_string_equal(o.text[1], "{\"a\":1}");
+    cetcd_splitter_free(&s);
+}
+
+static void test_argify(void **state)
+{
+    struct cetcd_mem *m = NULL;
+    char *v[8];
+    size_t lens[8];
+
+    (void)state;
+    assert_int_equal(cetcd_argify("  watch --rev=5 'a b' \"x\\ty\\x00z\" -- echo \"\"  ", &m, v,
+                                  lens, 8), 7);
+    assert_string_equal(v[0], "watch");
+    assert_string_equal(v[1], "--rev=5");
+    assert_string_equal(v[2], "a b");
+    assert_int_equal(lens[3], 5);
+    assert_memory_equal(v[3], "x\ty\0z", 5);
+    assert_string_equal(v[4], "--");
+    assert_string_equal(v[6], "");
+    assert_int_equal(cetcd_argify("", &m, v, NULL, 8), 0);
+    assert_int_equal(cetcd_argify("a \"open", &m, v, NULL, 8), CE_INVAL);
+    assert_int_equal(cetcd_argify("a b c", &m, v, NULL, 2), CE_INVAL);
+    cetcd_mem_free(m);
+}
+
+/* ---------------------------------------------------------------- watch codec */
+
+static void test_build_watch(void **state)
+{
+    struct cetcd_watch_req p = {.key = "k", .key_len = 1, .prefix = true, .start_revision = 5,
+                                .prev_kv = true, .no_delete = true};
+    struct cetcd_watch_req r = {.key = "a", .key_len = 1, .range_end = "c", .range_end_len = 1,
+                                .progress_notify = true};
+    struct cetcd_watch_req all = {.from_key = true};
+
+    (void)state;
+    assert_json(cetcd_codec_watch_create(&p, 0),
+                "{\"create_request\":{\"key\":\"aw==\",\"range_end\":\"bA==\","
+                "\"start_revision\":\"5\",\"filters\":[\"NODELETE\"],\"prev_kv\":true}}");
+    assert_json(cetcd_codec_watch_create(&p, 12), /* a resumed stream */
+                "{\"create_request\":{\"key\":\"aw==\",\"range_end\":\"bA==\","
+                "\"start_revision\":\"12\",\"filters\":[\"NODELETE\"],\"prev_kv\":true}}");
+    assert_json(cetcd_codec_watch_create(&r, 0),
+                "{\"create_request\":{\"key\":\"YQ==\",\"range_end\":\"Yw==\","
+                "\"progress_notify\":true}}");
+    assert_json(cetcd_codec_watch_create(&all, 0),
+                "{\"create_request\":{\"key\":\"AA==\",\"range_end\":\"AA==\"}}");
+}
+
+static void test_decode_watch(void **state)
+{
+    /* etcd 3.4.23's gateway, recorded */
+    static const char events[] =
+        "{\"header\":{\"cluster_id\":\"1143341172614229594\",\"member_id\":"
+        "\"2714936494356588730\",\"revision\":\"5\",\"raft_term\":\"2\"},\"events\":[{\"type\":"
+        "\"DELETE\",\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"4\"},\"prev_kv\":{\"key\":"
+        "\"YQ==\",\"create_revision\":\"2\",\"mod_revision\":\"3\",\"version\":\"2\",\"value\":"
+        "\"Mg==\"}},{\"kv\":{\"key\":\"YWI=\",\"create_revision\":\"5\",\"mod_revision\":\"5\","
+        "\"version\":\"1\",\"value\":\"Mw==\"}}]}";
+    static const char canceled[] =
+        "{\"header\":{\"cluster_id\":\"1143341172614229594\",\"member_id\":"
+        "\"2714936494356588730\",\"raft_term\":\"2\"},\"canceled\":true,\"compact_revision\":\"3\"}";
+    struct cetcd_watch_resp r = {0};
+    cJSON *j = parse(events);
+
+    (void)state;
+    assert_int_equal(cetcd_codec_watch_resp(j, &r.mem, &r), 0);
+    cJSON_Delete(j);
+    assert_int_equal(r.header.revision, 5);
+    assert_int_equal(r.n_events, 2);
+    assert_int_equal(r.events[0].type, CETCD_EVENT_DELETE);
+    assert_string_equal(r.events[0].kv.key, "a");
+    assert_int_equal(r.events[0].kv.mod_revision, 4);
+    assert_int_equal(r.events[0].kv.value_len, 0);
+    assert_non_null(r.events[0].prev_kv);
+    assert_string_equal(r.events[0].prev_kv->value, "2");
+    assert_int_equal(r.events[1].type, CETCD_EVENT_PUT);
+    assert_null(r.events[1].prev_kv);
+    assert_string_equal(r.events[1].kv.value, "3");
+    assert_false(r.canceled);
+    assert_string_equal(r.cancel_reason, "");
+    cetcd_mem_free(r.mem);
+
+    memset(&r, 0, sizeof(r));
+    j = parse(canceled);
+    assert_int_equal(cetcd_codec_watch_resp(j, &r.mem, &r), 0);
+    cJSON_Delete(j);
+    assert_true(r.canceled);
+    assert_int_equal(r.compact_revision, 3);
+    assert_int_equal(r.header.revision, 0);
+    assert_int_equal(r.n_events, 0);
+    cetcd_mem_free(r.mem);
+
+    const char *bad[] = {"{\"events\":[{\"type\":\"MOVE\"}]}", "{\"events\":[{\"type\":7}]}",
+                         "{\"events\":{}}", "{\"events\":[{\"kv\":{\"key\":\"*\"}}]}",
+                         "{\"watch_id\":\"x\"}", "{\"events\":[3]}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&r, 0, sizeof(r));
+        j = parse(bad[i]);
+        assert_int_equal(cetcd_codec_watch_resp(j, &r.mem, &r), CE_CORRUPT);
+        cJSON_Delete(j);
+        cetcd_mem_free(r.mem);
+    }
+    memset(&r, 0, sizeof(r));
+    j = parse("{\"events\":[{\"type\":1}]}"); /* numeric enum, kv absent */
+    assert_int_equal(cetcd_codec_watch_resp(j, &r.mem, &r), 0);
+    cJSON_Delete(j);
+    assert_int_equal(r.events[0].type, CETCD_EVENT_DELETE);
+    assert_string_equal(r.events[0].kv.key, "");
+    cetcd_mem_free(r.mem);
+}
+
 /* ---------------------------------------------------------------- transport */
 
 struct fake {
@@ -719,6 +955,356 @@ static void test_http_stream_http_error(void **state)
     cetcd_client_free(c);
 }
 
+/* ---------------------------------------------------------------- watch streams */
+
+/* A server answering a script of connections in turn; a connection may be kept open. */
+struct conn_script {
+    const char *reply;
+    bool keep_open;
+};
+
+struct fakes {
+    int fd;
+    unsigned short port;
+    const struct conn_script *script;
+    size_t n;
+    char requests[4][4096];
+    int kept[4];
+    size_t n_kept;
+    pthread_t th;
+};
+
+/* Reads one request (head and Content-Length body) into buf. */
+static void read_request(int c, char *buf, size_t sz)
+{
+    size_t n = 0;
+
+    while (n < sz - 1) {
+        ssize_t r = read(c, buf + n, sz - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        buf[n] = 0;
+        const char *end = strstr(buf, "\r\n\r\n"), *cl = strcasestr(buf, "Content-Length:");
+        if (end && n >= (size_t)(end + 4 - buf) + (cl ? (size_t)atoi(cl + 15) : 0))
+            break;
+    }
+}
+
+static void *fakes_serve(void *arg)
+{
+    struct fakes *f = arg;
+
+    for (size_t i = 0; i < f->n; i++) {
+        int c = accept(f->fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        read_request(c, f->requests[i], sizeof(f->requests[i]));
+        if (write(c, f->script[i].reply, strlen(f->script[i].reply)) < 0)
+            f->requests[i][0] = 0;
+        if (f->script[i].keep_open)
+            f->kept[f->n_kept++] = c;
+        else
+            close(c);
+    }
+    return NULL;
+}
+
+static void fakes_start(struct fakes *f, const struct conn_script *script, size_t n)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+
+    memset(f, 0, sizeof(*f));
+    f->script = script;
+    f->n = n;
+    f->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(f->fd >= 0);
+    assert_int_equal(bind(f->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(f->fd, 4), 0);
+    assert_int_equal(getsockname(f->fd, (struct sockaddr *)&a, &len), 0);
+    f->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&f->th, NULL, fakes_serve, f), 0);
+}
+
+static void fakes_stop(struct fakes *f)
+{
+    pthread_join(f->th, NULL);
+    for (size_t i = 0; i < f->n_kept; i++)
+        close(f->kept[i]);
+    close(f->fd);
+}
+
+/* "HTTP/1.1 200" with the pieces as chunks (each piece one chunk), then the last chunk. */
+static char *chunked(const char *const *pieces, size_t n, bool last)
+{
+    static char buf[4][4096];
+    static int which;
+    char *out = buf[which++ % 4];
+    size_t len = (size_t)snprintf(out, 4096, "HTTP/1.1 200 OK\r\nContent-Type: application/json"
+                                  "\r\nTransfer-Encoding: chunked\r\n\r\n");
+
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(out + len, 4096 - len, "%zx\r\n%s\r\n", strlen(pieces[i]),
+                                pieces[i]);
+    if (last)
+        snprintf(out + len, 4096 - len, "0\r\n\r\n");
+    return out;
+}
+
+/* What a watch callback saw. */
+struct seen {
+    int calls, created, events, canceled;
+    int64_t revs[8];      /* mod_revision of every event, in order */
+    int nrevs;
+    int64_t compact, header_rev, watch_id;
+    int error;
+    char reason[128];
+    bool header_present, events_null;
+    int ret;              /* what to return for an event response */
+};
+
+static int on_watch(void *ctx, const struct cetcd_watch_resp *r)
+{
+    struct seen *s = ctx;
+
+    s->calls++;
+    s->created += r->created;
+    s->canceled += r->canceled;
+    s->events += (int)r->n_events;
+    for (size_t i = 0; i < r->n_events && s->nrevs < 8; i++)
+        s->revs[s->nrevs++] = r->events[i].kv.mod_revision;
+    s->compact = r->compact_revision;
+    s->header_rev = r->header.revision;
+    s->header_present = r->header.present;
+    s->watch_id = r->watch_id;
+    s->error = r->error;
+    s->events_null = r->events == NULL;
+    snprintf(s->reason, sizeof(s->reason), "%s", r->cancel_reason);
+    return r->n_events ? s->ret : 0;
+}
+
+/* Polls (bounded) until the set has no stream left or cond holds. */
+static void poll_until(cetcd_watchset *ws, const int *cond, int want)
+{
+    int ready;
+
+    for (int i = 0; i < 100 && cetcd_watchset_count(ws) > 0 && (!cond || *cond < want); i++)
+        assert_int_equal(cetcd_watchset_poll(ws, NULL, 0, 100, &ready), 0);
+}
+
+static void test_watch_stream(void **state)
+{
+    const char *pieces[] = {
+        "{\"result\":{\"header\":{\"revision\":\"9\"},\"created\":true}}\n",
+        "{\"result\":{\"header\":{\"revision\":\"10\"},\"events\":[{\"kv\":{\"key\":\"YQ==\",",
+        "\"mod_revision\":\"10\",\"value\":\"MQ==\"}}]}}\n",
+        "{\"result\":{\"header\":{},\"canceled\":true,\"compact_revision\":\"3\"}}\n"};
+    struct conn_script script[] = {{chunked(pieces, 4, true), false}};
+    struct cetcd_watch_req req = {.key = "a", .key_len = 1, .start_revision = 2,
+                                  .require_leader = true};
+    struct seen s = {0};
+    struct fakes f;
+    cetcd_client *c;
+
+    (void)state;
+    fakes_start(&f, script, 1);
+    c = client_for(f.port, 0, NULL);
+    assert_int_equal(cetcd_watch(c, &req, on_watch, &s, -1), 0);
+    fakes_stop(&f);
+    assert_int_equal(s.calls, 3);
+    assert_int_equal(s.created, 1);
+    assert_int_equal(s.events, 1);
+    assert_int_equal(s.revs[0], 10);
+    assert_int_equal(s.canceled, 1);
+    assert_int_equal(s.compact, 3);
+    assert_int_equal(s.error, 0);
+    assert_non_null(strstr(f.requests[0], "POST /v3/watch HTTP/1.1"));
+    assert_non_null(strstr(f.requests[0], "\r\nhasleader: true\r\n"));
+    assert_non_null(strstr(f.requests[0], "\r\nGrpc-Metadata-Hasleader: true\r\n"));
+    assert_non_null(strstr(f.requests[0],
+                           "{\"create_request\":{\"key\":\"YQ==\",\"start_revision\":\"2\"}}"));
+    cetcd_client_free(c);
+}
+
+/* A stream that ends without a cancel is opened again after the last revision delivered, and
+ * its second "created" is not delivered. */
+static void test_watch_resume(void **state)
+{
+    const char *first[] = {
+        "{\"result\":{\"header\":{\"revision\":\"20\"},\"created\":true}}\n",
+        "{\"result\":{\"header\":{\"revision\":\"21\"},\"events\":[{\"kv\":{\"key\":\"YQ==\","
+        "\"mod_revision\":\"21\"}}]}}\n"};
+    const char *second[] = {
+        "{\"result\":{\"header\":{\"revision\":\"22\"},\"created\":true}}\n",
+        "{\"result\":{\"header\":{\"revision\":\"22\"},\"events\":[{\"type\":\"DELETE\",\"kv\":"
+        "{\"key\":\"YQ==\",\"mod_revision\":\"22\"}}]}}\n",
+        "{\"result\":{\"canceled\":true,\"compact_revision\":\"1\"}}\n"};
+    struct conn_script script[] = {{chunked(first, 2, true), false},
+                                   {chunked(second, 3, true), false}};
+    struct cetcd_watch_req req = {.key = "a", .key_len = 1};
+    struct seen s = {0};
+    struct fakes f;
+    cetcd_client *c;
+    int64_t t0 = cetcd_now_ms();
+
+    (void)state;
+    fakes_start(&f, script, 2);
+    c = client_for(f.port, 0, NULL);
+    assert_int_equal(cetcd_watch(c, &req, on_watch, &s, -1), 0);
+    fakes_stop(&f);
+    assert_true(cetcd_now_ms() - t0 >= 100); /* the backoff */
+    assert_int_equal(s.created, 1);
+    assert_int_equal(s.nrevs, 2);
+    assert_int_equal(s.revs[0], 21);
+    assert_int_equal(s.revs[1], 22);
+    assert_int_equal(s.calls, 4);
+    assert_null(strstr(f.requests[0], "start_revision"));
+    assert_non_null(strstr(f.requests[1], "\"start_revision\":\"22\""));
+    cetcd_client_free(c);
+}
+
+/* A stream cut before any event resumes at the start it asked for, not at the created header. */
+static void test_watch_resume_at_start(void **state)
+{
+    const char *first[] = {"{\"result\":{\"header\":{\"revision\":\"20\"},\"created\":true}}\n"};
+    const char *second[] = {"{\"result\":{\"canceled\":true,\"compact_revision\":\"9\"}}\n"};
+    struct conn_script script[] = {{chunked(first, 1, true), false},
+                                   {chunked(second, 1, true), false}};
+    struct cetcd_watch_req req = {.key = "a", .key_len = 1, .start_revision = 5};
+    struct seen s = {0};
+    struct fakes f;
+    cetcd_client *c;
+
+    (void)state;
+    fakes_start(&f, script, 2);
+    c = client_for(f.port, 0, NULL);
+    assert_int_equal(cetcd_watch(c, &req, on_watch, &s, -1), 0);
+    fakes_stop(&f);
+    assert_int_equal(s.calls, 2);
+    assert_non_null(strstr(f.requests[0], "\"start_revision\":\"5\""));
+    assert_non_null(strstr(f.requests[1], "\"start_revision\":\"5\""));
+    cetcd_client_free(c);
+}
+
+/* "no leader" is not retried: a made-up canceled response carries it, and the stream is over. */
+static void test_watch_halt_error(void **state)
+{
+    const char *pieces[] = {
+        "{\"result\":{\"header\":{\"revision\":\"3\"},\"created\":true}}\n",
+        "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: no leader\","
+        "\"http_status\":\"Service Unavailable\"}}\n"};
+    struct conn_script script[] = {{chunked(pieces, 2, true), false}};
+    struct cetcd_watch_req req = {.key = "a", .key_len = 1};
+    struct seen s = {0};
+    cetcd_watchset *ws;
+    struct fakes f;
+    cetcd_client *c;
+
+    (void)state;
+    fakes_start(&f, script, 1);
+    c = client_for(f.port, 0, NULL);
+    assert_int_equal(cetcd_watchset_new(c, &ws), 0);
+    assert_int_equal(cetcd_watchset_add(ws, &req, on_watch, &s), 0);
+    poll_until(ws, NULL, 0);
+    assert_int_equal(cetcd_watchset_count(ws), 0);
+    fakes_stop(&f);
+    assert_int_equal(s.calls, 2);
+    assert_int_equal(s.canceled, 1);
+    assert_int_equal(s.error, CE_NO_LEADER);
+    assert_string_equal(s.reason, "etcdserver: no leader");
+    assert_false(s.header_present);
+    assert_true(s.events_null);
+    cetcd_watchset_free(ws);
+    cetcd_client_free(c);
+}
+
+/* A refused request: Unavailable is retried (on the next endpoint), Not Found ends the stream. */
+static void test_watch_refused(void **state)
+{
+    static const char body[] = "{\"error\":\"etcdserver: server stopped\",\"message\":"
+                               "\"etcdserver: server stopped\",\"code\":14}";
+    char unavailable[256];
+    static const char notfound[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\n"
+                                   "Connection: close\r\n\r\nNot Found\n";
+    struct conn_script script[] = {{unavailable, false}, {notfound, false}};
+    struct cetcd_watch_req req = {.key = "a", .key_len = 1};
+    struct seen s = {0};
+    struct fakes f;
+    cetcd_client *c;
+
+    (void)state;
+    snprintf(unavailable, sizeof(unavailable), "HTTP/1.1 503 Service Unavailable\r\n"
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", strlen(body), body);
+    fakes_start(&f, script, 2);
+    c = client_for(f.port, 0, NULL);
+    assert_int_equal(cetcd_watch(c, &req, on_watch, &s, -1), 0);
+    fakes_stop(&f);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(s.error, CE_UNIMPLEMENTED);
+    assert_string_equal(s.reason, "Not Found");
+    cetcd_client_free(c);
+}
+
+/* progress: asked on a request of its own, delivered to every created stream. A callback's
+ * negative return ends its stream and comes out of poll. */
+static void test_watch_progress_and_stop(void **state)
+{
+    const char *created[] = {"{\"result\":{\"header\":{\"revision\":\"5\"},\"created\":true}}\n"};
+    const char *progress[] = {"{\"result\":{\"header\":{\"revision\":\"8\"},\"watch_id\":\"-1\"}}\n"};
+    const char *events[] = {"{\"result\":{\"events\":[{\"kv\":{\"mod_revision\":\"9\"}}]}}\n"};
+    struct conn_script script[] = {{chunked(created, 1, false), true},
+                                   {chunked(progress, 1, true), false},
+                                   {chunked(events, 1, false), true}};
+    struct cetcd_watch_req req = {.key = "a", .key_len = 1};
+    struct seen s = {.ret = -42}, s2 = {.ret = -42};
+    cetcd_watchset *ws;
+    struct fakes f;
+    cetcd_client *c;
+    int ready, rc = 0;
+
+    (void)state;
+    fakes_start(&f, script, 3);
+    c = client_for(f.port, 0, NULL);
+    assert_int_equal(cetcd_watchset_new(c, &ws), 0);
+    assert_int_equal(cetcd_watchset_add(ws, &req, on_watch, &s), 0);
+    poll_until(ws, &s.created, 1);
+    assert_int_equal(s.created, 1);
+    assert_int_equal(cetcd_watchset_progress(ws), 0);
+    assert_int_equal(s.calls, 2);
+    assert_int_equal(s.header_rev, 8);
+    assert_int_equal(s.watch_id, -1);
+    assert_int_equal(s.events, 0);
+    assert_non_null(strstr(f.requests[1], "{\"progress_request\":{}}"));
+    assert_int_equal(cetcd_watchset_add(ws, &req, on_watch, &s2), 0);
+    for (int i = 0; i < 100 && rc == 0; i++)
+        rc = cetcd_watchset_poll(ws, NULL, 0, 100, &ready);
+    assert_int_equal(rc, -42);
+    assert_int_equal(s2.events, 1);
+    assert_int_equal(cetcd_watchset_count(ws), 1); /* the first one is still open */
+    fakes_stop(&f);
+    cetcd_watchset_free(ws);
+    cetcd_client_free(c);
+}
+
+/* A readable stop fd ends cetcd_watch() while the endpoint is still refused and retried. */
+static void test_watch_stop_fd(void **state)
+{
+    struct cetcd_watch_req req = {.key = "a", .key_len = 1};
+    struct seen s = {0};
+    cetcd_client *c = client_for(dead_port(), 0, NULL);
+    int p[2];
+
+    (void)state;
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(write(p[1], "x", 1), 1);
+    assert_int_equal(cetcd_watch(c, &req, on_watch, &s, p[0]), 0);
+    assert_int_equal(s.calls, 0);
+    close(p[0]);
+    close(p[1]);
+    cetcd_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -745,6 +1331,20 @@ int main(void)
         cmocka_unit_test(test_http_stream_chunks),
         cmocka_unit_test(test_http_stream_error),
         cmocka_unit_test(test_http_stream_http_error),
+        cmocka_unit_test(test_splitter_every_cut),
+        cmocka_unit_test(test_splitter_no_copy),
+        cmocka_unit_test(test_splitter_random),
+        cmocka_unit_test(test_splitter_limits),
+        cmocka_unit_test(test_argify),
+        cmocka_unit_test(test_build_watch),
+        cmocka_unit_test(test_decode_watch),
+        cmocka_unit_test(test_watch_stream),
+        cmocka_unit_test(test_watch_resume),
+        cmocka_unit_test(test_watch_resume_at_start),
+        cmocka_unit_test(test_watch_halt_error),
+        cmocka_unit_test(test_watch_refused),
+        cmocka_unit_test(test_watch_progress_and_stop),
+        cmocka_unit_test(test_watch_stop_fd),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
