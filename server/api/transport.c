@@ -259,7 +259,7 @@ void *rpc_call_ctx(const rpc_call *c) { return c->conn->srv->cfg.ctx; }
 const rpc_method *rpc_call_method(const rpc_call *c) { return c->m; }
 bool rpc_call_is_gateway(const rpc_call *c) { return c->gateway; }
 
-const char *rpc_call_metadata(const rpc_call *c, const char *name)
+static const char *md_find(const rpc_call *c, const char *name)
 {
     size_t i = 0;
 
@@ -273,6 +273,18 @@ const char *rpc_call_metadata(const rpc_call *c, const char *name)
         i = (size_t)(v - c->md) + strlen(v) + 1;
     }
     return NULL;
+}
+
+/* The gateway also takes grpc-gateway's form of gRPC metadata: "Grpc-Metadata-<name>". */
+const char *rpc_call_metadata(const rpc_call *c, const char *name)
+{
+    const char *v = md_find(c, name);
+    char prefixed[128];
+
+    if (v || !c->gateway || (size_t)snprintf(prefixed, sizeof(prefixed), "grpc-metadata-%s",
+                                             name) >= sizeof(prefixed))
+        return v;
+    return md_find(c, prefixed);
 }
 
 size_t rpc_call_pending(const rpc_call *c)
