@@ -33,37 +33,10 @@ sys.path = [p for p in sys.path if os.path.abspath(p or '.') != HERE]
 import websocket  # noqa: E402
 
 sys.path.insert(0, HERE)
-from python_etcd3 import free_ports, server_binary, start_server, stop_server  # noqa: E402
+import python_etcd3 as tap  # noqa: E402
+from python_etcd3 import check, eq, report, free_ports, server_binary, start_server, stop_server  # noqa: E402,F401
 
-PASS = FAIL = NUM = 0
 EP = ''
-
-
-def report(ok, name, detail=''):
-    global PASS, FAIL, NUM
-    NUM += 1
-    if ok:
-        PASS += 1
-        print('ok %d - %s' % (NUM, name))
-    else:
-        FAIL += 1
-        print('not ok %d - %s' % (NUM, name))
-        for line in str(detail).splitlines():
-            print('#   ' + line)
-    sys.stdout.flush()
-
-
-def check(name, fn):
-    try:
-        res = fn()
-        report(res is None, name, res)
-    except Exception as e:  # noqa: BLE001 - any exception is a test failure
-        report(False, name, '%s: %s' % (type(e).__name__, e))
-
-
-def eq(actual, expected, what=''):
-    if actual != expected:
-        raise AssertionError('%s expected %r, got %r' % (what, expected, actual))
 
 
 def b64(s):
@@ -318,12 +291,12 @@ def main():
     finally:
         if proc is not None:
             stop_server(proc)
-        if FAIL and os.environ.get('KEEP_TMP'):
+        if tap.FAIL and os.environ.get('KEEP_TMP'):
             print('# kept %s' % tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    print('%d passed, %d failed' % (PASS, FAIL))
-    return 1 if FAIL else 0
+    print('%d passed, %d failed' % (tap.PASS, tap.FAIL))
+    return 1 if tap.FAIL else 0
 
 
 if __name__ == '__main__':

@@ -19,22 +19,8 @@ cd "$(dirname "$0")/../.."
 
 : "${KUBECONFIG:?run through tests/kube-lite/run.sh (KUBECONFIG unset)}"
 : "${KL_STATE:?run through tests/kube-lite/run.sh (KL_STATE unset)}"
-KUBECTL=${KUBECTL:-/usr/bin/kubectl}
 NS=kl-api
-k() { "$KUBECTL" --cache-dir "$T_DIR/kcache" --request-timeout=20s -n "$NS" "$@"; }
-M=$T_DIR/m
-mkdir -p "$M"
-
-# poll_until SECONDS CMD...: true once CMD succeeds, false after SECONDS.
-poll_until() {
-  local deadline=$((SECONDS + $1))
-  shift
-  while [ $SECONDS -lt $deadline ]; do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  return 1
-}
+. tests/kube-lite/lib.sh
 gone() { ! k get "$@" >/dev/null 2>&1; }
 
 cat >"$M/crd.yaml" <<'EOF'

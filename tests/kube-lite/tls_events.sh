@@ -21,42 +21,9 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib.sh
 
-PY=${PY:-/usr/bin/python3}
-KL=hack/kube-lite/kube-lite
-KUBECTL=${KUBECTL:-/usr/bin/kubectl}
 NS=kl-te
-OWN=
-if [ -z "${KUBECONFIG:-}" ] || [ -z "${KL_STATE:-}" ]; then
-  OWN=1
-  export KL_STATE=$T_DIR/kl
-  export KUBECONFIG=$KL_STATE/kubeconfig
-fi
-finish() {
-  if [ -n "$OWN" ]; then
-    run_bounded 60 "$PY" "$KL" down --state "$KL_STATE" >/dev/null 2>&1 || true
-  fi
-  t_cleanup
-}
-trap finish EXIT
-if [ -n "$OWN" ] && ! run_bounded 90 "$PY" "$KL" up --state "$KL_STATE" >"$T_DIR/up.out" 2>&1; then
-  sed 's/^/#   /' "$T_DIR/up.out"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
-
-k() { "$KUBECTL" --cache-dir "$T_DIR/kcache" --request-timeout=20s -n "$NS" "$@"; }
-M=$T_DIR/m
-mkdir -p "$M"
-poll_until() {  # poll_until SECONDS CMD...: true once CMD succeeds, false after SECONDS
-  local deadline=$((SECONDS + $1))
-  shift
-  while [ $SECONDS -lt $deadline ]; do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  return 1
-}
-t_rc() { if [ "$2" -eq 0 ]; then t_ok "$1"; else t_fail "$1" "$3"; fi; }
+. tests/kube-lite/lib.sh
+kl_attach
 # t_has NAME HAYSTACK NEEDLE...: ok when HAYSTACK contains every NEEDLE
 t_has() {
   local name=$1 hay=$2 n

@@ -20,45 +20,12 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib.sh
 
-PY=${PY:-/usr/bin/python3}
-KL=hack/kube-lite/kube-lite
-KUBECTL=${KUBECTL:-/usr/bin/kubectl}
 NS=kl-wl
-OWN=
-if [ -z "${KUBECONFIG:-}" ] || [ -z "${KL_STATE:-}" ]; then
-  OWN=1
-  export KL_STATE=$T_DIR/kl
-  export KUBECONFIG=$KL_STATE/kubeconfig
-fi
+. tests/kube-lite/lib.sh
 WATCH_PID=
-finish() {
-  [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null
-  if [ -n "$OWN" ]; then
-    run_bounded 60 "$PY" "$KL" down --state "$KL_STATE" >/dev/null 2>&1 || true
-  fi
-  t_cleanup
-}
-trap finish EXIT
-if [ -n "$OWN" ] && ! run_bounded 90 "$PY" "$KL" up --state "$KL_STATE" >"$T_DIR/up.out" 2>&1; then
-  sed 's/^/#   /' "$T_DIR/up.out"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
+kl_extra_cleanup() { [ -z "$WATCH_PID" ] || kill "$WATCH_PID" 2>/dev/null; }
+kl_attach
 
-k() { "$KUBECTL" --cache-dir "$T_DIR/kcache" --request-timeout=20s -n "$NS" "$@"; }
-M=$T_DIR/m
-mkdir -p "$M"
-
-# poll_until SECONDS CMD...: true once CMD succeeds, false after SECONDS.
-poll_until() {
-  local deadline=$((SECONDS + $1))
-  shift
-  while [ $SECONDS -lt $deadline ]; do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  return 1
-}
 jp() { k get "$1" -o "jsonpath=$2" 2>/dev/null; }
 # in_ctr POD CONTAINER CMD...: run CMD inside that container (its network, mount, UTS
 # namespaces), found through the kubelet's pid record
@@ -69,8 +36,6 @@ in_ctr() {
   run_bounded 15 nsenter -t "$pid" -n -m -u -- "$@"
 }
 in_pod() { in_ctr "$1" srv "${@:2}"; }
-# t_rc NAME RC OUTPUT: ok when RC is 0, else not ok showing OUTPUT
-t_rc() { if [ "$2" -eq 0 ]; then t_ok "$1"; else t_fail "$1" "$3"; fi; }
 fetch() { echo "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('$1', timeout=5).read().decode())"; }
 ts() { "$PY" -c 'import calendar,sys,time; print(calendar.timegm(time.strptime(sys.argv[1], "%Y-%m-%dT%H:%M:%SZ")))' "$1"; }
 
