@@ -53,7 +53,7 @@ run: deps all ## install deps, build, start one member on 127.0.0.1:2379/2380, d
 	  --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
 	  --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380
 
-test: deps ## every suite: unit, unit+integration under ASan/UBSan, compatibility with etcdctl/python/curl
+test: deps ## every suite: unit, simulation, unit+integration under ASan/UBSan, compatibility (etcdctl, python, curl, WebSocket, Patroni), kube-lite
 	@bash tests/run.sh
 
 unit: $(TEST_BIN) ## build and run the unit tests (this build tree)
