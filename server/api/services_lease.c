@@ -111,6 +111,17 @@ static ProtobufCMessage *barrier_passed(struct waiting *w, int err)
     return NULL;
 }
 
+/* Replies with resp, or fails the call with rc (resp, possibly NULL, freed). */
+static void answer(rpc_call *c, int rc, ProtobufCMessage *resp)
+{
+    if (rc) {
+        svc_free_msg(resp);
+        rpc_finish(c, rc);
+        return;
+    }
+    svc_reply(c, resp);
+}
+
 static void ttl_ready(void *ctx, int err)
 {
     rpc_call *c = ((struct waiting *)ctx)->call;
@@ -128,12 +139,7 @@ static void ttl_ready(void *ctx, int err)
         rc = CE_NOMEM;
     }
     svc_free_msg(r);
-    if (rc) {
-        svc_free_msg(resp);
-        rpc_finish(c, rc);
-        return;
-    }
-    svc_reply(c, &resp->base);
+    answer(c, rc, &resp->base);
 }
 
 void svc_lease_ttl(rpc_call *c, ProtobufCMessage *m)
@@ -158,12 +164,7 @@ static void leases_ready(void *ctx, int err)
     } else {
         rc = CE_NOMEM;
     }
-    if (rc) {
-        svc_free_msg(resp);
-        rpc_finish(c, rc);
-        return;
-    }
-    svc_reply(c, &resp->base);
+    answer(c, rc, &resp->base);
 }
 
 void svc_lease_leases(rpc_call *c, ProtobufCMessage *m)

@@ -112,15 +112,10 @@ static int rec_lease(const MDB_val *rec, int64_t *lease)
 /* The lease named by the live revision e (version > 0) of a key, read in t. */
 static int entry_lease(mvcc *m, MDB_txn *t, const idx_ent *e, int64_t *lease)
 {
-    uint8_t rk[REVKEY_LEN + 1];
-    MDB_val k = {REVKEY_LEN, rk}, d;
-    int rc;
+    MDB_val d;
+    int rc = mvcc__kv_record(m, t, e, &d);
 
-    mvcc__revkey(rk, e->main, e->sub);
-    rc = mdb_get(t, m->kv, &k, &d);
-    if (rc)
-        return rc == MDB_NOTFOUND ? CE_CORRUPT : mvcc__lmdb_err(rc);
-    return rec_lease(&d, lease);
+    return rc ? rc : rec_lease(&d, lease);
 }
 
 /* ---- revoke ---------------------------------------------------------------------------- */

@@ -83,6 +83,8 @@ int mvcc__idx_seek(mvcc *m, MDB_cursor *scan, const ProtobufCBinaryData *key, MD
 bool mvcc__in_range(const MDB_val *k, const ProtobufCBinaryData *key,
                     const ProtobufCBinaryData *end);
 /* The kv record of index entry e, unpacked on the heap. */
+/* The stored record (a packed KeyValue) of revision e, valid until t ends. 0 or CE_*. */
+int mvcc__kv_record(mvcc *m, MDB_txn *t, const idx_ent *e, MDB_val *d);
 int mvcc__kv_load(mvcc *m, MDB_txn *t, const idx_ent *e, Mvccpb__KeyValue **out);
 /* The user key inside a packed kv record (field 1 comes first), without unpacking. */
 int mvcc__kv_rec_key(const MDB_val *rec, MDB_val *key);

@@ -221,16 +221,26 @@ bool mvcc__in_range(const MDB_val *k, const ProtobufCBinaryData *key,
     return bytes_cmp(k->mv_data, k->mv_size, end->data, end->len) < 0;
 }
 
-int mvcc__kv_load(mvcc *m, MDB_txn *t, const idx_ent *e, Mvccpb__KeyValue **out)
+int mvcc__kv_record(mvcc *m, MDB_txn *t, const idx_ent *e, MDB_val *d)
 {
     uint8_t rk[REVKEY_LEN + 1];
-    MDB_val k = {REVKEY_LEN, rk}, d;
+    MDB_val k = {REVKEY_LEN, rk};
     int rc;
 
     mvcc__revkey(rk, e->main, e->sub);
-    rc = mdb_get(t, m->kv, &k, &d);
+    rc = mdb_get(t, m->kv, &k, d);
     if (rc)
         return rc == MDB_NOTFOUND ? CE_CORRUPT : mvcc__lmdb_err(rc);
+    return 0;
+}
+
+int mvcc__kv_load(mvcc *m, MDB_txn *t, const idx_ent *e, Mvccpb__KeyValue **out)
+{
+    MDB_val d;
+    int rc = mvcc__kv_record(m, t, e, &d);
+
+    if (rc)
+        return rc;
     *out = mvccpb__key_value__unpack(NULL, d.mv_size, d.mv_data);
     return *out ? 0 : CE_CORRUPT;
 }
