@@ -45,6 +45,7 @@ static const struct option options[] = {
     OPT("initial-cluster", K_STR, initial_cluster),
     OPT("initial-cluster-token", K_STR, initial_cluster_token),
     OPT("initial-cluster-state", K_STR, initial_cluster_state),
+    OPT("bootstrap-dir", K_STR, bootstrap_dir), /* cetcd extension (node_bootstrap.c) */
     OPT("force-new-cluster", K_BOOL, force_new_cluster),
     UOPT("heartbeat-interval", heartbeat_ms, 1, 60000),
     UOPT("election-timeout", election_ms, 1, 600000),
@@ -617,6 +618,11 @@ const char *config_usage(void)
            "  --initial-cluster 'default=http://localhost:2380'\n"
            "  --initial-cluster-state 'new'       'new' or 'existing'\n"
            "  --initial-cluster-token 'etcd-cluster'\n"
+           "  --bootstrap-dir ''                  cetcd extension: a member without a WAL reads\n"
+           "                                      DIR/<name> (key=value lines) and takes its\n"
+           "                                      initial-cluster and initial-cluster-state over\n"
+           "                                      the flags; refuses to start if it is missing or\n"
+           "                                      says joined=true (the data was lost)\n"
            "  --advertise-client-urls 'http://localhost:2379'\n"
            "  --force-new-cluster 'false'         restart as a one-member cluster, keeping the data\n"
            "  --pre-vote 'true'\n"

@@ -43,6 +43,7 @@ typedef struct config {
     char *initial_cluster;
     char *initial_cluster_token;
     char *initial_cluster_state;     /* "new" or "existing" */
+    char *bootstrap_dir;             /* --bootstrap-dir (cetcd extension); NULL = none */
     bool force_new_cluster;
     uint64_t heartbeat_ms;
     uint64_t election_ms;

@@ -37,6 +37,7 @@ static void node_config_from(const config *c, node_config *nc)
     nc->initial_cluster = c->initial_cluster;
     nc->initial_cluster_token = c->initial_cluster_token;
     nc->initial_cluster_new = strcmp(c->initial_cluster_state, "new") == 0;
+    nc->bootstrap_dir = c->bootstrap_dir;
     nc->force_new_cluster = c->force_new_cluster;
     nc->advertise_client_urls = (const char *const *)c->advertise_client_urls.list;
     nc->nadvertise_client = c->advertise_client_urls.n;

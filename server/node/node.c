@@ -569,6 +569,12 @@ static int open_all(node *n)
 
     memset(&rp, 0, sizeof(rp));
     paths_init(n);
+    /* Before anything is created: a refused member leaves its data directory as it was. */
+    if (!wal_exists(n->wal_dir)) {
+        rc = node_bootstrap_apply(n);
+        if (rc)
+            return rc;
+    }
     rc = mkdirs(n->member_dir);
     if (!rc)
         rc = mkdirs(n->snap_dir);
@@ -587,6 +593,8 @@ static int open_all(node *n)
         if (!rc && !rp.has_hs && !snap.index) {
             rc = discard_unsynced_wal(n, &rp);
             fresh = true;
+            if (!rc)
+                rc = node_bootstrap_apply(n);
         }
     }
     if (fresh && !rc)
@@ -706,5 +714,6 @@ void node_free(node *n)
     mvcc_close(n->store);
     node_lease_free(n);
     free(n->members);
+    free(n->boot_initial_cluster);
     free(n);
 }

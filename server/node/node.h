@@ -46,6 +46,7 @@ typedef struct node_config {
     const char *initial_cluster;       /* "n1=http://a:2380,n2=..." */
     const char *initial_cluster_token;
     bool initial_cluster_new;          /* --initial-cluster-state new (else existing) */
+    const char *bootstrap_dir;         /* --bootstrap-dir: NULL = none (node_bootstrap.c) */
     bool force_new_cluster;
     const char *const *advertise_client_urls;
     int nadvertise_client;

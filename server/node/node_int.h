@@ -98,6 +98,8 @@ struct node {
     bool nospace_proposed;        /* a NOSPACE activation is in flight */
     bool quota_hit;               /* a write failed for lack of space in this flush */
     bool in_flush;
+    char *boot_initial_cluster;   /* --initial-cluster from the bootstrap entry (owned) */
+    bool boot_read;               /* the bootstrap entry was consulted (node_bootstrap.c) */
     char member_dir[900];
     char wal_dir[1024];
     char snap_dir[1100];
@@ -135,6 +137,10 @@ void node_fail_waiters(node *n, int err, uint64_t started_before);
 void node_exit_removed(void);
 /* Deletes the entries of dir whose names start with prefix ("" = all but dot files). */
 int node_unlink_prefixed(const char *dir, const char *prefix);
+/* A fresh member with --bootstrap-dir (node_bootstrap.c): reads DIR/<name> once and takes its
+ * initial-cluster and initial-cluster-state over the flags; CE_NOTFOUND (no entry: not added
+ * yet) or CE_INVAL (entry says joined: data lost; or unreadable), after one log_error line. */
+int node_bootstrap_apply(node *n);
 void node_check_transfer(node *n);
 node_member *node_member_find(node *n, uint64_t id);
 int node_member_delete(node *n, uint64_t id);
