@@ -1,7 +1,8 @@
 # cetcd: top-level build. `make help` lists the targets.
 #
-# Sources are discovered, not listed: every .c under common/, server/, client/ (but the two
-# main files) goes into libcetcd.a; server/main.c links into bin/cetcd, cli/*.c into bin/cetcdctl;
+# Sources are discovered, not listed: every .c under common/, server/, client/, controller/ (but
+# the main files) goes into libcetcd.a; server/main.c links into bin/cetcd, cli/*.c into
+# bin/cetcdctl, controller/main.c into bin/cetcd-operator;
 # tests/unit/test_*.c each become a test binary linked against libcetcd.a. Protobuf C code is
 # generated from proto/*.proto into $(B)/gen. Two build trees: build/ (optimised) and
 # build-asan/ (AddressSanitizer + UndefinedBehaviorSanitizer), chosen with SAN=1.
@@ -24,7 +25,7 @@ endif
 BIN        := $(if $(filter 1,$(SAN)),$(B)/bin,bin)
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers \
-               -I. -Icommon -Iserver -I$(B)/gen $(PKG_CFLAGS)
+               -I. -Icommon -Iserver -Icontroller -I$(B)/gen $(PKG_CFLAGS)
 CFLAGS     ?=
 ALL_CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS) -MMD -MP
 LIBS       := $(PKG_LIBS) -lpthread -lm
@@ -32,18 +33,18 @@ LIBS       := $(PKG_LIBS) -lpthread -lm
 PROTOS     := $(wildcard proto/*.proto)
 GEN_C      := $(patsubst proto/%.proto,$(B)/gen/%.pb-c.c,$(PROTOS))
 GEN_H      := $(GEN_C:.c=.h)
-LIB_SRC    := $(filter-out server/main.c,$(shell find common server client -name '*.c' 2>/dev/null | sort))
+LIB_SRC    := $(filter-out server/main.c controller/main.c,$(shell find common server client controller -name '*.c' 2>/dev/null | sort))
 CLI_SRC    := $(shell find cli -name '*.c' 2>/dev/null | sort)
 TEST_SRC   := $(wildcard tests/unit/test_*.c)
 LIB_OBJ    := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC)) $(patsubst $(B)/gen/%.c,$(B)/obj/gen/%.o,$(GEN_C))
 TEST_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))
 
-.PHONY: all help run test unit asan integration compat bench fuzz sim cluster clean distclean deps check-deps
+.PHONY: all help run test unit asan integration compat bench fuzz sim cluster clean distclean deps check-deps e2e image
 
-all: $(BIN)/cetcd $(BIN)/cetcdctl ## build bin/cetcd and bin/cetcdctl
+all: $(BIN)/cetcd $(BIN)/cetcdctl $(BIN)/cetcd-operator ## build bin/cetcd, bin/cetcdctl and bin/cetcd-operator
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
 
 deps: ## install missing Debian packages (hack/deps.sh)
 	@bash hack/deps.sh
@@ -69,6 +70,15 @@ asan: ## unit + integration tests built with AddressSanitizer and UndefinedBehav
 	@$(MAKE) --no-print-directory SAN=1 unit
 	@$(MAKE) --no-print-directory SAN=1 integration
 
+e2e: all ## operator end to end on kube-lite (needs root): CRD, RBAC, operator, scale 1-3-5-3-1, healing, failpoints
+	@bash tests/e2e/run.sh
+
+IMAGE_TAG ?= 0.1.0
+image: ## build the cetcd and cetcd-operator images with Docker (where a Docker engine exists)
+	@command -v docker >/dev/null || { echo "make image: no docker here; the images are built where a Docker engine exists"; exit 1; }
+	docker build --target cetcd -t cetcd:$(IMAGE_TAG) .
+	docker build --target cetcd-operator -t cetcd-operator:$(IMAGE_TAG) .
+
 bench: all ## side-by-side benchmark against etcd 3.4: one member, 3-member clusters, watch+lease (BENCH=single|cluster|watch|all)
 	@bash hack/bench.sh
 
@@ -92,6 +102,9 @@ clean: ## remove build outputs
 	rm -rf build build-asan build-fuzz bin
 
 $(BIN)/cetcd: $(B)/obj/server/main.o $(B)/libcetcd.a | $(BIN)
+	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+
+$(BIN)/cetcd-operator: $(B)/obj/controller/main.o $(B)/libcetcd.a | $(BIN)
 	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
 
 $(BIN)/cetcdctl: $(patsubst %.c,$(B)/obj/%.o,$(CLI_SRC)) $(B)/libcetcd.a | $(BIN)

@@ -69,7 +69,13 @@
     X(CE_UNIMPLEMENTED,    -82, 12, "unknown method")                                         \
     X(CE_UNSUPPORTED,      -83, 12, "etcdserver: not supported")                              \
     X(CE_UNREACHABLE,      -90, 14, "client: no endpoint reachable")                          \
-    X(CE_MSG_TOO_LARGE,    -91, 8, "client: received message larger than the limit")
+    X(CE_MSG_TOO_LARGE,    -91, 8, "client: received message larger than the limit")      \
+    X(CE_K8S_CONFLICT,     -100, 10, "kubernetes: the object has been modified (409 Conflict)") \
+    X(CE_K8S_GONE,         -101, 11, "kubernetes: resource version too old (410 Gone)")   \
+    X(CE_K8S_FORBIDDEN,    -102, 7, "kubernetes: forbidden (401/403)")                      \
+    X(CE_K8S_INVALID,      -103, 3, "kubernetes: invalid object (422)")                     \
+    X(CE_K8S_HTTP,         -104, 14, "kubernetes: API server error")                        \
+    X(CE_K8S_CONFIG,       -105, 3, "kubernetes: bad client configuration")
 
 enum ce_error {
     CE_OK = 0,

@@ -15,7 +15,7 @@ mkdir -p build-dev
 PKGS="libnghttp2 libprotobuf-c libcjson yaml-0.1 libcurl openssl lmdb libwebsockets"
 cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers -O1 -g \
    -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-   -I. -Icommon -Iserver -Ibuild-asan/gen -Itests/unit $(pkg-config --cflags $PKGS) \
+   -I. -Icommon -Iserver -Icontroller -Ibuild-asan/gen -Itests/unit $(pkg-config --cflags $PKGS) \
    -o "$out" "$test_src" "${srcs[@]}" common/*.c build-asan/gen/*.pb-c.c \
    $(pkg-config --libs $PKGS) -lcmocka -lpthread -lm
 exec "$out" "$@"

@@ -7,7 +7,9 @@
 #   3. compatibility suites (Debian's etcdctl 3.4, python3-etcd3, curl, WebSockets, Patroni)
 #      against the optimised cetcd, side by side with Debian's etcd 3.4 where output is compared;
 #   4. kube-lite's own suite (hack/kube-lite: the local Kubernetes the operator is tested on),
-#      with kubectl and python3-kubernetes.
+#      with kubectl and python3-kubernetes;
+#   5. the operator end to end on kube-lite (tests/e2e: CRD, RBAC, operator Deployment, scaling
+#      1-3-5-3-1, healing, failpoints), and the offline Dockerfile check.
 # Every suite runs even if an earlier one failed; the last line counts suites.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +45,8 @@ suite sim-asan make -s SAN=1 sim SEEDS="${SIM_ASAN_SEEDS:-100}"
 suite integration-asan make -s -j"$JOBS" SAN=1 integration
 suite compat make -s compat
 suite kube-lite bash tests/kube-lite/run.sh
+suite e2e bash tests/e2e/run.sh
+suite dockerfile bash hack/check-dockerfile.sh
 
 echo
 if [ "$failed" -gt 0 ]; then
