@@ -10,7 +10,10 @@
 # generation, scale of a CR and a StatefulSet, kubectl apply of a StatefulSet (strategic merge),
 # label and field selectors, 409 on a stale replace, cascade deletion (background, foreground,
 # orphan), finalizers holding deletion, wait --for=condition=Ready, logs, CRD deletion removing
-# its CRs. Prints `ok N - ...` / `not ok N - ...` and `N passed, M failed`.
+# its CRs; and what the cetcd operator relies on: CEL rules (x-kubernetes-validations) refusing a
+# CRD outside kube-lite's subset and a CR in the API server's wording (transition rules, scale),
+# `kubectl scale` / status / printer columns of an EtcdCluster CR, no-op writes keeping the
+# resourceVersion (no watch event), owner GC of the CR's objects, Lease 409, Events. Prints `ok N - ...` / `not ok N - ...` and `N passed, M failed`.
 # Invariants: every wait is bounded (kubectl --timeout or a polling deadline); it starts no
 # long-lived process except one `kubectl wait`, which it waits for.
 set -uo pipefail
@@ -287,6 +290,181 @@ if [ -n "${KL_API_ONLY:-}" ]; then
 else
   t_skip "kubectl logs" "covered by workloads.sh (kubelet running)"
 fi
+
+# ---- what the cetcd operator relies on: CEL rules, scale/status of its CR, printer columns,
+# no-op writes, owner GC, Leases, Events ----
+cat >"$M/ec.yaml" <<'EOF'
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: etcdclusters.test.kube-lite.io}
+spec:
+  group: test.kube-lite.io
+  scope: Namespaced
+  names: {plural: etcdclusters, singular: etcdcluster, kind: EtcdCluster, shortNames: [ec]}
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.size, statusReplicasPath: .status.readyMembers}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Ready, type: integer, jsonPath: .status.readyMembers}
+    - {name: Phase, type: string, jsonPath: .status.phase}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            x-kubernetes-validations:
+            - rule: "!has(self.storage) || !has(oldSelf.storage) || self.storage == oldSelf.storage"
+              message: storage is immutable
+            properties:
+              size:
+                type: integer
+                minimum: 1
+                x-kubernetes-validations:
+                - {rule: "self % 2 == 1", message: size must be odd}
+              storage: {type: string}
+          status:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+EOF
+sed 's/"self % 2 == 1"/"self.isOdd()"/; s/etcdclusters/xclusters/g; s/etcdcluster/xcluster/; s/EtcdCluster/XCluster/; s/\[ec\]/[xc]/' \
+  "$M/ec.yaml" >"$M/xc.yaml"
+out=$(k apply -f "$M/xc.yaml" 2>&1)
+grep -qF 'properties[size].x-kubernetes-validations[0].rule: Invalid value: "self.isOdd()": compilation failed: undeclared reference to '"'isOdd'" <<<"$out" &&
+  t_ok "CRD with a CEL rule outside kube-lite's subset refused (422 naming the rule)" ||
+  t_fail "CRD with an unsupported CEL rule refused" "$out"
+t_check "CRD with CEL rules (x-kubernetes-validations) accepted" k apply -f "$M/ec.yaml"
+k wait --for condition=Established crd/etcdclusters.test.kube-lite.io --timeout=15s >/dev/null 2>&1
+ec() { printf 'apiVersion: test.kube-lite.io/v1alpha1\nkind: EtcdCluster\nmetadata: {name: %s}\nspec: %s\n' "$1" "$2"; }
+ec bad '{size: 4}' >"$M/ecbad.yaml"
+api_url=$(KUBECONFIG=$KL_STATE/kubeconfig-http "$KUBECTL" config view --raw -o jsonpath='{.clusters[0].cluster.server}')
+out=$(k create -f "$M/ecbad.yaml" -o json --dry-run=client | curl -s -m 10 -H "Authorization: Bearer $(cat "$KL_STATE/token")" \
+  -H 'Content-Type: application/json' --data-binary @- "$api_url/apis/test.kube-lite.io/v1alpha1/namespaces/$NS/etcdclusters")
+msg=$(echo "$out" | $PY -c 'import json,sys; s=json.load(sys.stdin); c=s["details"]["causes"][0]
+print(s["code"], s["reason"], s["message"], "|", c["reason"], c["field"], c["message"])' 2>&1)
+t_eq "CR failing a CEL rule: 422 in the API server's wording" \
+  '422 Invalid EtcdCluster.test.kube-lite.io "bad" is invalid: spec.size: Invalid value: "integer": size must be odd | FieldValueInvalid spec.size Invalid value: "integer": size must be odd' "$msg"
+ec e1 '{size: 3, storage: 1Gi}' >"$M/e1.yaml"
+k create -f "$M/e1.yaml" >/dev/null
+out=$(k patch ec e1 --type merge -p '{"spec":{"storage":"2Gi"}}' 2>&1)
+grep -qF 'spec: Invalid value: "object": storage is immutable' <<<"$out" && t_ok "CEL transition rule (oldSelf) refuses an update" ||
+  t_fail "CEL transition rule refuses an update" "$out"
+out=$(k scale ec e1 --replicas=4 2>&1)
+grep -qF 'spec.size: Invalid value: "integer": size must be odd' <<<"$out" && t_ok "scale subresource write checked by the CEL rules" ||
+  t_fail "scale subresource write checked by the CEL rules" "$out"
+k scale ec/e1 --replicas=5 >/dev/null 2>&1
+t_eq "kubectl scale etcdcluster/e1 --replicas=5 sets spec.size, bumps generation" "5 2" \
+  "$(k get ec e1 -o jsonpath='{.spec.size} {.metadata.generation}')"
+out=$(k get etcdclusters 2>&1)
+if grep -qE '^NAME +SIZE +READY +PHASE +AGE$' <<<"${out%%$'\n'*}" && grep -qE '^e1 +5 +[0-9]+s$' <<<"$out"; then
+  t_ok "kubectl get etcdclusters: printer columns, missing JSONPaths empty"
+else t_fail "kubectl get etcdclusters: printer columns" "$out"; fi
+k patch ec e1 --subresource=status --type merge -p '{"status":{"phase":"Running","readyMembers":5}}' >/dev/null
+t_eq "status write: printer columns filled, generation kept" "5 Running 2" \
+  "$(k get ec e1 --no-headers | awk '{print $3, $4}') $(k get ec e1 -o jsonpath='{.metadata.generation}')"
+rv0=$(k get ec e1 -o jsonpath='{.metadata.resourceVersion}')
+k patch ec e1 --type merge -p '{"spec":{"size":5}}' >/dev/null
+k patch ec e1 --subresource=status --type merge -p '{"status":{"phase":"Running"}}' >/dev/null
+k get ec e1 -o json >"$M/e1.json"
+k replace -f "$M/e1.json" >/dev/null
+k replace --subresource=status -f "$M/e1.json" >/dev/null 2>&1
+sed 's/name: web}/name: noop}/; s/app: web/app: noop/g' "$M/sts.yaml" >"$M/noop.yaml"
+k create -f "$M/noop.yaml" >/dev/null
+rv1=$(k get sts noop -o jsonpath='{.metadata.resourceVersion}')
+k replace -f "$M/noop.yaml" >/dev/null
+t_eq "no-op merge patch, status patch, PUT of the same object (CR; a StatefulSet without its defaults) keep resourceVersion" \
+  "$rv0 $rv1" "$(k get ec e1 -o jsonpath='{.metadata.resourceVersion}') $(k get sts noop -o jsonpath='{.metadata.resourceVersion}')"
+out=$(k get --raw "/apis/test.kube-lite.io/v1alpha1/namespaces/$NS/etcdclusters?watch=1&resourceVersion=$rv0&timeoutSeconds=1" 2>&1)
+t_eq "no watch event for no-op writes" "" "$out"
+k delete sts noop >/dev/null 2>&1
+
+# ownerReferences GC: deleting the EtcdCluster removes what it owns (and the StatefulSet's pods)
+uid=$(k get ec e1 -o jsonpath='{.metadata.uid}')
+o="[{apiVersion: test.kube-lite.io/v1alpha1, kind: EtcdCluster, name: e1, uid: $uid, controller: true, blockOwnerDeletion: true}]"
+cat >"$M/owned.yaml" <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: e1, ownerReferences: $o}
+spec: {selector: {cls: e1}, ports: [{name: client, port: 2379}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: e1-peer, ownerReferences: $o}
+spec: {clusterIP: None, publishNotReadyAddresses: true, selector: {cls: e1}, ports: [{name: peer, port: 2380}]}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: e1-members, ownerReferences: $o}
+data: {e1-0: "joined=true"}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: e1, ownerReferences: $o}
+spec: {minAvailable: 1, selector: {matchLabels: {cls: e1}}}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: e1, ownerReferences: $o}
+spec:
+  replicas: 1
+  serviceName: e1-peer
+  podManagementPolicy: Parallel
+  selector: {matchLabels: {cls: e1}}
+  template:
+    metadata: {labels: {cls: e1}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: c, image: busybox:1, command: [sleep, "300"]}]
+EOF
+t_check "objects owned by the EtcdCluster created" k apply -f "$M/owned.yaml"
+[ -z "${KL_API_ONLY:-}" ] && poll_until 20 k get pod e1-0
+k delete ec e1 --wait=false >/dev/null
+all_gone() { gone svc e1 && gone svc e1-peer && gone cm e1-members && gone pdb e1 && gone sts e1 && gone pod e1-0; }
+if poll_until 20 all_gone; then t_ok "deleting the EtcdCluster: the GC removes its Services, StatefulSet (and pod), PDB, ConfigMap"
+else t_fail "owner GC of the EtcdCluster's objects" "$(k get svc,cm,pdb,sts,pods 2>&1)"; fi
+
+# Lease: optimistic concurrency
+cat >"$M/lease.yaml" <<'EOF'
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: cetcd-operator}
+spec: {holderIdentity: a, leaseDurationSeconds: 15}
+EOF
+k create -f "$M/lease.yaml" >/dev/null
+k get lease cetcd-operator -o json >"$M/lease.json"
+sed -i 's/"holderIdentity": "a"/"holderIdentity": "b"/' "$M/lease.json"
+out1=$(k replace -f "$M/lease.json" 2>&1)
+out2=$(k replace -f "$M/lease.json" 2>&1)
+if grep -q replaced <<<"$out1" && grep -q 'the object has been modified' <<<"$out2" &&
+  [ "$(k get lease cetcd-operator -o jsonpath='{.spec.holderIdentity}')" = b ]; then
+  t_ok "Lease update with the current resourceVersion succeeds, the same stale one then gets 409"
+else t_fail "Lease optimistic concurrency" "$out1" "$out2"; fi
+
+# Events posted through core/v1
+cat >"$M/event.yaml" <<EOF
+apiVersion: v1
+kind: Event
+metadata: {name: e1.test1}
+involvedObject: {apiVersion: test.kube-lite.io/v1alpha1, kind: EtcdCluster, name: e1, namespace: $NS}
+type: Warning
+reason: QuorumLost
+message: 1 of 3 voters healthy
+source: {component: cetcd-operator}
+firstTimestamp: "2026-01-01T00:00:00Z"
+lastTimestamp: "2026-01-01T00:00:00Z"
+count: 1
+EOF
+k create -f "$M/event.yaml" >/dev/null
+t_eq "an Event posted via the API is listed by kubectl get events --field-selector involvedObject.name=e1" \
+  "QuorumLost" "$(k get events --field-selector involvedObject.name=e1,involvedObject.kind=EtcdCluster -o jsonpath='{.items[*].reason}')"
+k delete crd etcdclusters.test.kube-lite.io --wait=false >/dev/null 2>&1
 
 # ---- CRD deletion removes its custom resources; namespace deletion removes contents ----
 k delete crd widgets.test.kube-lite.io --timeout=20s >/dev/null 2>&1

@@ -8,6 +8,8 @@
 #   workloads.sh   StatefulSets, DNS, PVCs, CronJobs, logs (engineer B), when present
 #   tls_events.sh  the HTTPS API (kubeconfig, CA, SANs, `kubernetes` Service, in-cluster clients
 #                  in a pod) and Events in kubectl describe (needs the kubelet)
+#   k8s_client.sh  the operator's C client (controller/k8s/) through kubeconfig (https/http),
+#                  in-cluster config on the host and, with the kubelet, in a pod
 # and stops it with `kube-lite down` from the EXIT trap (so nothing is left after a failure).
 # The last line sums the sub-suites: `N passed, M failed`; exit status 1 on any failure.
 # Environment: KL_API_ONLY=1 starts the API server alone (no controllers, no kubelet, no root
@@ -53,6 +55,7 @@ fi
 if [ -z "${KL_API_ONLY:-}" ]; then
   sub tls_events 90 bash tests/kube-lite/tls_events.sh
 fi
+sub k8s_client 150 bash tests/kube-lite/k8s_client.sh
 if grep -q 'apiserver: internal error' "$KL_STATE/kube-lite.log" 2>/dev/null; then
   echo "# kube-lite.log has errors:"
   grep -A12 'apiserver: internal error' "$KL_STATE/kube-lite.log" | head -60 | sed 's/^/#   /'

@@ -3,7 +3,9 @@
 
 patch.py (merge patch, JSON patch, strategic merge directives), schema.py (validation messages,
 pruning, defaults), the label/field selector parsers, the store's history window (410), pki.py
-(CA kept across `up`s, serving certificate re-issued) and events.py (aggregation into count).
+(CA kept across `up`s, serving certificate re-issued), events.py (aggregation into count), cel.py
+(the CEL subset: literals, operators, errors, macros, refusals) and schema.py's
+x-kubernetes-validations (compile problems refusing a CRD, messages, transition rules, ratcheting).
 Prints `ok N - ...` / `not ok N - ...` and `N passed, M failed`; exit 1 on any failure.
 """
 import os
@@ -15,7 +17,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "hack", "kube-lite"))
 
-from kubelite import events, patch, pki, schema  # noqa: E402
+from kubelite import cel, events, patch, pki, schema  # noqa: E402
 from kubelite.apiserver import fields_match, labels_match, parse_field_selector, parse_label_selector  # noqa: E402
 from kubelite.store import Gone, Store  # noqa: E402
 
@@ -193,7 +195,157 @@ def test_events():
                                        "apiVersion": "v1", "resourceVersion": ""})], c.calls)
 
 
-for t in (test_patch, test_schema, test_selectors, test_store, test_pki, test_events):
+def cel_run(src, self_v=None, old=None):
+    """Value of a rule, or "CelError: ..." / "EvalError: ..."."""
+    try:
+        return cel.compile(src).eval(self_v, old)
+    except (cel.CelError, cel.EvalError) as e:
+        return "%s: %s" % (type(e).__name__, e)
+
+
+def test_cel():
+    cases = [
+        ("literals: int, uint, double, string escapes, raw, bool, null, list, map",
+         "1 == 1 && 2u == 2u && 1.5 == 1.5 && 0x10 == 16 && 'a\\tb'.size() == 3 && r'a\\tb'.size() == 4 "
+         "&& true && null == null && [1, 'x'] == [1, 'x'] && {'k': [1]} == {'k': [1]} && \"\"\"q\"\"\" == 'q'",
+         None, True),
+        ("heterogeneous numeric equality and ordering", "1 == 1.0 && 1u == 1 && 2 > 1.5 && 1u < 2", None, True),
+        ("values of different kinds are unequal, not an error", "1 != '1' && [1] != {'a': 1}", None, True),
+        ("int arithmetic: truncating division, sign of dividend for %", "7 / -2 == -3 && -7 % 2 == -1 && 2 * 3 - 1 == 5",
+         None, True),
+        ("int overflow is an error", "9223372036854775807 + 1 > 0", None, "EvalError: integer overflow"),
+        ("uint underflow is an error", "1u - 2u == 0u", None, "EvalError: unsigned integer overflow"),
+        ("division by zero", "self / 0 == 1", 4, "EvalError: division by zero"),
+        ("int + double has no overload", "self + 1.0 > 0.0", 1, "EvalError: no such overload"),
+        ("string and list concatenation, in", "'a' + 'b' == 'ab' && [1] + [2] == [1, 2] && 2 in [1, 2] && "
+         "'k' in {'k': 1} && !('z' in {'k': 1})", None, True),
+        ("&& and || are commutative with errors", "(self.x > 0 || true) && !(false && self.x > 0)", {}, True),
+        ("|| with an error and no true side raises", "self.x > 0 || false", {}, "EvalError: no such key: x"),
+        ("field selection of an absent key is an error; has() tests it",
+         "has(self.a) && !has(self.b) && self.a.c == 1", {"a": {"c": 1}}, True),
+        ("index out of bounds and missing map key", "self[3] == 1", [1], "EvalError: index out of bounds: 3"),
+        ("ternary", "self.size > 3 ? self.mode == 'safe' : true", {"size": 5, "mode": "fast"}, False),
+        ("size(), startsWith, endsWith, contains, matches, lowerAscii",
+         "size(self) == 5 && self.size() == 5 && self.startsWith('ab') && self.endsWith('de') && "
+         "self.contains('c') && self.matches('^[a-e]+$') && matches(self, 'b.d') && 'AbC'.lowerAscii() == 'abc'",
+         "abcde", True),
+        ("macros: all, exists, exists_one, map, filter",
+         "self.all(x, x > 0) && self.exists(x, x == 2) && self.exists_one(x, x == 3) && "
+         "self.map(x, x * 2) == [2, 4, 6] && self.map(x, x > 1, x) == [2, 3] && self.filter(x, x % 2 == 1) == [1, 3]",
+         [1, 2, 3], True),
+        ("macros over a map iterate its keys", "self.all(k, k.startsWith('a')) && self.exists_one(k, k == 'ab')",
+         {"aa": 1, "ab": 2}, True),
+        ("all: a false item decides even if another fails", "self.all(x, x.v > 1)", [{"v": 0}, {}], False),
+        ("conversions", "int('42') == 42 && uint(3) == 3u && double(2) == 2.0 && string(7) == '7'", None, True),
+        ("transition rule sees oldSelf", "self >= oldSelf", 3, False),
+        ("refused: unknown function", "self.startsWith('x') && timestamp(self) > 0", "x",
+         "CelError: undeclared reference to 'timestamp' (in container '') at column 25: kube-lite's CEL "
+         "subset has no such function"),
+        ("refused: unknown variable", "x > 1", 1, "CelError: undeclared reference to 'x' (in container '')"),
+        ("refused: a rule that is not a bool", "self + 1", 1, "CelError: cel expression must evaluate to a bool"),
+        ("refused: bytes literal", "b'x' == b'x'", None, "CelError: bytes literals are not in kube-lite's CEL subset"),
+        ("refused: syntax error", "self >", 1, "CelError: Syntax error: unexpected end of expression"),
+        ("refused: a regular expression RE2 cannot run", "self.matches('^(?!a)')", "b",
+         "CelError: invalid regular expression '^(?!a)': RE2 has no lookaround or backreferences"),
+    ]
+    for name, src, v, want in cases:
+        old = 5 if "oldSelf" in src else None
+        eq("cel: " + name, want, cel_run(src, v, old))
+
+
+RULES_SCH = {"type": "object", "properties": {
+    "spec": {"type": "object",
+             "x-kubernetes-validations": [
+                 {"rule": "!has(self.learners) || self.learners < self.size",
+                  "message": "learners must be fewer than members"}],
+             "properties": {
+                 "size": {"type": "integer",
+                          "x-kubernetes-validations": [
+                              {"rule": "self % 2 == 1", "message": "size must be odd"},
+                              {"rule": "self >= oldSelf || oldSelf - self <= 2"}]},
+                 "learners": {"type": "integer"},
+                 "ratio": {"type": "number", "x-kubernetes-validations": [{"rule": "self < 1.0"}]},
+                 "storage": {"type": "string",
+                             "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "storage is immutable",
+                                                           "reason": "FieldValueForbidden"}]},
+                 "members": {"type": "array", "x-kubernetes-list-type": "map",
+                             "x-kubernetes-list-map-keys": ["name"],
+                             "items": {"type": "object", "properties": {"name": {"type": "string"},
+                                                                         "port": {"type": "integer"}},
+                                       "x-kubernetes-validations": [
+                                           {"rule": "self.port > 1024", "fieldPath": ".port"}]}}}}}}
+
+
+def rule_msgs(obj, old=None):
+    tree, problems = schema.compile_validations(RULES_SCH)
+    causes = schema.validate_rules(tree, obj, old) if old is not None else schema.validate_rules(tree, obj)
+    return ["%s: %s" % (c["field"], c["message"]) for c in causes]
+
+
+def crd_problems(rules, sch=None):
+    s = sch or {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "size": {"type": "integer"}}, "x-kubernetes-validations": rules}}}
+    return ["%s: %s" % (c["field"], c["message"]) for c in schema.compile_validations(s)[1]]
+
+
+def test_cel_rules():
+    eq("rules: a valid object passes (number field seen as double)", [],
+       rule_msgs({"spec": {"size": 3, "ratio": 0, "members": [{"name": "a", "port": 2000}]}}))
+    eq("rules: message of a false rule, on its field, with the schema type", [
+        'spec.size: Invalid value: "integer": size must be odd'], rule_msgs({"spec": {"size": 4}}))
+    eq("rules: no message -> failed rule: <rule>; fieldPath names the field; object rules", [
+        'spec: Invalid value: "object": learners must be fewer than members',
+        'spec.ratio: Invalid value: "number": failed rule: self < 1.0',
+        'spec.members[0].port: Invalid value: "object": failed rule: self.port > 1024'],
+       rule_msgs({"spec": {"size": 3, "learners": 3, "ratio": 2, "members": [{"name": "a", "port": 80}]}}))
+    eq("rules: a runtime error names the rule", [
+        'spec.members[0]: Invalid value: "object": no such key: port evaluating rule: self.port > 1024'],
+       rule_msgs({"spec": {"size": 1, "members": [{"name": "a"}]}}))
+    eq("rules: transition rules only on update", [], rule_msgs({"spec": {"size": 1, "storage": "b"}}))
+    eq("rules: transition rules on update; reason Forbidden", [
+        'spec.size: Invalid value: "integer": failed rule: self >= oldSelf || oldSelf - self <= 2',
+        "spec.storage: Forbidden: storage is immutable"],
+       rule_msgs({"spec": {"size": 1, "storage": "b"}}, {"spec": {"size": 7, "storage": "a"}}))
+    eq("rules: ratcheting: an unchanged invalid value is accepted on update", [],
+       rule_msgs({"spec": {"size": 4, "learners": 1}}, {"spec": {"size": 4}}))
+    eq("rules: map-list items correlate by key for transition rules", [],
+       rule_msgs({"spec": {"size": 1, "members": [{"name": "b", "port": 2000}, {"name": "a", "port": 2001}]}},
+                 {"spec": {"size": 1, "members": [{"name": "a", "port": 2001}]}}))
+    eq("CRD refused: rule outside the subset, messageExpression, unknown field, bad reason, bad fieldPath", [
+        'spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: '
+        '"self.size.startsWith(\'x\') || quantity(self.size) > 0": compilation failed: undeclared reference to '
+        '\'quantity\' (in container \'\') at column 30: kube-lite\'s CEL subset has no such function',
+        'spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[1].messageExpression: Invalid '
+        'value: "\'bad: \' + string(self.size)": kube-lite does not support messageExpression (rule "self.size > 0"); '
+        'use message',
+        'spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[2].rule: Invalid value: '
+        '"self.sise > 0": compilation failed: undefined field \'sise\'',
+        'spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[3].reason: Unsupported value: '
+        '"Bad": supported values: "FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", '
+        '"FieldValueDuplicate"',
+        'spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[4].fieldPath: Invalid value: '
+        '"self.size > 0": compilation failed: fieldPath ".nope" does not refer to a valid field'],
+       crd_problems([{"rule": "self.size.startsWith('x') || quantity(self.size) > 0"},
+                     {"rule": "self.size > 0", "messageExpression": "'bad: ' + string(self.size)"},
+                     {"rule": "self.sise > 0"}, {"rule": "self.size > 0", "reason": "Bad"},
+                     {"rule": "self.size > 0", "fieldPath": ".nope"}]))
+    eq("CRD refused: oldSelf under a list that is not a map list", [
+        "spec.validation.openAPIV3Schema.properties[l].items.x-kubernetes-validations[0].rule: Invalid value: "
+        '"self == oldSelf": compilation failed: oldSelf cannot be used on the uncorrelatable portion of the '
+        "schema within spec.validation.openAPIV3Schema.properties[l].items"],
+       crd_problems(None, {"type": "object", "properties": {"l": {"type": "array", "items": {
+           "type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf"}]}}}}))
+    eq("CRD accepted: root rules may read metadata.name, apiVersion, kind", [],
+       crd_problems(None, {"type": "object", "x-kubernetes-validations": [
+           {"rule": "self.metadata.name.size() < 20 && self.kind == 'X' && has(self.apiVersion)"}]}))
+    tree, _ = schema.compile_validations({"type": "object", "x-kubernetes-validations": [
+        {"rule": "self.metadata.name.startsWith('c')", "message": "name must start with c"}]})
+    eq("root rule: field <nil>, metadata restricted to name", ['<nil>: Invalid value: "object": name must start with c'],
+       ["%s: %s" % (c["field"], c["message"]) for c in schema.validate_rules(
+           tree, {"apiVersion": "a/v1", "kind": "X", "metadata": {"name": "x", "uid": "u"}})])
+
+
+for t in (test_patch, test_schema, test_selectors, test_store, test_pki, test_events, test_cel, test_cel_rules):
     t()
 print("%d passed, %d failed" % (N["pass"], N["fail"]))
 sys.exit(1 if N["fail"] else 0)

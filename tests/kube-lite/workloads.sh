@@ -13,7 +13,16 @@
 # and keeps the PVCs; exit codes and restartPolicy Never; a failing liveness probe restarts the
 # container; a Job with backoffLimit fails; a CronJob triggered now (kubectl create job --from and
 # the kube-lite.io/trigger annotation) runs its Job to completion with readable logs, and its
-# successful-jobs history limit is applied. Prints `ok N - ...` and `N passed, M failed`.
+# successful-jobs history limit is applied. And what the cetcd operator relies on: a Parallel
+# StatefulSet (scale by patching spec.replicas, highest ordinals removed first, PVCs kept, Bound,
+# with uids), env from fieldRef with $(VAR) expansion in env values and args, readiness httpGet on
+# a named port, DNS of a not-Ready pod through a headless Service with publishNotReadyAddresses
+# (and not without it), a ClusterIP Service routing to Ready pods only, a ConfigMap volume
+# following its ConfigMap (running pod and restarted container), a deleted pod getting its PVC
+# back, pvc-protection and a new PVC (new uid, empty) for a pod deleted after its PVC,
+# PodDisruptionBudget status and the eviction subresource (429 / Success), a Deployment with a
+# ServiceAccount token rolled by `kubectl set env`, ServiceAccount admission, and the image map
+# for cetcd-operator:*. Prints `ok N - ...` and `N passed, M failed`.
 # Invariants: every wait is bounded; the only background process (a kubectl watch) is killed
 # by its PID.
 set -uo pipefail
@@ -236,7 +245,8 @@ order=$(watch_stop)
 t_eq "scaling to 1 removes web-2, then web-1" "web-2 web-1 " "$order"
 t_eq "web-0 stays" "web-0" "$(k get pods -l app=web --no-headers -o custom-columns=N:.metadata.name 2>&1)"
 t_eq "PVCs are kept after scale down" "3" "$(k get pvc --no-headers 2>/dev/null | grep -c '^data-web-')"
-poll_until 20 test "$(jp sts/web '{.status.replicas}')" = 1
+sts_one() { [ "$(jp sts/web '{.status.replicas}')" = 1 ]; }
+poll_until 20 sts_one
 t_eq "StatefulSet status.replicas follows" "1" "$(jp sts/web '{.status.replicas}')"
 
 # exit codes, restartPolicy Never, liveness restarts
@@ -336,6 +346,236 @@ if poll_until 20 par3; then t_ok "Parallel StatefulSet creates all 3 pods though
 t_eq "StatefulSet status.readyReplicas counts only Ready pods" "0" \
   "$(jp sts/par '{.status.readyReplicas}')"
 k delete sts par >/dev/null 2>&1
+
+# ---- what the cetcd operator relies on: a Parallel StatefulSet behind a headless Service with
+# publishNotReadyAddresses, env from fieldRef + $(VAR), readiness httpGet on a named port, a
+# ConfigMap volume, PVC identity, a PodDisruptionBudget and eviction, a Deployment ----
+cat >"$M/pp.yaml" <<'EOF'
+apiVersion: v1
+kind: Service
+metadata: {name: pp-peer}
+spec:
+  clusterIP: None
+  publishNotReadyAddresses: true
+  selector: {app: pp}
+  ports: [{name: client, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: pp}
+spec:
+  selector: {app: pp}
+  ports: [{name: client, port: 80, targetPort: client}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: pp-members}
+data: {greeting: v1}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: pp}
+spec:
+  serviceName: pp-peer
+  replicas: 2
+  podManagementPolicy: Parallel
+  selector: {matchLabels: {app: pp}}
+  template:
+    metadata: {labels: {app: pp}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: srv
+        image: python:3
+        command: [python3, -c]
+        args:
+        - |
+          import http.server, os, sys
+          e = os.environ
+          g = open("/etc/kl-pp/greeting").read()
+          print("start", e["POD_NAME"], e["POD_NS"], e["POD_IP"], e["ADV"], sys.argv[1], "greeting=" + g, flush=True)
+          class H(http.server.BaseHTTPRequestHandler):
+              def do_GET(self):
+                  if self.path == "/crash":
+                      os._exit(1)
+                  ok = self.path != "/health" or os.path.exists("/var/lib/kl-pp/ready")
+                  self.send_response(200 if ok else 503); self.end_headers()
+                  self.wfile.write((e["POD_NAME"] + "\n").encode())
+              def log_message(self, *a): pass
+          http.server.ThreadingHTTPServer(("", 8080), H).serve_forever()
+        - --peer=http://$(POD_NAME).pp-peer.$(POD_NS).svc:2380
+        ports: [{name: client, containerPort: 8080}]
+        env:
+        - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+        - {name: POD_NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
+        - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+        - {name: ADV, value: "http://$(POD_NAME).pp-peer.$(POD_NS).svc:2379"}
+        readinessProbe:
+          httpGet: {path: /health, port: client}
+          periodSeconds: 1
+          failureThreshold: 1
+        volumeMounts:
+        - {name: data, mountPath: /var/lib/kl-pp}
+        - {name: members, mountPath: /etc/kl-pp}
+      volumes:
+      - {name: members, configMap: {name: pp-members}}
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: pp}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: pp}}
+EOF
+k apply --validate=false -f "$M/pp.yaml" >/dev/null 2>&1
+running() { [ "$(jp "pod/$1" '{.status.phase}')" = Running ] && [ -f "$KL_STATE/pods/$NS/$1/srv.pid" ]; }
+ready() { [ "$(jp "pod/$1" '{.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
+resolve() { in_pod "$1" "$PY" -c "import socket; print(socket.gethostbyname('$2'))" 2>/dev/null; }
+poll_until 30 running pp-0 && poll_until 10 running pp-1
+ip0=$(jp pod/pp-0 '{.status.podIP}')
+ip1=$(jp pod/pp-1 '{.status.podIP}')
+t_eq "env from fieldRef metadata.name/namespace/status.podIP; \$(VAR) expanded in env values and args" \
+  "start pp-0 $NS $ip0 http://pp-0.pp-peer.$NS.svc:2379 --peer=http://pp-0.pp-peer.$NS.svc:2380 greeting=v1" \
+  "$(k logs pp-0 2>&1 | head -1)"
+
+in_pod pp-0 touch /var/lib/kl-pp/ready
+poll_until 15 ready pp-0
+t_eq "readinessProbe httpGet /health on a named port: pp-0 Ready, pp-1 not" "True False" \
+  "$(jp pod/pp-0 '{.status.conditions[?(@.type=="Ready")].status}') $(jp pod/pp-1 '{.status.conditions[?(@.type=="Ready")].status}')"
+t_eq "publishNotReadyAddresses: the not-Ready pp-1's names resolve in pp-0 (.svc and .svc.cluster.local)" \
+  "$ip1 $ip1" "$(resolve pp-0 "pp-1.pp-peer.$NS.svc") $(resolve pp-0 "pp-1.pp-peer.$NS.svc.cluster.local")"
+k patch svc pp-peer --type merge -p '{"spec":{"publishNotReadyAddresses":false}}' >/dev/null
+unresolved() { ! resolve pp-0 "pp-1.pp-peer.$NS.svc" >/dev/null; }
+poll_until 10 unresolved
+t_rc "without publishNotReadyAddresses a not-Ready pod's name does not resolve" $? "$(resolve pp-0 "pp-1.pp-peer.$NS.svc")"
+k patch svc pp-peer --type merge -p '{"spec":{"publishNotReadyAddresses":true}}' >/dev/null
+cip=$(jp svc/pp '{.spec.clusterIP}')
+got=$(for i in 1 2 3 4 5 6; do run_bounded 5 curl -s "http://$cip/"; done | sort | uniq -c | awk '{print $1, $2}')
+t_eq "a ClusterIP Service routes only to Ready pods" "6 pp-0" "$got"
+
+pdb_st() { jp pdb/pp '{.status.currentHealthy}/{.status.desiredHealthy}/{.status.disruptionsAllowed}/{.status.expectedPods}'; }
+pdb_is() { [ "$(pdb_st)" = "$1" ]; }
+poll_until 10 pdb_is 1/1/0/2
+t_eq "PodDisruptionBudget status (currentHealthy/desiredHealthy/disruptionsAllowed/expectedPods)" "1/1/0/2" "$(pdb_st)"
+evict() {
+  printf '{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"%s","namespace":"%s"}}' "$1" "$NS" |
+    k create --raw "/api/v1/namespaces/$NS/pods/$1/eviction" -f - 2>&1
+}
+out=$(evict pp-0)
+grep -q "TooManyRequests.*Cannot evict pod as it would violate the pod's disruption budget" <<<"$out" &&
+  t_ok "eviction that would break the budget: 429" || t_fail "eviction that would break the budget: 429" "$out"
+in_pod pp-1 touch /var/lib/kl-pp/ready
+poll_until 10 pdb_is 2/1/1/2
+uid1=$(jp pod/pp-1 '{.metadata.uid}')
+out=$(evict pp-1)
+newpod() { [ -n "$(jp pod/pp-1 '{.metadata.uid}')" ] && [ "$(jp pod/pp-1 '{.metadata.uid}')" != "$uid1" ] && ready pp-1; }
+if grep -q '"status":"Success"' <<<"$out" && poll_until 20 newpod; then
+  t_ok "eviction within the budget deletes the pod (re-created, Ready again from its PVC)"
+else t_fail "eviction within the budget" "$out" "$(k get pods -l app=pp 2>&1)"; fi
+
+k patch cm pp-members --type merge -p '{"data":{"greeting":"v2"}}' >/dev/null
+refreshed() { [ "$(in_pod pp-0 cat /etc/kl-pp/greeting 2>/dev/null)" = v2 ]; }
+poll_until 10 refreshed
+t_rc "a running pod's ConfigMap volume follows the ConfigMap" $? "$(in_pod pp-0 cat /etc/kl-pp/greeting 2>&1)"
+k patch cm pp-members --type merge -p '{"data":{"greeting":"v3"}}' >/dev/null
+in_pod pp-0 curl -s -m 2 http://127.0.0.1:8080/crash >/dev/null 2>&1
+restarted() { [ "$(jp pod/pp-0 '{.status.containerStatuses[0].restartCount}')" = 1 ] && running pp-0 &&
+  [ -n "$(jp pod/pp-0 '{.status.containerStatuses[0].state.running.startedAt}')" ] && k logs pp-0 2>/dev/null | grep -q greeting=v3; }
+if poll_until 15 restarted; then
+  t_ok "a crashed container restarts (restartPolicy Always) and reads the ConfigMap's current content"
+else t_fail "a crashed container restarts and reads the ConfigMap's current content" \
+  "restarts: $(jp pod/pp-0 '{.status.containerStatuses[0].restartCount}')" "$(k logs pp-0 2>&1)"; fi
+
+k patch sts pp --type merge -p '{"spec":{"replicas":3}}' >/dev/null
+poll_until 15 running pp-2
+t_eq "patching spec.replicas scales a Parallel StatefulSet up" "pp-0 pp-1 pp-2" \
+  "$(k get pods -l app=pp --no-headers -o custom-columns=N:.metadata.name 2>&1 | xargs)"
+k patch sts pp --type merge -p '{"spec":{"replicas":1}}' >/dev/null
+only0() { [ "$(k get pods -l app=pp --no-headers -o custom-columns=N:.metadata.name 2>/dev/null | xargs)" = pp-0 ]; }
+poll_until 15 only0
+t_eq "scale down removes the highest ordinals; PVCs are kept (whenScaled: Retain), Bound, with a uid" \
+  "pp-0 | data-pp-0:Bound:36 data-pp-1:Bound:36 data-pp-2:Bound:36" \
+  "$(k get pods -l app=pp --no-headers -o custom-columns=N:.metadata.name 2>&1 | xargs) | $(k get pvc -o go-template='{{range .items}}{{.metadata.name}}:{{.status.phase}}:{{len .metadata.uid}} {{end}}' 2>&1 | grep -o 'data-pp-[^ ]*' | xargs)"
+
+in_pod pp-0 sh -c 'echo kept > /var/lib/kl-pp/f'
+puid=$(jp pvc/data-pp-0 '{.metadata.uid}')
+uid0=$(jp pod/pp-0 '{.metadata.uid}')
+k delete pod pp-0 --timeout=20s >/dev/null 2>&1
+back() { [ "$(jp pod/pp-0 '{.metadata.uid}')" != "$uid0" ] && running pp-0; }
+poll_until 20 back
+t_eq "a deleted pod comes back with the same name and the same PVC (data kept)" "kept $puid" \
+  "$(in_pod pp-0 cat /var/lib/kl-pp/f 2>&1) $(jp pvc/data-pp-0 '{.metadata.uid}')"
+k delete pvc data-pp-0 --wait=false >/dev/null 2>&1
+sleep 1
+t_eq "a PVC in use is kept while its pod runs (kubernetes.io/pvc-protection)" "true kubernetes.io/pvc-protection" \
+  "$([ -n "$(jp pvc/data-pp-0 '{.metadata.deletionTimestamp}')" ] && echo true) $(jp pvc/data-pp-0 '{.metadata.finalizers[*]}')"
+uid0=$(jp pod/pp-0 '{.metadata.uid}')
+k delete pod pp-0 --timeout=20s >/dev/null 2>&1
+fresh() {
+  [ "$(jp pod/pp-0 '{.metadata.uid}')" != "$uid0" ] && running pp-0 && [ -n "$(jp pvc/data-pp-0 '{.metadata.uid}')" ] &&
+    [ "$(jp pvc/data-pp-0 '{.metadata.uid}')" != "$puid" ]
+}
+poll_until 30 fresh
+t_eq "the pod deleted after its PVC: re-created with a new PVC (new uid, empty volume)" "new-uid empty" \
+  "$([ "$(jp pvc/data-pp-0 '{.metadata.uid}')" != "$puid" ] && echo new-uid) $(in_pod pp-0 ls /var/lib/kl-pp 2>&1 | xargs | sed 's/^$/empty/')"
+k delete sts pp --wait=false >/dev/null 2>&1
+
+# Deployment: one replica, a ServiceAccount token, `kubectl set env` rolls the pod
+cat >"$M/op.yaml" <<'EOF'
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: kl-op}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: op}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: op}}
+  template:
+    metadata: {labels: {app: op}}
+    spec:
+      serviceAccountName: kl-op
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: busybox:1.36
+        command: [sh, -c, "echo K=$K; exec sleep 300"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: opimg}
+spec:
+  restartPolicy: Never
+  containers: [{name: c, image: "cetcd-operator:dev", args: [--version]}]
+EOF
+k apply --validate=false -f "$M/op.yaml" >/dev/null 2>&1
+out=$(k rollout status deployment/op --timeout=30s 2>&1)
+p1=$(k get pods -l app=op -o jsonpath='{.items[0].metadata.name}' 2>/dev/null)
+tok=$(in_ctr "$p1" c cat /var/run/secrets/kubernetes.io/serviceaccount/token 2>/dev/null)
+t_eq "Deployment: its one pod runs with the ServiceAccount token mounted" \
+  "successfully rolled out 1 yes" "$(grep -o 'successfully rolled out' <<<"$out") $(k get pods -l app=op --no-headers 2>/dev/null | wc -l) $([ -n "$tok" ] && echo yes)"
+k set env deployment/op K=V >/dev/null 2>&1
+out=$(k rollout status deployment/op --timeout=30s 2>&1)
+gone_p1() { [ "$(k get pods -l app=op -o name 2>/dev/null)" = "pod/$(k get pods -l app=op -o jsonpath='{.items[0].metadata.name}')" ] && ! k get pod "$p1" >/dev/null 2>&1; }
+poll_until 15 gone_p1
+p2=$(k get pods -l app=op -o jsonpath='{.items[0].metadata.name}' 2>/dev/null)
+t_eq "kubectl set env deployment/op K=V rolls the pod (new ReplicaSet, old pod gone)" "successfully rolled out K=V 2" \
+  "$(grep -o 'successfully rolled out' <<<"$out") $(k logs "$p2" 2>&1) $(k get rs --no-headers 2>/dev/null | grep -c '^op-')"
+out=$(k run nosa --image=busybox:1.36 --overrides='{"spec":{"serviceAccountName":"nope"}}' -- true 2>&1)
+grep -q 'error looking up service account' <<<"$out" && t_ok "a pod whose ServiceAccount does not exist is refused" ||
+  t_fail "a pod whose ServiceAccount does not exist is refused" "$out"
+launched() { [ -f "$KL_STATE/pods/$NS/opimg/c.launch.json" ]; }
+poll_until 15 launched
+t_eq "image cetcd-operator:* runs bin/cetcd-operator (args appended)" "$PWD/bin/cetcd-operator --version" \
+  "$("$PY" -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["argv"]))' "$KL_STATE/pods/$NS/opimg/c.launch.json" 2>&1)"
+k delete deployment op --wait=false >/dev/null 2>&1
+k delete pod opimg --wait=false >/dev/null 2>&1
 
 # Job with backoff: fails after backoffLimit + 1 failed pods
 cat >"$M/jobs.yaml" <<'EOF'

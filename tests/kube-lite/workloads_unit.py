@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Unit checks of kube-lite's workload helpers (engineer B), no root or server needed:
 cron parsing and schedule search, label selectors, $(VAR) expansion, image-map argv
-resolution, probe thresholds, Endpoints subset merging. Prints `ok N - ...` and
+resolution, probe thresholds, Endpoints subset merging, pvc-protection's notion of a PVC user,
+intstr scaling and the Deployment's pod-template-hash. Prints `ok N - ...` and
 `N passed, M failed`; exit status 1 on any failure."""
 
 import calendar
@@ -111,6 +112,37 @@ m = c.Services._merge([{"ports": [{"port": 1}], "addresses": a},
                        {"ports": [{"port": 3}], "addresses": [{"ip": "2"}]}])
 check("endpoint subsets with equal addresses share ports",
       len(m) == 2 and [p["port"] for p in m[0]["ports"]] == [1, 2], m)
+
+# pvc-protection: who holds a PVC being deleted
+pvc = {"metadata": {"name": "data-x-0", "deletionTimestamp": "2026-01-01T00:00:10Z"}}
+
+
+def pod(created, phase="Pending", claim="data-x-0", started=False):
+    st = {"phase": phase}
+    if started:
+        st["containerStatuses"] = [{"state": {"running": {}}}]
+    return {"metadata": {"creationTimestamp": created},
+            "spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": claim}}]}, "status": st}
+
+
+check("pvc_user: an older pod holds the PVC, a newer Pending one or a finished one does not",
+      [c.pvc_user(pod("2026-01-01T00:00:09Z"), pvc), c.pvc_user(pod("2026-01-01T00:00:10Z"), pvc),
+       c.pvc_user(pod("2026-01-01T00:00:11Z", started=True), pvc),
+       c.pvc_user(pod("2026-01-01T00:00:09Z", "Succeeded"), pvc),
+       c.pvc_user(pod("2026-01-01T00:00:09Z", claim="other"), pvc)] == [True, False, True, False, False])
+
+# intstr scaling (PDB, Deployment)
+check("intstr: ints as is, percentages rounded up or down",
+      [c.scaled(2, 5), c.scaled("50%", 5), c.scaled("50%", 5, False), c.scaled("25%", 1), c.scaled("25%", 1, False)]
+      == [2, 3, 2, 1, 0])
+
+# pod-template-hash: stable, ignores its own label, changes with the template
+t1 = {"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+t2 = {"metadata": {"labels": {"app": "a", "pod-template-hash": "x"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+t3 = {"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "j"}]}}
+h = c.pod_template_hash(t1)
+check("pod-template-hash: 10 safe characters, ignores its own label, follows the template",
+      len(h) == 10 and set(h) <= set(c.HASH_ALPHABET) and h == c.pod_template_hash(t2) and h != c.pod_template_hash(t3), h)
 
 print("%d passed, %d failed" % (N[1], N[2]))
 sys.exit(1 if N[2] else 0)

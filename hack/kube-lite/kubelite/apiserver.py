@@ -29,8 +29,23 @@ Semantics notes for controller/kubelet writers:
   - PUT/PATCH on a resource with a status subresource ignore status; /status writes only status.
   - metadata.generation increases when anything but metadata and status changes.
   - Writes that change nothing do not bump resourceVersion and send no event.
-  - spec.clusterIP is kept across updates that omit it; allocating it (and the `kubernetes`
+  - spec.clusterIP(s) are kept across updates that omit them; allocating them (and the `kubernetes`
     Service, the Node, Endpoints) is the controllers' job (B), as their CIDRs are per instance.
+  - Defaulting as the API server does it (so a client comparing what it wrote with what it reads
+    sees the same extra fields as on a real cluster): pod specs and the pod templates of
+    StatefulSets, Deployments, ReplicaSets, Jobs and CronJobs (restartPolicy, dnsPolicy,
+    schedulerName, securityContext {}, terminationGracePeriodSeconds; per container
+    imagePullPolicy, terminationMessagePath/Policy, resources {}, ports protocol, fieldRef
+    apiVersion, probe timeouts/periods/thresholds and httpGet scheme; volume defaultMode 420),
+    StatefulSet/Deployment/ReplicaSet specs, volumeClaimTemplates (volumeMode, status Pending),
+    Services (sessionAffinity, ipFamilies, ipFamilyPolicy, internalTrafficPolicy, targetPort).
+  - Admission on create: a pod's ServiceAccount must exist (403 "error looking up service
+    account"); PVCs get the kubernetes.io/pvc-protection finalizer (controllers.py removes it once
+    no pod uses the claim; not in --api-only mode, where nothing would remove it).
+  - pods/eviction honours PodDisruptionBudgets (Api.evict: 429 TooManyRequests with a
+    DisruptionBudget cause, status.disruptionsAllowed decremented atomically).
+  - CRD x-kubernetes-validations (CEL, schema.py + cel.py): a rule kube-lite cannot run makes the
+    CRD itself 422; a false rule makes the custom resource 422 in the API server's wording.
 Authentication: any bearer token (or none) is accepted, on both listeners: the static token of
 DIR/kubeconfig and the service-account token the kubelet mounts in pods alike (no RBAC).
 """
@@ -58,6 +73,7 @@ VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0-kube-lite", "gitC
            "compiler": "gc", "platform": "linux/amd64"}
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 FORCE_DELETE_SLACK = 15
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
 
 
 class ApiError(Exception):
@@ -173,20 +189,91 @@ def fields_match(reqs, obj):
     return True
 
 
+def selector_matches(sel, labels):
+    """metav1.LabelSelector semantics: None matches nothing, {} matches everything."""
+    if not isinstance(sel, dict):
+        return False
+    labels = labels or {}
+    for k, v in (sel.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in sel.get("matchExpressions") or []:
+        k, op, vals = e.get("key"), e.get("operator"), e.get("values") or []
+        if (op == "In" and labels.get(k) not in vals) or (op == "NotIn" and k in labels and labels[k] in vals) \
+                or (op == "Exists" and k not in labels) or (op == "DoesNotExist" and k in labels):
+            return False
+    return True
+
+
 # ---------------- object defaults ----------------
 
-def _default_pod(o):
-    spec = o.setdefault("spec", {})
+def _default_probe(p):
+    if not isinstance(p, dict):
+        return
+    for k, v in (("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1), ("failureThreshold", 3)):
+        p.setdefault(k, v)
+    if isinstance(p.get("httpGet"), dict):
+        p["httpGet"].setdefault("scheme", "HTTP")
+
+
+def _default_container(c):
+    image = c.get("image") or ""
+    tag = image.rsplit("/", 1)[-1]
+    latest = "@" not in tag and (":" not in tag or tag.endswith(":latest"))
+    c.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+    c.setdefault("terminationMessagePath", "/dev/termination-log")
+    c.setdefault("terminationMessagePolicy", "File")
+    c.setdefault("resources", {})
+    for p in c.get("ports") or []:
+        p.setdefault("protocol", "TCP")
+    for e in c.get("env") or []:
+        fr = (e.get("valueFrom") or {}).get("fieldRef")
+        if isinstance(fr, dict):
+            fr.setdefault("apiVersion", "v1")
+    for k in ("livenessProbe", "readinessProbe", "startupProbe"):
+        _default_probe(c.get(k))
+
+
+def _default_volume(v):
+    for k in ("configMap", "secret", "downwardAPI", "projected"):
+        if isinstance(v.get(k), dict):
+            v[k].setdefault("defaultMode", 420)
+    for it in (v.get("downwardAPI") or {}).get("items") or []:
+        if isinstance(it.get("fieldRef"), dict):
+            it["fieldRef"].setdefault("apiVersion", "v1")
+    for src in (v.get("projected") or {}).get("sources") or []:
+        if isinstance(src.get("serviceAccountToken"), dict):
+            src["serviceAccountToken"].setdefault("expirationSeconds", 3600)
+
+
+def _default_pod_spec(spec):
+    """SetDefaults_PodSpec and friends: what the API server fills in a pod spec or template."""
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
     spec.setdefault("schedulerName", "default-scheduler")
-    for c in spec.get("containers") or []:
-        c.setdefault("imagePullPolicy", "IfNotPresent")
-        c.setdefault("terminationMessagePath", "/dev/termination-log")
-        for p in c.get("ports") or []:
-            p.setdefault("protocol", "TCP")
+    spec.setdefault("securityContext", {})
+    for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        if isinstance(c, dict):
+            _default_container(c)
+    for v in spec.get("volumes") or []:
+        if isinstance(v, dict):
+            _default_volume(v)
+
+
+def _default_template(spec):
+    tmpl = spec.get("template")
+    if isinstance(tmpl, dict) and isinstance(tmpl.get("spec"), dict):
+        _default_pod_spec(tmpl["spec"])
+
+
+def _default_pod(o):
+    spec = o.setdefault("spec", {})
+    _default_pod_spec(spec)
+    spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
+    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("priority", 0)
     st = o.setdefault("status", {})
     st.setdefault("phase", "Pending")
 
@@ -198,6 +285,31 @@ def _default_sts(o):
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
     spec.setdefault("persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
+    _default_template(spec)
+    for t in spec.get("volumeClaimTemplates") or []:
+        if isinstance(t, dict):
+            t.setdefault("spec", {}).setdefault("volumeMode", "Filesystem")
+            t.setdefault("status", {}).setdefault("phase", "Pending")
+
+
+def _default_deployment(o):
+    spec = o.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    st = spec.setdefault("strategy", {"type": "RollingUpdate"})
+    if st.get("type", "RollingUpdate") == "RollingUpdate":
+        st.setdefault("type", "RollingUpdate")
+        ru = st.setdefault("rollingUpdate", {})
+        ru.setdefault("maxSurge", "25%")
+        ru.setdefault("maxUnavailable", "25%")
+    _default_template(spec)
+
+
+def _default_rs(o):
+    spec = o.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    _default_template(spec)
 
 
 def _default_job(o):
@@ -207,6 +319,7 @@ def _default_job(o):
     spec.setdefault("parallelism", 1)
     tmpl = spec.setdefault("template", {}).setdefault("spec", {})
     tmpl.setdefault("restartPolicy", "Never")
+    _default_template(spec)
 
 
 def _default_cronjob(o):
@@ -215,6 +328,9 @@ def _default_cronjob(o):
     spec.setdefault("suspend", False)
     spec.setdefault("successfulJobsHistoryLimit", 3)
     spec.setdefault("failedJobsHistoryLimit", 1)
+    jt = spec.get("jobTemplate")
+    if isinstance(jt, dict) and isinstance(jt.get("spec"), dict):
+        _default_template(jt["spec"])
 
 
 def _default_service(o):
@@ -224,6 +340,12 @@ def _default_service(o):
     for p in spec.get("ports") or []:
         p.setdefault("protocol", "TCP")
         p.setdefault("targetPort", p.get("port"))
+    if spec["type"] != "ExternalName":
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        if spec.get("clusterIP") == "None":
+            spec.setdefault("clusterIPs", ["None"])
 
 
 def _default_ns(o):
@@ -237,6 +359,7 @@ def _default_pvc(o):
 
 
 DEFAULTS = {"/pods": _default_pod, "apps/statefulsets": _default_sts, "batch/jobs": _default_job,
+            "apps/deployments": _default_deployment, "apps/replicasets": _default_rs,
             "batch/cronjobs": _default_cronjob, "/services": _default_service, "/namespaces": _default_ns,
             "/persistentvolumeclaims": _default_pvc, "/secrets": lambda o: o.setdefault("type", "Opaque")}
 
@@ -261,6 +384,7 @@ class Api:
         self.store = store
         self.reg = registry
         self.tls = threading.local()    # .strict: this request asked ?fieldValidation=Strict
+        self.pvc_protection = False     # set by main.py when the controllers (which release it) run
 
     # ---- helpers ----
     def _check_ns(self, rd, ns):
@@ -274,7 +398,8 @@ class Api:
             raise ApiError(403, "Forbidden", "%s \"%s\" is forbidden: unable to create new content in "
                            "namespace %s because it is being terminated" % (rd.plural, "", ns))
 
-    def _cr_checks(self, rd, version, obj, name, strict=False):
+    def _cr_checks(self, rd, version, obj, name, strict=False, old=None):
+        """Defaults, pruning, OpenAPI schema and CEL rules (with old: an update) of a CR."""
         sch = rd.schemas.get(version) or rd.schemas.get(rd.versions[0]) or {}
         schema.apply_defaults(sch, obj)
         dropped = []
@@ -284,6 +409,14 @@ class Api:
                            'error: %s' % (rd.kind, version, rd.kind, ", ".join(
                                'unknown field "%s"' % d for d in dropped)))
         causes = schema.validate(sch, obj)
+        tree = rd.rules.get(version) if version in rd.rules else rd.rules.get(rd.versions[0])
+        if tree is not None:
+            if any(c["reason"] in schema.BLOCKING for c in causes):
+                causes.append(schema.rules_blocked_cause())
+            elif old is not None:
+                causes += schema.validate_rules(tree, obj, old)
+            else:
+                causes += schema.validate_rules(tree, obj)
         if causes:
             msgs = ["%s: %s" % (c["field"], c["message"]) for c in causes]
             raise ApiError(422, "Invalid", '%s.%s "%s" is invalid: %s' % (
@@ -310,14 +443,15 @@ class Api:
         fn = DEFAULTS.get(rd.gr)
         if fn:
             fn(obj)
-        if rd.gr == "/services" and old is not None and not obj["spec"].get("clusterIP"):
-            obj["spec"]["clusterIP"] = (old.get("spec") or {}).get("clusterIP")
-            if obj["spec"]["clusterIP"] is None:
-                del obj["spec"]["clusterIP"]
+        if rd.gr == "/services" and old is not None:
+            for k in ("clusterIP", "clusterIPs"):
+                if not obj["spec"].get(k) and (old.get("spec") or {}).get(k):
+                    obj["spec"][k] = old["spec"][k]
         if rd.gr == "apiextensions.k8s.io/customresourcedefinitions":
             self._admit_crd(obj)
         if rd.crd is not None:
-            self._cr_checks(rd, version, obj, obj["metadata"].get("name"), getattr(self.tls, "strict", False))
+            self._cr_checks(rd, version, obj, obj["metadata"].get("name"), getattr(self.tls, "strict", False),
+                            old)
 
     def _admit_crd(self, obj):
         spec = obj.get("spec") or {}
@@ -326,19 +460,24 @@ class Api:
         for f, v in (("spec.group", spec.get("group")), ("spec.names.plural", names.get("plural")),
                      ("spec.names.kind", names.get("kind")), ("spec.versions", spec.get("versions"))):
             if not v:
-                causes.append({"reason": "FieldValueRequired", "field": f, "message": "%s: Required value" % f})
+                causes.append({"reason": "FieldValueRequired", "field": f, "message": "Required value"})
         name = obj["metadata"].get("name")
         if not causes and name != "%s.%s" % (names["plural"], spec["group"]):
             causes.append({"reason": "FieldValueInvalid", "field": "metadata.name",
-                           "message": "metadata.name: Invalid value: \"%s\": must be spec.names.plural+\".\"+"
+                           "message": "Invalid value: \"%s\": must be spec.names.plural+\".\"+"
                            "spec.group" % name})
         if not causes and sum(1 for v in spec["versions"] if v.get("storage")) != 1:
             causes.append({"reason": "FieldValueInvalid", "field": "spec.versions",
-                           "message": "spec.versions: Invalid value: must have exactly one version marked "
+                           "message": "Invalid value: must have exactly one version marked "
                            "as storage version"})
+        if not causes:
+            for i, v in enumerate(spec["versions"]):
+                sch = (v.get("schema") or {}).get("openAPIV3Schema") or {}
+                _, problems = schema.compile_validations(sch, "spec.versions[%d].schema.openAPIV3Schema" % i)
+                causes += problems
         if causes:
             raise ApiError(422, "Invalid", 'CustomResourceDefinition.apiextensions.k8s.io "%s" is invalid: %s'
-                           % (name, ", ".join(c["message"] for c in causes)),
+                           % (name, ", ".join("%s: %s" % (c["field"], c["message"]) for c in causes)),
                            {"name": name, "group": "apiextensions.k8s.io",
                             "kind": "CustomResourceDefinition", "causes": causes})
         spec.setdefault("scope", "Namespaced")
@@ -399,9 +538,25 @@ class Api:
                 raise ApiError(409, "AlreadyExists", '%s "%s" already exists' % (_res_name(rd), name),
                                {"name": name, "group": rd.group, "kind": rd.plural})
             self._admit(rd, version, obj, None)
+            self._admit_create(rd, obj)
             out = self.store.put(rd.gr, obj, "ADDED")
             self._after_write(rd, out)
         return out
+
+    def _admit_create(self, rd, obj):
+        """Admission plugins on create: ServiceAccount (a pod's service account must exist) and
+        StorageObjectInUseProtection (the kubernetes.io/pvc-protection finalizer on PVCs)."""
+        md = obj["metadata"]
+        if rd.gr == "/pods":
+            sa = obj["spec"].get("serviceAccountName") or "default"
+            if self.store.get("/serviceaccounts", md["namespace"], sa) is None:
+                raise ApiError(403, "Forbidden", 'pods "%s" is forbidden: error looking up service account '
+                               '%s/%s: serviceaccount "%s" not found' % (md["name"], md["namespace"], sa, sa),
+                               {"name": md["name"], "kind": "pods"})
+        if rd.gr == "/persistentvolumeclaims" and self.pvc_protection:
+            fins = md.setdefault("finalizers", [])
+            if PVC_PROTECTION not in fins:
+                fins.append(PVC_PROTECTION)
 
     def _after_write(self, rd, obj):
         if rd.gr == "apiextensions.k8s.io/customresourcedefinitions":
@@ -559,7 +714,7 @@ class Api:
                 tgt = tgt.setdefault(k, {})
             tgt[path[-1]] = replicas
             if rd.crd is not None:
-                self._cr_checks(rd, version, new, name)
+                self._cr_checks(rd, version, new, name, old=cur)
             out = self._commit_update(rd, cur, new)
             return self.scale_of(rd, out)
 
@@ -618,6 +773,64 @@ class Api:
             md["deletionTimestamp"] = ts_after(grace) if graceful else now_ts()
             md["deletionGracePeriodSeconds"] = int(grace) if graceful else 0
             return self.store.put(rd.gr, new, "MODIFIED")
+
+    # ---- eviction ----
+    def evict(self, ns, name, body):
+        """POST pods/<name>/eviction: delete the pod unless that breaks its PodDisruptionBudget.
+
+        As the API server does: a pod that is terminating, Pending, Succeeded or Failed is deleted
+        at once; more than one matching PDB is a 500; a PDB whose status has not observed its
+        generation, or whose status.disruptionsAllowed is 0, answers 429 TooManyRequests with a
+        DisruptionBudget cause; otherwise disruptionsAllowed is decremented and the pod recorded in
+        status.disruptedPods (atomically, under the store lock) and the pod deleted with the
+        eviction's deleteOptions. A pod that is not Ready is evicted without charging the budget
+        when the budget is met (currentHealthy >= desiredHealthy > 0) or unhealthyPodEvictionPolicy
+        is AlwaysAllow."""
+        body = body if isinstance(body, dict) else {}
+        opts = body.get("deleteOptions") or {}
+        pods_rd = self.reg.lookup("", "v1", "pods")
+        pdb_rd = self.reg.lookup("policy", "v1", "poddisruptionbudgets")
+        with self.store.lock:
+            pod = self.store.get("/pods", ns, name)
+            if pod is None:
+                raise not_found(pods_rd, name)
+            phase = (pod.get("status") or {}).get("phase", "Pending")
+            if pod["metadata"].get("deletionTimestamp") or phase in ("Pending", "Succeeded", "Failed"):
+                return self.delete(pods_rd, ns, name, opts)
+            labels = pod["metadata"].get("labels") or {}
+            pdbs = [p for p in self.store.list(pdb_rd.gr, ns)[0]
+                    if selector_matches((p.get("spec") or {}).get("selector"), labels)]
+            if len(pdbs) > 1:
+                raise ApiError(500, "InternalError", "This pod has more than one PodDisruptionBudget, which "
+                               "the eviction subresource does not support.")
+            if pdbs:
+                self._charge_budget(pdb_rd, pdbs[0], pod)
+            return self.delete(pods_rd, ns, name, opts)
+
+    def _charge_budget(self, pdb_rd, pdb, pod):
+        st = pdb.get("status") or {}
+        pname = pdb["metadata"]["name"]
+
+        def refuse(msg):
+            return ApiError(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's "
+                            "disruption budget.", {"causes": [{"reason": "DisruptionBudget", "message": msg}]})
+        if st.get("observedGeneration", 0) < pdb["metadata"].get("generation", 1):
+            raise refuse("The disruption budget %s is still being processed by the server." % pname)
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in (pod.get("status") or {}).get("conditions") or [])
+        if not ready:
+            if (pdb.get("spec") or {}).get("unhealthyPodEvictionPolicy") == "AlwaysAllow":
+                return
+            if st.get("currentHealthy", 0) >= st.get("desiredHealthy", 0) > 0:
+                return
+        if st.get("disruptionsAllowed", 0) <= 0:
+            raise refuse("The disruption budget %s needs %d healthy pods and has %d currently"
+                         % (pname, st.get("desiredHealthy", 0), st.get("currentHealthy", 0)))
+        new = copy.deepcopy(pdb)
+        nst = new.setdefault("status", {})
+        nst["disruptionsAllowed"] = st["disruptionsAllowed"] - 1
+        nst.setdefault("disruptedPods", {})[pod["metadata"]["name"]] = now_ts()
+        self.store.put(pdb_rd.gr, new, "MODIFIED")
 
     def remove_finalizer(self, rd, obj, fin):
         """Used by the GC: drop one finalizer (and the object if it was the last)."""
@@ -902,6 +1115,9 @@ class Handler(BaseHTTPRequestHandler):
                 raise not_found(rd, name)
             if sub == "scale":
                 return self._send(200, api.scale_of(rd, obj))
+            if sub == "eviction":
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the "
+                               "requested resource")
             if sub == "log":
                 return self._log(obj, q)
             if "as=Table" in (self.headers.get("Accept") or ""):
@@ -911,7 +1127,7 @@ class Handler(BaseHTTPRequestHandler):
         if method == "POST":
             if name is not None:
                 if sub == "eviction":
-                    out = api.delete(rd, key_ns, name, {})
+                    api.evict(key_ns, name, self._json_body())
                     return self._send(201, {"kind": "Status", "apiVersion": "v1", "status": "Success",
                                             "metadata": {}, "code": 201})
                 raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the "

@@ -26,6 +26,9 @@ RESOURCES = {
     "namespaces": ("/api/v1", False),
     "nodes": ("/api/v1", False),
     "statefulsets": ("/apis/apps/v1", True),
+    "deployments": ("/apis/apps/v1", True),
+    "replicasets": ("/apis/apps/v1", True),
+    "poddisruptionbudgets": ("/apis/policy/v1", True),
     "jobs": ("/apis/batch/v1", True),
     "cronjobs": ("/apis/batch/v1", True),
 }

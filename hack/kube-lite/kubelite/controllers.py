@@ -1,5 +1,6 @@
-"""kube-lite controllers: StatefulSet, Job, CronJob, Endpoints, Service ClusterIPs, PVC binding,
-default ServiceAccounts and the `kubernetes` Service.
+"""kube-lite controllers: StatefulSet, Deployment, ReplicaSet, Job, CronJob, Endpoints, Service
+ClusterIPs, PVC binding and protection, PodDisruptionBudget status, default ServiceAccounts and the
+`kubernetes` Service.
 
 Each controller is level-triggered: informers (client.Informer: list + watch over HTTP) keep
 caches; any event marks the controller dirty and its thread re-reconciles every object from the
@@ -7,11 +8,17 @@ caches (plus a periodic resync, 2 s; CronJob also ticks for schedules). Writes g
 server; a 409 (stale cache, already exists) is ignored because the next pass sees fresh data.
 Invariants: a controller only touches objects it owns (ownerReferences with controller=true
 to its uid) or names it derives deterministically (`<sts>-<i>`, `<tmpl>-<sts>-<i>`,
-`<cj>-<minutes>`); status is written only when it changed; PVCs made for a StatefulSet are never
-deleted by it (removed only when a user deletes them).
+`<cj>-<minutes>`, `<deploy>-<pod-template-hash>`); status is written only when it changed;
+PVCs made for a StatefulSet are never deleted by it: with the default retention policy (Retain)
+they stay until a user deletes them; with whenDeleted/whenScaled: Delete they get the StatefulSet
+or the condemned pod as owner and the garbage collector removes them.
+StatefulSet specifics the cetcd operator relies on: a Pending pod whose PVC is missing gets a new
+PVC (a PVC deleted together with its pod comes back empty, with a new uid); Parallel pods are
+created and deleted all at once; scale-down removes the highest ordinals.
 Events (events.py): SuccessfulCreate/SuccessfulDelete (FailedDelete) for the pods and PVCs of a
-StatefulSet, the pods of a Job (plus Completed or the failure reason) and the Jobs of a CronJob,
-from "<controller>-controller" as kube-controller-manager names them.
+StatefulSet, the pods of a Job or ReplicaSet (plus Completed or the failure reason), the Jobs of a
+CronJob and ScalingReplicaSet of a Deployment, from "<controller>-controller" as
+kube-controller-manager names them.
 """
 
 import calendar
@@ -167,7 +174,9 @@ class Base:
             return None
 
     KINDS = {"statefulsets": ("StatefulSet", "apps/v1"), "jobs": ("Job", "batch/v1"),
-             "cronjobs": ("CronJob", "batch/v1")}
+             "cronjobs": ("CronJob", "batch/v1"), "deployments": ("Deployment", "apps/v1"),
+             "replicasets": ("ReplicaSet", "apps/v1"),
+             "poddisruptionbudgets": ("PodDisruptionBudget", "policy/v1")}
 
     def record(self, owner, resource, etype, reason, msg):
         """An Event about owner (an object of `resource`, kind from KINDS)."""
@@ -217,21 +226,61 @@ class StatefulSets(Base):
                     out[int(n[len(pre):])] = p
         return out
 
+    @staticmethod
+    def _claims(sts, i):
+        md, spec = sts["metadata"], sts.get("spec", {})
+        return ["%s-%s-%d" % (t["metadata"]["name"], md["name"], i)
+                for t in spec.get("volumeClaimTemplates") or []]
+
+    @staticmethod
+    def _retention(sts, when):
+        pol = (sts.get("spec") or {}).get("persistentVolumeClaimRetentionPolicy") or {}
+        return pol.get(when, "Retain")
+
     def _ensure_pvcs(self, sts, i):
         md, spec = sts["metadata"], sts.get("spec", {})
         for t in spec.get("volumeClaimTemplates") or []:
             name = "%s-%s-%d" % (t["metadata"]["name"], md["name"], i)
-            if self.ctl.inf["persistentvolumeclaims"].get(md["namespace"], name):
+            cur = self.ctl.inf["persistentvolumeclaims"].get(md["namespace"], name)
+            if cur is not None:
+                self._claim_owner(sts, cur)
                 continue
             labels = dict((t.get("metadata") or {}).get("labels") or {})
             labels.update((spec.get("selector") or {}).get("matchLabels") or {})
             pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                    "metadata": {"name": name, "namespace": md["namespace"], "labels": labels},
                    "spec": t.get("spec") or {}}
+            if self._retention(sts, "whenDeleted") == "Delete":
+                pvc["metadata"]["ownerReferences"] = [owner_ref(sts, "StatefulSet", "apps/v1")]
             if self.create("persistentvolumeclaims", md["namespace"], pvc):
                 self.record(sts, "statefulsets", "Normal", "SuccessfulCreate",
                             "create Claim %s Pod %s-%d in StatefulSet %s success"
                             % (name, md["name"], i, md["name"]))
+
+    def _claim_owner(self, sts, pvc):
+        """whenDeleted: Delete -> the StatefulSet owns its PVCs (the GC removes them with it)."""
+        if self._retention(sts, "whenDeleted") != "Delete" or owned_by(pvc, sts) or terminating(pvc):
+            return
+        refs = list(pvc["metadata"].get("ownerReferences") or []) + [owner_ref(sts, "StatefulSet", "apps/v1")]
+        self.c.patch("persistentvolumeclaims", pvc["metadata"]["namespace"], pvc["metadata"]["name"],
+                     {"metadata": {"ownerReferences": refs}})
+
+    def _condemn(self, sts, pod, i):
+        """Scale-down of ordinal i: with whenScaled: Delete its PVCs get the pod as owner, so
+        the GC deletes them once the pod is gone; then the pod is deleted."""
+        if self._retention(sts, "whenScaled") == "Delete":
+            ref = owner_ref(pod, "Pod", "v1")
+            ref["controller"] = False
+            for name in self._claims(sts, i):
+                pvc = self.ctl.inf["persistentvolumeclaims"].get(sts["metadata"]["namespace"], name)
+                if pvc is None or terminating(pvc) or any(
+                        r.get("uid") == ref["uid"] for r in pvc["metadata"].get("ownerReferences") or []):
+                    continue
+                refs = [r for r in pvc["metadata"].get("ownerReferences") or []
+                        if r.get("kind") != "Pod"] + [ref]
+                self.c.patch("persistentvolumeclaims", pvc["metadata"]["namespace"], name,
+                             {"metadata": {"ownerReferences": refs}})
+        self.delete_child(sts, "statefulsets", "pods", pod, STS_DELETE % ("%s", sts["metadata"]["name"]))
 
     def _new_pod(self, sts, i, rev):
         md, spec = sts["metadata"], sts.get("spec", {})
@@ -272,6 +321,10 @@ class StatefulSets(Base):
             if pod_phase(p) in ("Failed", "Succeeded") and not terminating(p):
                 self.delete_child(sts, "statefulsets", "pods", p, STS_DELETE % ("%s", md["name"]))
         busy = any(terminating(p) for p in pods.values())
+        # a Pending pod whose PVC is missing (deleted after the pod was made) gets a new one
+        for i, p in pods.items():
+            if i < replicas and pod_phase(p) == "Pending" and not terminating(p):
+                self._ensure_pvcs(sts, i)
         # scale up / fill holes
         for i in range(replicas):
             if i in pods:
@@ -303,9 +356,9 @@ class StatefulSets(Base):
             if parallel:
                 for i in extra:
                     if not terminating(pods[i]):
-                        self.delete_child(sts, "statefulsets", "pods", pods[i], del_msg)
+                        self._condemn(sts, pods[i], i)
             elif not busy and all(pod_ready(pods[i]) for i in pods if i < replicas):
-                self.delete_child(sts, "statefulsets", "pods", pods[extra[0]], del_msg)
+                self._condemn(sts, pods[extra[0]], extra[0])
                 busy = True
         # rolling update (RollingUpdate strategy): highest ordinal first, one at a time
         strategy = (spec.get("updateStrategy") or {}).get("type", "RollingUpdate")
@@ -337,20 +390,68 @@ class StatefulSets(Base):
 
 # --- PVC binding -----------------------------------------------------------------------
 
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
+
+
+def pod_started(p):
+    """Has the kubelet got past volume setup (a container ran)?"""
+    st = p.get("status") or {}
+    if st.get("phase") == "Running":
+        return True
+    return any("running" in (c.get("state") or {}) or "terminated" in (c.get("state") or {})
+               for c in (st.get("containerStatuses") or []) + (st.get("initContainerStatuses") or []))
+
+
+def pod_claims(p):
+    return {(v.get("persistentVolumeClaim") or {}).get("claimName")
+            for v in (p.get("spec") or {}).get("volumes") or [] if v.get("persistentVolumeClaim")}
+
+
+def pvc_user(pod, pvc):
+    """Does pod hold pvc (for the pvc-protection finalizer)? A pod that is not finished and
+    either existed before the PVC's deletion began (it was admitted with the claim: the kubelet
+    may mount it) or has started its containers. A pod created at or after the deletion second
+    neither blocks it nor may mount it (the kubelet waits), so the two never wait on each other."""
+    if pvc["metadata"]["name"] not in pod_claims(pod) or pod_phase(pod) in ("Succeeded", "Failed"):
+        return False
+    deleted = parse_ts(pvc["metadata"].get("deletionTimestamp"))
+    created = parse_ts(pod["metadata"].get("creationTimestamp"))
+    return pod_started(pod) or deleted is None or (created is not None and created < deleted)
+
+
 class PVCs(Base):
+    """Binding (status.phase Bound at once) and the pvc-protection controller: a deleted PVC
+    keeps its kubernetes.io/pvc-protection finalizer (added by the API server on create) until
+    no pod uses it (pvc_user), then loses it and goes away."""
     name = "pvc"
 
     def reconcile(self):
         for pvc in self.ctl.inf["persistentvolumeclaims"].items():
+            if terminating(pvc) and PVC_PROTECTION in (pvc["metadata"].get("finalizers") or []):
+                self.safe(self._release, pvc)
+                continue
             if (pvc.get("status") or {}).get("phase") != "Bound" and not terminating(pvc):
                 md = pvc["metadata"]
                 req = ((pvc.get("spec") or {}).get("resources") or {}).get("requests") or {}
+                if not (pvc.get("spec") or {}).get("volumeName"):
+                    self.safe(lambda o: self.c.patch("persistentvolumeclaims", md["namespace"], md["name"], {
+                        "metadata": {"annotations": {"pv.kubernetes.io/bind-completed": "yes",
+                                                     "pv.kubernetes.io/bound-by-controller": "yes"}},
+                        "spec": {"volumeName": "pvc-" + md.get("uid", "")}}), pvc)
                 self.write_status("persistentvolumeclaims", pvc, {
                     "phase": "Bound",
                     "accessModes": (pvc.get("spec") or {}).get("accessModes") or
                     ["ReadWriteOnce"],
                     "capacity": {"storage": req.get("storage", "1Gi")}})
                 log("bound pvc %s/%s" % (md["namespace"], md["name"]))
+
+    def _release(self, pvc):
+        md = pvc["metadata"]
+        if any(pvc_user(p, pvc) for p in self.ctl.inf["pods"].items(md["namespace"])):
+            return
+        rest = [f for f in md.get("finalizers") or [] if f != PVC_PROTECTION]
+        self.c.patch("persistentvolumeclaims", md["namespace"], md["name"], {"metadata": {
+            "finalizers": rest or None, "resourceVersion": md.get("resourceVersion")}})
 
 
 # --- Job -------------------------------------------------------------------------------
@@ -688,7 +789,7 @@ class Services(Base):
                 a = {"ip": p["status"]["podIP"], "nodeName": "kube-lite",
                      "targetRef": {"kind": "Pod", "namespace": ns, "name": p["metadata"]["name"],
                                    "uid": p["metadata"].get("uid")}}
-                if p.get("spec", {}).get("hostname"):
+                if p.get("spec", {}).get("hostname") and p["spec"].get("subdomain") == md["name"]:
                     a["hostname"] = p["spec"]["hostname"]
                 ok = pod_ready(p) or spec.get("publishNotReadyAddresses")
                 (ready if ok else notready).append((num, a))
@@ -743,6 +844,362 @@ class Services(Base):
         return None
 
 
+# --- PodDisruptionBudget (disruption controller) ------------------------------------------
+
+DISRUPTION_TIMEOUT = 120
+
+
+def scaled(v, total, round_up=True):
+    """intstr: an int as is, "N%" of total (rounded up, or down)."""
+    if isinstance(v, str) and v.endswith("%"):
+        x = int(v[:-1]) * total
+        return -(-x // 100) if round_up else x // 100
+    return int(v)
+
+
+class PDBs(Base):
+    """status of every PodDisruptionBudget, as kube-controller-manager's disruption controller:
+    expectedPods (matching pods, or the controllers' replicas for a percentage or
+    maxUnavailable), desiredHealthy, currentHealthy (Ready pods neither terminating nor
+    recently evicted: status.disruptedPods, kept 2 minutes or until the pod is gone),
+    disruptionsAllowed = max(0, currentHealthy - desiredHealthy), condition DisruptionAllowed.
+    The eviction subresource (API server) consumes disruptionsAllowed."""
+    name = "disruption"
+
+    def reconcile(self):
+        for pdb in self.ctl.inf["poddisruptionbudgets"].items():
+            if not terminating(pdb):
+                self.safe(self.sync, pdb)
+
+    def _controller_scale(self, pods):
+        """Sum of the replicas of the pods' controllers, or None (a pod without one)."""
+        seen, total = set(), 0
+        for p in pods:
+            ref = next((r for r in p["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
+            if ref is None:
+                return None
+            if ref["uid"] in seen:
+                continue
+            seen.add(ref["uid"])
+            ns = p["metadata"]["namespace"]
+            kind = {"StatefulSet": "statefulsets", "ReplicaSet": "replicasets"}.get(ref.get("kind"))
+            owner = self.ctl.inf[kind].get(ns, ref["name"]) if kind else None
+            if owner is None:
+                return None
+            if kind == "replicasets":
+                dref = next((r for r in owner["metadata"].get("ownerReferences") or []
+                             if r.get("controller") and r.get("kind") == "Deployment"), None)
+                dep = self.ctl.inf["deployments"].get(ns, dref["name"]) if dref else None
+                if dep is not None:
+                    if dep["metadata"]["uid"] in seen:
+                        continue
+                    seen.add(dep["metadata"]["uid"])
+                    owner = dep
+            total += int((owner.get("spec") or {}).get("replicas", 1))
+        return total
+
+    def sync(self, pdb):
+        md, spec = pdb["metadata"], pdb.get("spec") or {}
+        from .apiserver import selector_matches
+        pods = [p for p in self.ctl.inf["pods"].items(md["namespace"])
+                if selector_matches(spec.get("selector"), p["metadata"].get("labels"))]
+        failsafe = False
+        if spec.get("maxUnavailable") is not None:
+            expected = self._controller_scale(pods)
+            failsafe = expected is None
+            expected = expected or 0
+            desired = max(0, expected - scaled(spec["maxUnavailable"], expected))
+        elif isinstance(spec.get("minAvailable"), str):
+            expected = self._controller_scale(pods)
+            failsafe = expected is None
+            expected = expected or 0
+            desired = scaled(spec["minAvailable"], expected)
+        else:
+            expected, desired = len(pods), int(spec.get("minAvailable") or 0)
+        now = time.time()
+        names = {p["metadata"]["name"]: p for p in pods}
+        disrupted = {n: t for n, t in ((pdb.get("status") or {}).get("disruptedPods") or {}).items()
+                     if n in names and not terminating(names[n]) and
+                     (parse_ts(t) or 0) + DISRUPTION_TIMEOUT > now}
+        current = sum(1 for p in pods if pod_ready(p) and not terminating(p) and
+                      p["metadata"]["name"] not in disrupted)
+        allowed = 0 if failsafe or expected <= 0 else max(0, current - desired)
+        cur = pdb.get("status") or {}
+        cond_ok = "True" if allowed > 0 else "False"
+        old = next((c for c in cur.get("conditions") or [] if c.get("type") == "DisruptionAllowed"), {})
+        cond = {"type": "DisruptionAllowed", "status": cond_ok,
+                "reason": "SufficientPods" if allowed > 0 else "InsufficientPods", "message": "",
+                "observedGeneration": md.get("generation", 1),
+                "lastTransitionTime": old.get("lastTransitionTime") if old.get("status") == cond_ok else now_ts()}
+        if failsafe:
+            cond.update(reason="SyncFailed", message="found no controllers for some matching pods")
+        st = {"observedGeneration": md.get("generation", 1), "disruptionsAllowed": allowed,
+              "currentHealthy": current, "desiredHealthy": desired, "expectedPods": expected,
+              "conditions": [cond], "disruptedPods": disrupted or None}
+        if all(cur.get(k) == v for k, v in st.items()):
+            return
+        self.c.patch_status("poddisruptionbudgets", md["namespace"], md["name"], st)
+
+
+# --- ReplicaSet --------------------------------------------------------------------------
+
+class ReplicaSets(Base):
+    """ReplicaSets: pods `<rs>-<5 chars>` from the template (owned by the ReplicaSet) until
+    spec.replicas active pods exist; extra ones deleted (not Ready / Pending / newest first);
+    status replicas, fullyLabeledReplicas, readyReplicas, availableReplicas (= Ready; no
+    minReadySeconds), observedGeneration. Finished (Succeeded/Failed) pods are not counted."""
+    name = "replicaset"
+
+    def __init__(self, ctl):
+        super().__init__(ctl)
+        self.expect = {}  # rs uid -> {pod name: monotonic create time} (made, not yet seen)
+
+    def reconcile(self):
+        for rs in self.ctl.inf["replicasets"].items():
+            if not terminating(rs):
+                self.safe(self.sync, rs)
+
+    def _new_pod(self, rs):
+        md, spec = rs["metadata"], rs.get("spec", {})
+        tmpl = json.loads(json.dumps(spec.get("template") or {}))
+        tmd = tmpl.get("metadata") or {}
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "%s-%s" % (md["name"], rand_suffix()), "namespace": md["namespace"],
+                             "labels": dict(tmd.get("labels") or {}),
+                             "annotations": dict(tmd.get("annotations") or {}),
+                             "ownerReferences": [owner_ref(rs, "ReplicaSet", "apps/v1")]},
+                "spec": tmpl.get("spec") or {}}
+
+    def sync(self, rs):
+        md, spec = rs["metadata"], rs.get("spec", {})
+        ns = md["namespace"]
+        pods = [p for p in self.ctl.inf["pods"].items(ns) if owned_by(p, rs)]
+        active = [p for p in pods if not terminating(p) and pod_phase(p) not in ("Succeeded", "Failed")]
+        exp = self.expect.setdefault(md["uid"], {})
+        seen = {p["metadata"]["name"] for p in pods}
+        for n in list(exp):
+            if n in seen or time.monotonic() - exp[n] > 30:
+                del exp[n]
+        want = int(spec.get("replicas", 1))
+        diff = want - len(active) - len(exp)
+        for _ in range(max(0, diff)):
+            pod = self.create("pods", ns, self._new_pod(rs))
+            if pod:
+                exp[pod["metadata"]["name"]] = time.monotonic()
+                self.record(rs, "replicasets", "Normal", "SuccessfulCreate",
+                            "Created pod: %s" % pod["metadata"]["name"])
+        if len(active) > want:
+            rank = sorted(active, key=lambda p: (pod_ready(p), pod_phase(p) != "Pending",
+                                                 [-ord(ch) for ch in p["metadata"].get("creationTimestamp", "")]))
+            for p in rank[:len(active) - want]:
+                self.delete_child(rs, "replicasets", "pods", p, "Deleted pod: %s")
+        ready = sum(1 for p in active if pod_ready(p))
+        self.write_status("replicasets", rs, {
+            "replicas": len(active), "fullyLabeledReplicas": len(active), "readyReplicas": ready,
+            "availableReplicas": ready, "observedGeneration": md.get("generation", 1)})
+
+
+# --- Deployment --------------------------------------------------------------------------
+
+REVISION = "deployment.kubernetes.io/revision"
+HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def pod_template_hash(tmpl):
+    t = json.loads(json.dumps(tmpl or {}))
+    ((t.get("metadata") or {}).get("labels") or {}).pop("pod-template-hash", None)
+    h = int(hashlib.sha1(json.dumps(t, sort_keys=True).encode()).hexdigest(), 16)
+    out = ""
+    for _ in range(10):
+        h, r = divmod(h, len(HASH_ALPHABET))
+        out += HASH_ALPHABET[r]
+    return out
+
+
+class Deployments(Base):
+    """Deployments over ReplicaSets, as kube-controller-manager does in the essentials: the
+    ReplicaSet `<deploy>-<pod-template-hash>` whose template is the current one is the new one
+    (made on a template change, with revision annotation max+1; an old one is reused on a
+    rollback); RollingUpdate scales it up within replicas + maxSurge (25% rounded up) and the
+    old ones down keeping replicas - maxUnavailable (25% rounded down) available, unhealthy old
+    pods first; Recreate scales the old ones to 0 and the new one up once their pods are gone.
+    Status: replicas, updatedReplicas, readyReplicas, availableReplicas, unavailableReplicas,
+    observedGeneration, conditions Available and Progressing (NewReplicaSetAvailable when done),
+    which is what `kubectl rollout status` reads. Old ReplicaSets at 0 replicas beyond
+    revisionHistoryLimit are deleted."""
+    name = "deployment"
+
+    def reconcile(self):
+        for d in self.ctl.inf["deployments"].items():
+            if not terminating(d):
+                self.safe(self.sync, d)
+
+    @staticmethod
+    def _rev(rs):
+        try:
+            return int((rs["metadata"].get("annotations") or {}).get(REVISION, "0"))
+        except ValueError:
+            return 0
+
+    def _scale(self, rs, n, d):
+        if int(rs["spec"].get("replicas", 1)) == n:
+            return
+        self.c.patch("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"],
+                     {"spec": {"replicas": n}, "metadata": {"annotations": {
+                         "deployment.kubernetes.io/desired-replicas": str(d["spec"].get("replicas", 1))}}})
+        self.record(d, "deployments", "Normal", "ScalingReplicaSet", "Scaled %s replica set %s to %d" % (
+            "up" if n > int(rs["spec"].get("replicas", 1)) else "down", rs["metadata"]["name"], n))
+        rs["spec"]["replicas"] = n
+
+    def _new_rs(self, d, h, rev):
+        md, spec = d["metadata"], d["spec"]
+        tmpl = json.loads(json.dumps(spec.get("template") or {}))
+        tmd = tmpl.setdefault("metadata", {})
+        tmd.setdefault("labels", {})["pod-template-hash"] = h
+        sel = json.loads(json.dumps(spec.get("selector") or {}))
+        sel.setdefault("matchLabels", {})["pod-template-hash"] = h
+        rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+              "metadata": {"name": "%s-%s" % (md["name"], h), "namespace": md["namespace"],
+                           "labels": dict(tmd["labels"]),
+                           "annotations": {REVISION: str(rev),
+                                           "deployment.kubernetes.io/desired-replicas":
+                                               str(spec.get("replicas", 1)),
+                                           "deployment.kubernetes.io/max-replicas": str(spec.get("replicas", 1))},
+                           "ownerReferences": [owner_ref(d, "Deployment", "apps/v1")]},
+              "spec": {"replicas": 0, "selector": sel, "template": tmpl}}
+        out = self.create("replicasets", md["namespace"], rs)
+        if out:
+            self.record(d, "deployments", "Normal", "ScalingReplicaSet",
+                        "Created new replica set %s" % rs["metadata"]["name"])
+        return out
+
+    def sync(self, d):
+        md, spec = d["metadata"], d.get("spec", {})
+        ns = md["namespace"]
+        replicas = int(spec.get("replicas", 1))
+        rss = [rs for rs in self.ctl.inf["replicasets"].items(ns) if owned_by(rs, d) and not terminating(rs)]
+        h = pod_template_hash(spec.get("template"))
+        new = next((rs for rs in rss if (rs["metadata"].get("labels") or {}).get("pod-template-hash") == h), None)
+        olds = [rs for rs in rss if rs is not new]
+        top = max([self._rev(rs) for rs in rss] or [0])
+        if new is None:
+            new = self._new_rs(d, h, top + 1)
+            if new is None:
+                return
+        elif olds and self._rev(new) < top:       # rollback to an older template
+            self.c.patch("replicasets", ns, new["metadata"]["name"],
+                         {"metadata": {"annotations": {REVISION: str(top + 1)}}})
+        new = json.loads(json.dumps(new))
+        olds = [json.loads(json.dumps(rs)) for rs in olds]
+        st_type = (spec.get("strategy") or {}).get("type", "RollingUpdate")
+        if spec.get("paused"):
+            pass
+        elif st_type == "Recreate":
+            self._recreate(d, new, olds, replicas)
+        else:
+            self._rolling(d, new, olds, replicas)
+        self._cleanup(d, olds)
+        self._status(d, new, olds, replicas)
+
+    def _recreate(self, d, new, olds, replicas):
+        for rs in olds:
+            self._scale(rs, 0, d)
+        old_pods = [p for p in self.ctl.inf["pods"].items(d["metadata"]["namespace"])
+                    if any(owned_by(p, rs) for rs in olds)]
+        if not old_pods:
+            self._scale(new, replicas, d)
+
+    def _limits(self, d, replicas):
+        ru = ((d["spec"].get("strategy") or {}).get("rollingUpdate")) or {}
+        surge = scaled(ru.get("maxSurge", "25%"), replicas, True)
+        unavail = scaled(ru.get("maxUnavailable", "25%"), replicas, False)
+        if surge == 0 and unavail == 0:
+            unavail = 1
+        return surge, unavail
+
+    def _rolling(self, d, new, olds, replicas):
+        surge, unavail = self._limits(d, replicas)
+        rs_replicas = lambda rs: int(rs["spec"].get("replicas", 1))  # noqa: E731
+        available = lambda rs: int((rs.get("status") or {}).get("availableReplicas") or 0)  # noqa: E731
+        total = sum(rs_replicas(rs) for rs in olds + [new])
+        if rs_replicas(new) > replicas:
+            self._scale(new, replicas, d)
+        elif rs_replicas(new) < replicas:
+            up = min(replicas + surge - total, replicas - rs_replicas(new))
+            if up > 0:
+                self._scale(new, rs_replicas(new) + up, d)
+        total = sum(rs_replicas(rs) for rs in olds + [new])
+        min_avail = replicas - unavail
+        new_unavail = rs_replicas(new) - available(new)
+        room = total - min_avail - new_unavail
+        if room <= 0:
+            return
+        for rs in sorted(olds, key=self._rev):          # unhealthy old pods go first
+            bad = rs_replicas(rs) - available(rs)
+            cut = min(bad, room)
+            if cut > 0:
+                self._scale(rs, rs_replicas(rs) - cut, d)
+                room -= cut
+        avail_total = sum(available(rs) for rs in olds + [new])
+        room = min(room, avail_total - min_avail)
+        for rs in sorted(olds, key=self._rev):
+            if room <= 0:
+                break
+            cut = min(rs_replicas(rs), room)
+            if cut > 0:
+                self._scale(rs, rs_replicas(rs) - cut, d)
+                room -= cut
+
+    def _cleanup(self, d, olds):
+        limit = d["spec"].get("revisionHistoryLimit", 10)
+        idle = sorted((rs for rs in olds if int(rs["spec"].get("replicas", 1)) == 0 and
+                       not int((rs.get("status") or {}).get("replicas") or 0)), key=self._rev)
+        for rs in idle[:max(0, len(idle) - limit)]:
+            self.c.delete("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"],
+                          propagation="Background")
+
+    def _status(self, d, new, olds, replicas):
+        md = d["metadata"]
+        sts = [rs.get("status") or {} for rs in olds + [new]]
+        avail = sum(int(s.get("availableReplicas") or 0) for s in sts)
+        total = sum(int(s.get("replicas") or 0) for s in sts)
+        updated = int((new.get("status") or {}).get("replicas") or 0)
+        _, unavail = self._limits(d, replicas)
+        done = updated == replicas and total == replicas and avail == replicas and \
+            all(int(rs["spec"].get("replicas", 1)) == 0 for rs in olds)
+        cur = d.get("status") or {}
+        old_conds = {c.get("type"): c for c in cur.get("conditions") or []}
+
+        def cond(typ, ok, reason, msg):
+            prev = old_conds.get(typ) or {}
+            t = prev.get("lastTransitionTime") if prev.get("status") == ok else now_ts()
+            upd = prev.get("lastUpdateTime") if prev.get("reason") == reason and prev.get("status") == ok \
+                else now_ts()
+            return {"type": typ, "status": ok, "reason": reason, "message": msg,
+                    "lastTransitionTime": t, "lastUpdateTime": upd}
+        is_avail = avail >= replicas - unavail
+        conds = [cond("Available", "True" if is_avail else "False",
+                      "MinimumReplicasAvailable" if is_avail else "MinimumReplicasUnavailable",
+                      "Deployment has minimum availability." if is_avail else
+                      "Deployment does not have minimum availability."),
+                 cond("Progressing", "True", "NewReplicaSetAvailable" if done else "ReplicaSetUpdated",
+                      'ReplicaSet "%s" has %s.' % (new["metadata"]["name"], "successfully progressed" if done
+                                                   else "is progressing"))]
+        st = {"observedGeneration": md.get("generation", 1), "replicas": total, "updatedReplicas": updated,
+              "readyReplicas": sum(int(s.get("readyReplicas") or 0) for s in sts),
+              "availableReplicas": avail, "unavailableReplicas": max(0, replicas - avail) or None,
+              "conditions": conds}
+        rev = (new["metadata"].get("annotations") or {}).get(REVISION)
+        if rev and (md.get("annotations") or {}).get(REVISION) != rev:
+            self.c.patch("deployments", md["namespace"], md["name"],
+                         {"metadata": {"annotations": {REVISION: rev}}})
+        if all(cur.get(k) == v for k, v in st.items() if k != "conditions") and \
+                [(c.get("type"), c.get("status"), c.get("reason")) for c in cur.get("conditions") or []] == \
+                [(c["type"], c["status"], c["reason"]) for c in conds]:
+            return
+        self.c.patch_status("deployments", md["namespace"], md["name"], st)
+
+
 # --- cluster defaults --------------------------------------------------------------------
 
 class Defaults(Base):
@@ -795,7 +1252,8 @@ class Defaults(Base):
 
 class Controllers:
     RESOURCES = ("pods", "statefulsets", "persistentvolumeclaims", "jobs", "cronjobs",
-                 "services", "endpoints", "namespaces")
+                 "services", "endpoints", "namespaces", "deployments", "replicasets",
+                 "poddisruptionbudgets")
 
     def __init__(self, api_url, token, state_dir, stop):
         self.client = kc.Client(api_url, token)
@@ -804,7 +1262,8 @@ class Controllers:
         self.recorder = events.Recorder(self.client, "kube-lite-controller-manager", stop)
         self.net = knet.get(state_dir)
         self.loops = [StatefulSets(self), PVCs(self), Jobs(self), CronJobs(self),
-                      Services(self), Defaults(self)]
+                      Services(self), Defaults(self), PDBs(self), ReplicaSets(self),
+                      Deployments(self)]
         self.pod_gone = {}  # (ns, name) -> monotonic time the pod object disappeared
         self.inf = {r: kc.Informer(self.client, r, self._on_event, stop)
                     for r in self.RESOURCES if r != "pods"}

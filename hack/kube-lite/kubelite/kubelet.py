@@ -12,6 +12,17 @@ one userspace proxy per ClusterIP service port (`kubernetes`:443 -> the API's HT
 DIR/url-https). Pods get KUBERNETES_SERVICE_HOST/PORT (https, verified with the mounted ca.crt =
 DIR/ca.crt) and KUBE_LITE_API (plain http://<bridge gateway>:<port>). It records Events
 (events.py, component "kubelet"): Started, Failed, Unhealthy, Killing, BackOff.
+DNS (hosts files) follows Kubernetes' rules: `<svc>.<ns>.svc(.cluster.local)` for every Service
+(the ClusterIP, or the ready endpoint addresses of a headless one), and
+`<hostname>.<svc>.<ns>.svc(.cluster.local)` only for the addresses of a headless Service's
+Endpoints that carry a hostname (pods whose spec.subdomain is that Service); a not-Ready pod is
+there only when the Service has publishNotReadyAddresses. A pod's own FQDN is in its hosts file.
+ConfigMap/Secret/downwardAPI/projected volumes are written at pod start, re-synced every REFRESH
+seconds while the pod runs and before every container restart (atomic file replacement; keys
+removed from the ConfigMap disappear). A PVC volume is DIR/pvs/<ns>/<claim>/, owned by one PVC
+object (its uid in DIR/pvs/<ns>/.<claim>.uid): a new PVC of the same name starts empty. A pod
+waits (ContainerCreating) while its PVC is missing, not Bound, or being deleted since before the
+pod existed. Restart back-off is 0.5 s doubling up to 20 s (the real kubelet: 10 s up to 5 min).
 
 Image map (JSON: {glob over image: program}): a container whose `command` is empty runs
 [program] + args; otherwise command + args, command[0] looked up on PATH (or the image's program
@@ -50,6 +61,7 @@ REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 PY = "/usr/bin/python3"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+REFRESH = 2.0  # seconds between re-syncs of configMap/secret volumes of a running pod
 
 _kubelets = {}
 
@@ -328,6 +340,8 @@ class Container:
 
     def start(self):
         w = self.w
+        if self.restarts:
+            w.refresh_volumes()     # a restarted container sees the current ConfigMaps
         try:
             argv, self.prog = resolve_argv(w.kl.images, self.spec)
             self.env = w.build_env(self.spec)
@@ -440,6 +454,8 @@ class PodWorker:
         self.netns = None
         self.ip = None
         self.vols = {}
+        self.vol_files = {}  # volume name -> relpaths written (configMap/secret/... volumes)
+        self.next_refresh = 0.0
         self.stop_req = threading.Event()
         self.stop_grace = None
         self.finalize = False
@@ -584,6 +600,92 @@ class PodWorker:
             return out
         return sorted(data.items())
 
+    def _claim_dir(self, claim):
+        """DIR/pvs/<ns>/<claim> for a usable PVC; raises ConfigError while it is missing, not
+        Bound, or being deleted (unless this pod predates the deletion: pvc-protection keeps it
+        for such a pod). The directory belongs to one PVC object: DIR/pvs/<ns>/.<claim>.uid holds
+        its uid, and a PVC with another uid (deleted and made anew) gets it emptied first, as a
+        newly provisioned volume would be."""
+        pvc = self._get("persistentvolumeclaims", claim, False)
+        if pvc is None:
+            raise ConfigError("persistentvolumeclaim %r not found" % claim)
+        pmd = pvc["metadata"]
+        if pmd.get("deletionTimestamp") and \
+                (self.pod["metadata"].get("creationTimestamp") or "") >= pmd["deletionTimestamp"]:
+            raise ConfigError("persistentvolumeclaim %r is being deleted" % claim)
+        if (pvc.get("status") or {}).get("phase") != "Bound":
+            raise ConfigError("pod has unbound immediate PersistentVolumeClaims")
+        base = os.path.join(self.kl.dir, "pvs", self.ns)
+        d = os.path.join(base, claim)
+        marker = os.path.join(base, ".%s.uid" % claim)
+        try:
+            with open(marker) as f:
+                owner = f.read().strip()
+        except OSError:
+            owner = None
+        if owner is not None and owner != pmd.get("uid"):
+            shutil.rmtree(d, ignore_errors=True)
+            log("pvc %s/%s has a new uid: its directory starts empty" % (self.ns, claim))
+        os.makedirs(d, exist_ok=True)
+        if owner != pmd.get("uid"):
+            with open(marker + ".tmp", "w") as f:
+                f.write(pmd.get("uid", "") + "\n")
+            os.replace(marker + ".tmp", marker)
+        return d
+
+    def _projected_files(self, v):
+        """(files, mode) of a configMap/secret/downwardAPI/projected volume, else None."""
+        for kind in ("configMap", "secret", "downwardAPI"):
+            if kind in v:
+                return self._source_files(kind, v[kind]), v[kind].get("defaultMode", 0o644)
+        if "projected" in v:
+            files = []
+            for s in v["projected"].get("sources") or []:
+                for kind in ("configMap", "secret", "downwardAPI", "serviceAccountToken"):
+                    if kind in s:
+                        files += self._source_files(kind, s[kind])
+            return files, v["projected"].get("defaultMode", 0o644)
+        return None
+
+    def refresh_volumes(self):
+        """Rewrite configMap/secret/downwardAPI/projected volumes from the API (what the real
+        kubelet's periodic sync does): changed files are replaced atomically (rename), files of
+        removed keys are deleted. Errors (e.g. the ConfigMap is gone) keep the old content."""
+        for v in self.spec.get("volumes") or []:
+            d = self.vols.get(v["name"])
+            if d is None:
+                continue
+            try:
+                got = self._projected_files(v)
+            except (ConfigError, kc.ApiError):
+                continue
+            if got is not None:
+                self._sync_files(v["name"], d, got[0], got[1])
+
+    def _sync_files(self, name, d, files, mode):
+        os.makedirs(d, exist_ok=True)
+        want = dict(files)
+        for rel, data in want.items():
+            p = os.path.join(d, rel)
+            try:
+                with open(p, "rb") as f:
+                    same = f.read() == data
+            except OSError:
+                same = False
+            if same:
+                continue
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            with open(p + ".kl-tmp", "wb") as f:
+                f.write(data)
+            os.chmod(p + ".kl-tmp", mode)
+            os.replace(p + ".kl-tmp", p)
+        for rel in self.vol_files.get(name, set()) - set(want):
+            try:
+                os.unlink(os.path.join(d, rel))
+            except OSError:
+                pass
+        self.vol_files[name] = set(want)
+
     def prepare_volumes(self):
         """Directories for every pod volume; raises ConfigError while something is missing."""
         vdir = os.path.join(self.dir, "volumes")
@@ -591,28 +693,14 @@ class PodWorker:
             n = v["name"]
             d = os.path.join(vdir, n)
             if "persistentVolumeClaim" in v:
-                claim = v["persistentVolumeClaim"]["claimName"]
-                if self._get("persistentvolumeclaims", claim, False) is None:
-                    raise ConfigError("pvc %r not found" % claim)
-                d = os.path.join(self.kl.dir, "pvs", self.ns, claim)
-                os.makedirs(d, exist_ok=True)
+                d = self._claim_dir(v["persistentVolumeClaim"]["claimName"])
             elif "hostPath" in v:
                 d = v["hostPath"]["path"]
                 if v["hostPath"].get("type") == "DirectoryOrCreate":
                     os.makedirs(d, exist_ok=True)
-            elif "configMap" in v or "secret" in v or "downwardAPI" in v:
-                kind = "configMap" if "configMap" in v else \
-                    ("secret" if "secret" in v else "downwardAPI")
-                src = v[kind]
-                self._write_files(d, self._source_files(kind, src),
-                                  src.get("defaultMode", 0o644))
-            elif "projected" in v:
-                files = []
-                for s in v["projected"].get("sources") or []:
-                    for kind in ("configMap", "secret", "downwardAPI", "serviceAccountToken"):
-                        if kind in s:
-                            files += self._source_files(kind, s[kind])
-                self._write_files(d, files, v["projected"].get("defaultMode", 0o644))
+            elif self._projected_files(v) is not None:
+                files, mode = self._projected_files(v)
+                self._sync_files(n, d, files, mode)
             else:  # emptyDir and anything unknown: an empty directory
                 os.makedirs(d, exist_ok=True)
             self.vols[n] = d
@@ -787,6 +875,9 @@ class PodWorker:
     def _loop(self):
         while not self.stop_req.is_set():
             t = time.monotonic()
+            if t >= self.next_refresh:
+                self.next_refresh = t + REFRESH
+                self.refresh_volumes()
             for c in self.containers:
                 if not c.running and not c.done and t >= c.next_start:
                     c.start()
@@ -936,17 +1027,6 @@ class Kubelet:
     def _records(self):
         """[(ip, ns, [fqdn names], [short names for own namespace])]"""
         recs = []
-        for p in self.pods.items():
-            md, spec, st = p["metadata"], p.get("spec", {}), p.get("status") or {}
-            ip = st.get("podIP")
-            if not ip or st.get("phase") in ("Succeeded", "Failed") or md.get("deletionTimestamp"):
-                continue
-            sub = spec.get("subdomain")
-            if sub:
-                h, ns = spec.get("hostname") or md["name"], md.get("namespace", "default")
-                base = "%s.%s.%s.svc" % (h, sub, ns)
-                recs.append((ip, ns, [base + ".cluster.local", base],
-                             ["%s.%s.%s" % (h, sub, ns), "%s.%s" % (h, sub)]))
         for s in self.svcs.items():
             md, spec = s["metadata"], s.get("spec", {})
             ns, n = md.get("namespace", "default"), md["name"]
@@ -960,6 +1040,11 @@ class Kubelet:
                 for ss in ep.get("subsets") or []:
                     for a in ss.get("addresses") or []:
                         recs.append((a["ip"], ns) + names)
+                        h = a.get("hostname")
+                        if h:
+                            pb = "%s.%s.%s.svc" % (h, n, ns)
+                            recs.append((a["ip"], ns, [pb + ".cluster.local", pb],
+                                         ["%s.%s.%s" % (h, n, ns), "%s.%s" % (h, n)]))
         return recs
 
     def sync_hosts(self):
@@ -972,8 +1057,11 @@ class Kubelet:
         for w in workers:
             if not w.netns or not w.ip:
                 continue
+            own = w.hostname
+            if w.spec.get("subdomain"):
+                own = "%s.%s.%s.svc.cluster.local %s" % (w.hostname, w.spec["subdomain"], w.ns, w.hostname)
             lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback",
-                     "%s %s" % (w.ip, w.hostname)]
+                     "%s %s" % (w.ip, own)]
             for ip, ns, full, short in recs:
                 lines.append("%s %s" % (ip, " ".join(full + (short if ns == w.ns else []))))
             self.net.write_hosts(w.netns, "\n".join(lines) + "\n")

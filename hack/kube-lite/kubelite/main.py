@@ -139,6 +139,7 @@ def serve(args):
     if os.path.exists(args.images):
         images = load_images(args.images)
     if controllers:
+        api.api.pvc_protection = True   # a controller will release the pvc-protection finalizer
         controllers.start(api.url, api.token, state, stop)
     if kubelet:
         kubelet.start(api.url, api.token, state, stop, images)

@@ -11,6 +11,8 @@ its own lock; readers get ResDef objects that are never mutated after registrati
 """
 import threading
 
+from . import schema
+
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
 
@@ -30,6 +32,7 @@ class ResDef:
         self.schemas = {}              # version -> openAPIV3Schema
         self.scale = None              # {specReplicasPath, statusReplicasPath, labelSelectorPath}
         self.columns = {}              # version -> additionalPrinterColumns
+        self.rules = {}                # version -> compiled x-kubernetes-validations (or None)
 
     @property
     def gr(self):
@@ -131,6 +134,8 @@ class Registry:
                     (), names.get("categories") or [], crd)
         for v in ordered:
             rd.schemas[v["name"]] = ((v.get("schema") or {}).get("openAPIV3Schema")) or {}
+            rd.rules[v["name"]] = schema.compile_validations(rd.schemas[v["name"]])[0] \
+                if schema.has_rules(rd.schemas[v["name"]]) else None
             rd.columns[v["name"]] = v.get("additionalPrinterColumns") or []
             sr = v.get("subresources") or {}
             if "status" in sr:

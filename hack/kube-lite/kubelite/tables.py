@@ -128,9 +128,32 @@ BUILTIN = {
                  lambda o: [_g(o, "spec", "type", default="ClusterIP"), _g(o, "spec", "clusterIP",
                             default="<none>"), "<none>", _svc_ports(o), None]),
     "endpoints": ([("Endpoints", "string", 0), ("Age", "string", 0)], lambda o: [_ep_addrs(o), None]),
-    "persistentvolumeclaims": ([("Status", "string", 0), ("Volume", "string", 0), ("Age", "string", 0)],
-                               lambda o: [_g(o, "status", "phase", default="Pending"),
-                                          _g(o, "spec", "volumeName", default=""), None]),
+    "persistentvolumeclaims": ([("Status", "string", 0), ("Volume", "string", 0), ("Capacity", "string", 0),
+                                ("Access Modes", "string", 0), ("StorageClass", "string", 0),
+                                ("Age", "string", 0)],
+                               lambda o: ["Terminating" if _g(o, "metadata", "deletionTimestamp") else
+                                          _g(o, "status", "phase", default="Pending"),
+                                          _g(o, "spec", "volumeName", default=""),
+                                          _g(o, "status", "capacity", "storage", default=""),
+                                          _access_modes(_g(o, "status", "accessModes", default=[])),
+                                          _g(o, "spec", "storageClassName", default="<unset>"), None]),
+    "deployments": ([("Ready", "string", 0), ("Up-to-date", "integer", 0), ("Available", "integer", 0),
+                     ("Age", "string", 0)],
+                    lambda o: ["%s/%s" % (_g(o, "status", "readyReplicas", default=0),
+                                          _g(o, "spec", "replicas", default=1)),
+                               _g(o, "status", "updatedReplicas", default=0),
+                               _g(o, "status", "availableReplicas", default=0), None]),
+    "replicasets": ([("Desired", "integer", 0), ("Current", "integer", 0), ("Ready", "integer", 0),
+                     ("Age", "string", 0)],
+                    lambda o: [_g(o, "spec", "replicas", default=1), _g(o, "status", "replicas", default=0),
+                               _g(o, "status", "readyReplicas", default=0), None]),
+    "poddisruptionbudgets": ([("Min Available", "string", 0), ("Max Unavailable", "string", 0),
+                              ("Allowed Disruptions", "integer", 0), ("Age", "string", 0)],
+                             lambda o: [str(_g(o, "spec", "minAvailable", default="N/A")),
+                                        str(_g(o, "spec", "maxUnavailable", default="N/A")),
+                                        _g(o, "status", "disruptionsAllowed", default=0), None]),
+    "leases": ([("Holder", "string", 0), ("Age", "string", 0)],
+               lambda o: [_g(o, "spec", "holderIdentity", default=""), None]),
     "namespaces": ([("Status", "string", 0), ("Age", "string", 0)],
                    lambda o: [_g(o, "status", "phase", default="Active"), None]),
     "nodes": ([("Status", "string", 0), ("Roles", "string", 0), ("Age", "string", 0),
@@ -154,6 +177,11 @@ BUILTIN = {
                           _g(o, "source", "component", default=""), o.get("message"),
                           o.get("count")]),
 }
+
+
+def _access_modes(modes):
+    short = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+    return ",".join(short.get(m, m) for m in modes or [])
 
 
 def _job_status(o):
@@ -182,7 +210,7 @@ def _cr_columns(rd, version):
             v = jsonpath(o, c.get("jsonPath", ""))
             if c.get("type") == "date" and isinstance(v, str):
                 v = age(v)
-            out.append(v if v is not None else "")
+            out.append(v)   # a missing value is a null cell, as the API server sends it
         return out
     return defs, cells
 
