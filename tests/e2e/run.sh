@@ -1,0 +1,574 @@
+#!/usr/bin/env bash
+# tests/e2e/run.sh: the operator's end-to-end suite on kube-lite (issue 6), run by `make e2e`
+# and `make test`. Needs root (kube-lite runs pods in network namespaces).
+#
+# It starts its own kube-lite (state in a fresh /tmp/cetcd-e2e.XXXXXX/kl, API on a free port),
+# installs the operator from manifests/ and runs these stages in order, each a function
+# (stage_<name>):
+#   install      kubectl apply the CRD, RBAC and operator (manifests/{crd,rbac,operator}, or the
+#                rendering of manifests/kustomization.yaml); CRD Established; operator pods Ready
+#   schema       an EtcdCluster with size 4 is refused with the schema's message
+#   create       the 3-member sample: 3 voters ready, one leader; status (phase, members,
+#                readyMembers, leader, Available=True) and the printer columns (Size, Ready,
+#                Leader) tell the truth
+#   keys         20 keys written and read back through the client Service (its ClusterIP, which
+#                the host reaches through kube-lite's userspace proxy)
+#   idempotence  applying the sample again changes nothing; over E2E_IDLE_SECS (15) nothing of
+#                the cluster's (EtcdCluster, StatefulSet, Services, ConfigMap, PDB, pods, PVCs,
+#                the operator's Events) changes resourceVersion
+#   podrestart   the leader's pod deleted: it returns as the same member (same ID) and serves a
+#                key written before with --consistency=s from its own endpoint
+#   wipe         a member's PVC deleted and its pod deleted: the member is removed and added
+#                back (new ID, same name), 3 voters, keys intact on it
+#   scale        5 (kubectl scale), 3 (patch), 1 (scale), 3 (patch); each with one failpoint
+#                (after-member-add, after-member-remove, after-sts-scale, before-promote): the
+#                operator exits there (code 42), restarts, and the cluster converges: member
+#                list = size, no learner, StatefulSet replicas = size, keys readable, status
+#                true, changes one member at a time
+#   jump         a second cluster created at size 1 and patched to 5 directly: taken one member
+#                at a time; then deleted: its StatefulSet, Services, PDB, ConfigMap go
+#   quorum       2 of 3 members frozen (SIGSTOP of their cetcd process group): Degraded with
+#                reason QuorumLost and an Event QuorumLost, no membership change; after SIGCONT
+#                the cluster converges again
+#   delete       deleting the EtcdCluster removes its StatefulSet, Services, PDB and ConfigMap
+# Cluster facts come from cetcdctl (E2E_CTL, default bin/cetcdctl) run on the host against each
+# pod's IP:2379 (the host routes to the pod bridge) and from the API (tests/e2e/e2e.py).
+#
+# Usage: tests/e2e/run.sh [--keep] [--state DIR] [--only S1,S2] [--skip S1,S2] [--list]
+#        tests/e2e/run.sh --down DIR
+#   --keep        leave kube-lite and the clusters running; prints how to reuse them
+#   --state DIR   run against a kept environment (DIR printed by --keep) instead of a new one;
+#                 the environment is kept again afterwards
+#   --only LIST   run only these stages; on a new environment the stages they need (install,
+#                 create, keys) run first
+#   --skip LIST   leave these stages out
+#   --down DIR    tear a kept environment down (frozen pods, kube-lite, DIR) and exit
+# Environment: E2E_ONLY, E2E_SKIP, E2E_KEEP=1, E2E_STATE (same as the flags); E2E_MANIFESTS
+# (default manifests), E2E_CTL, E2E_PHASE (status.phase of a healthy cluster, default Running),
+# E2E_IDLE_SECS (15), E2E_DEADLINE (seconds after which no new stage starts, default 480),
+# E2E_KEEP_ON_FAIL=1 (keep the environment when a check failed), E2E_VERBOSE=1 (show the output
+# of passed waits too), KUBECTL.
+# Output: `ok N - ...` / `not ok N - ...` (a failed wait shows what it waited for and a dump:
+# kubectl get ec,sts,pods,pvc,cm -o wide, the operator's and the cetcd pods' log tails, events),
+# then `N passed, M failed`; exit status 1 on any failure.
+# Invariants: every wait has a deadline; the EXIT trap continues frozen processes and tears
+# down what this run started (`kube-lite down`, which ends every pod), unless kept;
+# only files under the run's own state dir are written or removed.
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 2
+. tests/lib.sh
+
+PY=/usr/bin/python3
+KL=hack/kube-lite/kube-lite
+KUBECTL=${KUBECTL:-/usr/bin/kubectl}
+CTL=${E2E_CTL:-bin/cetcdctl}
+MAN=${E2E_MANIFESTS:-manifests}
+PHASE=${E2E_PHASE:-Running}
+IDLE=${E2E_IDLE_SECS:-15}
+BUDGET=${E2E_DEADLINE:-480}
+OPNS=cetcd-system
+OPDEPLOY=cetcd-operator
+KEYS_N=20
+STAGES_ALL="install schema create keys idempotence podrestart wipe scale jump quorum delete"
+
+usage() { sed -n '/^# Usage:/,/^# Output:/p' "$0" | sed 's/^# \{0,1\}//'; }
+
+KEEP=${E2E_KEEP:-}
+ST=${E2E_STATE:-}
+ONLY=${E2E_ONLY:-}
+SKIP=${E2E_SKIP:-}
+DOWN=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --keep) KEEP=1 ;;
+    --state) ST=${2:?--state DIR}; shift ;;
+    --only) ONLY=${2:?--only LIST}; shift ;;
+    --skip) SKIP=${2:?--skip LIST}; shift ;;
+    --down) DOWN=${2:?--down DIR}; shift ;;
+    --list) echo "$STAGES_ALL"; exit 0 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# the stages to run: STAGES_ALL order, --only (plus what it needs on a new environment), --skip
+in_list() { [[ ",$2," == *",$1,"* ]]; }
+want=",${ONLY:-${STAGES_ALL// /,}},"
+if [ -n "$ONLY" ] && [ -z "$ST" ] && [ -z "$DOWN" ]; then
+  for s in ${ONLY//,/ }; do
+    case $s in
+      install) ;;
+      schema) want="$want,install," ;;
+      create) want="$want,install," ;;
+      *) want="$want,install,create,keys," ;;
+    esac
+  done
+fi
+STAGES=()
+for s in $STAGES_ALL; do
+  in_list "$s" "$want" && ! in_list "$s" ",$SKIP," && STAGES+=("$s")
+done
+for s in ${ONLY//,/ } ${SKIP//,/ }; do
+  in_list "$s" ",${STAGES_ALL// /,}," || { echo "unknown stage $s (stages: $STAGES_ALL)" >&2; exit 2; }
+done
+
+# --- environment: kube-lite in a state dir ---------------------------------------------------
+
+# thaw DIR: SIGCONT to the process groups the quorum stage froze (DIR/stopped.pids)
+thaw() {
+  local pid
+  [ -f "$1/stopped.pids" ] || return 0
+  while read -r pid; do [ -n "$pid" ] && kill -CONT -- "-$pid" 2>/dev/null; done <"$1/stopped.pids"
+  rm -f "$1/stopped.pids"
+}
+
+# env_down DIR: thaw, `kube-lite down`, remove DIR (only a dir this script made: e2e.marker)
+env_down() {
+  local d=$1
+  thaw "$d"
+  if [ -d "$d/kl" ] && ! run_bounded 90 "$PY" "$KL" down --state "$d/kl" >>"$d/down.log" 2>&1; then
+    # keep DIR: its records (kl/netns.list, pids) let a later `kube-lite down` finish the job
+    echo "# kube-lite down failed (state kept in $d): $(tail -5 "$d/down.log")" >&2
+    return 1
+  fi
+  [ -f "$d/e2e.marker" ] && rm -rf "$d"
+}
+
+if [ -n "$DOWN" ]; then
+  [ -f "$DOWN/e2e.marker" ] || { echo "$DOWN is not a state dir of tests/e2e/run.sh" >&2; exit 2; }
+  env_down "$DOWN"
+  echo "# torn down $DOWN"
+  exit 0
+fi
+
+ATTACHED=
+if [ -n "$ST" ]; then
+  [ -f "$ST/e2e.marker" ] && [ -f "$ST/kl/kubeconfig" ] ||
+    { echo "$ST is not a kept state dir of tests/e2e/run.sh" >&2; exit 2; }
+  ATTACHED=1
+  KEEP=1
+else
+  ST=$(mktemp -d /tmp/cetcd-e2e.XXXXXX)
+  touch "$ST/e2e.marker"
+  # failpoint files are created by the operator, which may run as a non-root user
+  mkdir -p "$ST/fp" && chmod 711 "$ST" && chmod 1777 "$ST/fp"
+fi
+KLD=$ST/kl
+KCFG=$KLD/kubeconfig
+export KUBECONFIG=$KCFG
+
+finish() {
+  thaw "$ST"
+  if [ -n "${E2E_KEEP_ON_FAIL:-}" ] && [ "$T_FAIL" -gt 0 ]; then KEEP=1; fi
+  if [ -n "$KEEP" ]; then
+    echo "# kept: state $ST"
+    echo "#   export KUBECONFIG=$KCFG"
+    echo "#   tests/e2e/run.sh --state $ST --only <stage>     (stages: $STAGES_ALL)"
+    echo "#   tests/e2e/run.sh --down $ST"
+  else
+    env_down "$ST"
+  fi
+  t_cleanup
+}
+trap finish EXIT
+
+if [ -z "$ATTACHED" ]; then
+  alloc_ports KL_PORT
+  if ! run_bounded 90 "$PY" "$KL" up --state "$KLD" --port "$KL_PORT" >"$ST/up.out" 2>&1; then
+    echo "# kube-lite up failed:"
+    sed 's/^/#   /' "$ST/up.out"
+    tail -30 "$KLD/kube-lite.log" 2>/dev/null | sed 's/^/#   /'
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
+fi
+echo "# state $ST (kube-lite $(sed -n 's/.*"bridge": "\([^"]*\)".*/\1/p' "$KLD/net.json" 2>/dev/null), API $(cat "$KLD/url" 2>/dev/null))"
+
+# --- helpers ----------------------------------------------------------------------------------
+
+kc() { run_bounded 40 "$KUBECTL" --kubeconfig "$KCFG" --cache-dir "$ST/kcache" --request-timeout=20s "$@"; }
+k() { kc -n "$NS" "$@"; }
+kop() { kc -n "$OPNS" "$@"; }
+# ez [--cluster X] CMD ARGS...: tests/e2e/e2e.py about cluster C (or X); bounded well past
+# the longest wait it is given
+ez() {
+  local cl=$C
+  if [ "${1:-}" = --cluster ]; then cl=$2; shift 2; fi
+  run_bounded 400 "$PY" tests/e2e/e2e.py --kubeconfig "$KCFG" --ns "$NS" --cluster "$cl" \
+    --ctl "$CTL" --phase "$PHASE" "$@"
+}
+
+# dump_state: what a failed wait shows (bounded in size)
+dump_state() {
+  local f
+  echo "--- state at $(date -u +%T), namespace $NS: kubectl get ec,sts,pods,pvc,cm -o wide"
+  k get ec,sts,pods,pvc,cm -o wide 2>&1 | head -50
+  echo "--- operator pods ($OPNS)"
+  kop get pods -o wide 2>&1 | head -8
+  for f in "$KLD/pods/$OPNS"/*/*.log; do
+    [ -f "$f" ] || continue
+    echo "--- tail ${f#"$KLD/"}"
+    tail -n 30 "$f" | cut -c1-300
+  done
+  for f in "$KLD/pods/$NS"/*/*.log; do
+    [ -f "$f" ] || continue
+    echo "--- tail ${f#"$KLD/"}"
+    tail -n 8 "$f" | cut -c1-300
+  done
+  echo "--- recent events in $OPNS"
+  kop get events --sort-by=.lastTimestamp 2>&1 | tail -6 | cut -c1-300
+  echo "--- recent events in $NS"
+  k get events --sort-by=.lastTimestamp 2>&1 | tail -12 | cut -c1-300
+}
+
+# check NAME CMD...: ok when CMD succeeds; else not ok with CMD's output (and no dump)
+check() {
+  local name=$1 out
+  shift
+  if out=$("$@" 2>&1); then t_ok "$name"; return 0; fi
+  t_fail "$name" "$out"
+  return 1
+}
+
+# waitc NAME CMD...: like check, for waits (the name gets the time waited); on failure also
+# dumps the cluster's state
+waitc() {
+  local name=$1 out t0=$SECONDS
+  shift
+  if out=$("$@" 2>&1); then
+    t_ok "$name [$((SECONDS - t0))s]"
+    if [ -n "${E2E_VERBOSE:-}" ]; then printf '%s\n' "$out" | sed 's/^/#   /'
+    else printf '%s\n' "$out" | grep -E '^steps:' | cut -c1-400 | sed 's/^/#   /'; fi
+    return 0
+  fi
+  t_fail "$name [$((SECONDS - t0))s]" "$out" "$(dump_state)"
+  return 1
+}
+
+# wait_for SECONDS WHAT CMD...: polls CMD until it succeeds; on timeout says what it waited
+# for and shows CMD's last output
+wait_for() {
+  local secs=$1 what=$2 out deadline
+  shift 2
+  deadline=$((SECONDS + secs))
+  while :; do
+    if out=$("$@" 2>&1); then return 0; fi
+    if [ $SECONDS -ge $deadline ]; then
+      echo "timeout after ${secs}s waiting for $what"
+      [ -n "$out" ] && echo "last output: $out"
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+jp() { k get "$1" -o "jsonpath=$2" 2>/dev/null; }
+pod_ip() { jp "pod/$1" '{.status.podIP}'; }
+svc_ep() { echo "http://$(jp "svc/$C" '{.spec.clusterIP}'):2379"; }
+
+keys_expected() {
+  local i
+  for i in $(seq 0 $((KEYS_N - 1))); do printf 'e2e/k%02d\nv%02d-%s\n' "$i" "$i" "$C"; done
+}
+# keys_ok ENDPOINT [get flags...]: all keys readable with their values at ENDPOINT
+keys_ok() {
+  local ep=$1 out
+  shift
+  [ -f "$ST/keys.written" ] || { echo "the keys were never written (stage keys)"; return 1; }
+  out=$(run_bounded 10 "$CTL" --endpoints="$ep" --command-timeout=4s get e2e/ --prefix "$@" 2>&1)
+  if [ "$out" != "$(keys_expected)" ]; then
+    echo "keys at $ep ($*) differ:"
+    diff <(keys_expected) <(printf '%s\n' "$out") | head -12
+    return 1
+  fi
+}
+keys_via_service() { keys_ok "$(svc_ep)"; }
+
+converged() { ez wait-converged "$1" "${2:-30}"; }
+
+# pod_replaced NAME OLD_UID: the pod exists with another uid and is Ready
+pod_replaced() {
+  local got
+  got=$(jp "pod/$1" '{.metadata.uid} {.status.conditions[?(@.type=="Ready")].status}')
+  echo "pod $1: $got"
+  [ -n "$got" ] && [ "${got%% *}" != "$2" ] && [ "${got#* }" = True ]
+}
+
+# member_replaced NAME OLD_ID: the member list has NAME with an ID other than OLD_ID
+member_replaced() {
+  local id
+  id=$(ez member-id "$1" 2>&1)
+  echo "member $1: $id"
+  [ -n "$id" ] && [ "$id" != "$2" ] && [[ $id =~ ^[0-9a-f]+$ ]]
+}
+
+# owned_gone CLUSTER: its StatefulSet, Services, PDB and ConfigMap (and pods) are gone
+owned_gone() {
+  local cl=$1 left
+  left=$(k get "sts/$cl" "svc/$cl" "svc/$cl-peer" "pdb/$cl" "cm/$cl-members" --ignore-not-found \
+    -o name 2>&1)
+  left="$left$(k get pods -o name 2>/dev/null | grep -E "^pod/$cl-[0-9]+$")"
+  [ -z "$left" ] && return 0
+  echo "still there: $(echo $left)"
+  return 1
+}
+
+# cetcd_pid POD: the pid recorded by the kubelet for the pod's (only) container
+cetcd_pid() {
+  local f
+  for f in "$KLD/pods/$NS/$1"/*.pid; do
+    [ -f "$f" ] && { cut -d' ' -f1 "$f"; return 0; }
+  done
+  return 1
+}
+
+# --- stages -----------------------------------------------------------------------------------
+# Each returns 0, or 1 when what follows cannot work (the rest is then reported as not run).
+
+SAMPLE="" C="" NS=default
+find_sample() {
+  local line
+  [ -d "$MAN/samples" ] || return 1
+  line=$(ez sample "$MAN/samples" 3 2>/dev/null) || return 1
+  IFS=$'\t' read -r SAMPLE C NS <<<"$line"
+  NS=${NS:-default}
+  [ -n "$C" ]
+}
+find_sample || true
+
+stage_install() {
+  local rendered=() crd
+  check "bin/cetcd-operator is built (kube-lite runs image cetcd-operator:* from it)" \
+    test -x bin/cetcd-operator || return 1
+  if [ ! -d "$MAN/crd" ] || [ ! -d "$MAN/rbac" ] || [ ! -d "$MAN/operator" ]; then
+    t_fail "manifests present ($MAN/crd, $MAN/rbac, $MAN/operator)" "$(ls -R "$MAN" 2>&1 | head)"
+    return 1
+  fi
+  if [ -f "$MAN/kustomization.yaml" ]; then
+    check "kubectl kustomize $MAN renders" sh -c "'$KUBECTL' kustomize '$MAN' >'$ST/kustomized.yaml'" ||
+      return 1
+    rendered=(--rendered "$ST/kustomized.yaml")
+  fi
+  check "install manifests (CRD, RBAC, operator) read" \
+    sh -c "'$PY' tests/e2e/e2e.py install-yaml '$MAN' ${rendered[*]} >'$ST/install.yaml'" || return 1
+  check "kubectl apply the CRD, RBAC and operator" kc apply -f "$ST/install.yaml" || return 1
+  crd=$(kc get crd -o name 2>/dev/null | grep -m1 "etcdclusters.cetcd.io")
+  waitc "CRD etcdclusters.cetcd.io is Established" \
+    kc wait --for=condition=Established "${crd:-crd/etcdclusters.cetcd.io}" --timeout=30s || return 1
+  waitc "operator Deployment $OPNS/$OPDEPLOY: pods Ready" ez operator-rolled 90 - || return 1
+}
+
+not_created() { ! k get ec "$1" -o name 2>/dev/null | grep -q .; }
+
+stage_schema() {
+  local out rc msgs m missing=
+  if [ -z "$SAMPLE" ]; then t_fail "a 3-member sample in $MAN/samples"; return 0; fi
+  ez derive "$SAMPLE" "$C-even" 4 >"$ST/even.yaml"
+  out=$(k apply -f "$ST/even.yaml" 2>&1)
+  rc=$?
+  msgs=$(ez crd-size-messages "$ST/install.yaml" 2>/dev/null)
+  if [ -n "$msgs" ]; then
+    while IFS= read -r m; do
+      [[ $out == *"$m"* ]] || missing="$missing [$m]"
+    done <<<"$msgs"
+  fi
+  if [ $rc -ne 0 ] && [[ $out == *spec.size* ]] && [ -z "$missing" ]; then
+    t_ok "an EtcdCluster with size 4 is refused: $(echo "$out" | head -2 | cut -c1-200)"
+  else
+    t_fail "an EtcdCluster with size 4 is refused with the schema's message" "exit $rc: $out" \
+      ${missing:+"messages of the CRD missing from it:$missing"} \
+      ${msgs:+"(the CRD refuses even sizes with an x-kubernetes-validations (CEL) rule: an API server must evaluate CEL to refuse it; kube-lite's schema.py does not)"}
+  fi
+  check "nothing was created for it" not_created "$C-even"
+  k delete ec "$C-even" --ignore-not-found --wait=false >/dev/null 2>&1
+  return 0
+}
+
+stage_create() {
+  local leader cols
+  if [ -z "$SAMPLE" ]; then t_fail "a 3-member sample in $MAN/samples" "$(ls "$MAN/samples" 2>&1)"; return 1; fi
+  check "kubectl apply the 3-member sample $SAMPLE ($NS/$C)" k apply -f "$SAMPLE" || return 1
+  waitc "cluster $C converges: 3 voters Ready, one leader all agree on, StatefulSet 3/3" \
+    ez wait-converged 3 150 --steps up || return 1
+  leader=$(ez leader 2>/dev/null)
+  check "exactly one leader ($leader)" test -n "$leader"
+  waitc "status: phase $PHASE, 3 members, readyMembers 3, leader, Available=True" \
+    ez wait-status 3 30
+  cols=$(k get ec "$C" 2>&1 | ez columns 2>&1)
+  check "kubectl get ec columns: SIZE 3, READY 3, LEADER $leader" sh -c '
+    echo "$1" | grep -qx "SIZE=3" && echo "$1" | grep -qxE "READY=3(/3)?" &&
+      echo "$1" | grep -qx "LEADER=$2" || { echo "$1"; exit 1; }' _ "$cols" "$leader"
+}
+
+write_keys() {
+  local i ep=$1
+  for i in $(seq 0 $((KEYS_N - 1))); do
+    run_bounded 10 "$CTL" --endpoints="$ep" --command-timeout=4s put "$(printf 'e2e/k%02d' "$i")" \
+      "$(printf 'v%02d-%s' "$i" "$C")" >/dev/null || return 1
+  done
+}
+
+stage_keys() {
+  local ep
+  ep=$(svc_ep)
+  if check "write $KEYS_N keys through the client Service $C ($ep)" write_keys "$ep"; then
+    touch "$ST/keys.written"
+  fi
+  check "read them back through the client Service" keys_via_service
+}
+
+stage_idempotence() {
+  local rv0 rv1 out
+  converged 3 60 >/dev/null 2>&1
+  ez wait-status 3 30 >/dev/null 2>&1
+  rv0=$(jp "ec/$C" '{.metadata.resourceVersion}/{.metadata.generation}')
+  out=$(k apply -f "$SAMPLE" 2>&1)
+  rv1=$(jp "ec/$C" '{.metadata.resourceVersion}/{.metadata.generation}')
+  check "kubectl apply of the same sample again: unchanged" \
+    sh -c 'case "$1" in *unchanged*) [ "$2" = "$3" ] ;; *) false ;; esac || { echo "$1 (rv/generation $2 -> $3)"; exit 1; }' _ "$out" "$rv0" "$rv1"
+  ez snapshot >"$ST/snap.a" 2>&1
+  sleep "$IDLE"   # observing that nothing happens: a window, not a condition to await
+  ez snapshot >"$ST/snap.b" 2>&1
+  check "steady state: no write to the cluster's objects in ${IDLE}s ($(grep -c '"' "$ST/snap.a") objects compared)" \
+    ez snapshot-diff "$ST/snap.a" "$ST/snap.b"
+}
+
+stage_podrestart() {
+  local victim id0 id1 uid0 ip
+  waitc "precondition: converged at 3" converged 3 60 || return 0
+  victim=$(ez leader) || { t_fail "find the leader" "$victim"; return 0; }
+  id0=$(ez member-id "$victim")
+  uid0=$(jp "pod/$victim" '{.metadata.uid}')
+  check "kubectl delete pod $victim (the leader, member $id0)" k delete pod "$victim" --timeout=60s
+  waitc "$victim is re-created and Ready" wait_for 90 "pod $victim re-created and Ready" pod_replaced "$victim" "$uid0"
+  waitc "the cluster converges at 3" ez wait-converged 3 90
+  id1=$(ez member-id "$victim" 2>&1)
+  t_eq "$victim returns as the same member" "$id0" "$id1"
+  ip=$(pod_ip "$victim")
+  waitc "$victim serves the keys written before from its own data (--consistency=s at $ip)" \
+    wait_for 20 "serializable reads at $victim" keys_ok "http://$ip:2379" --consistency=s
+}
+
+stage_wipe() {
+  local victim="" leader id0 id1 uid0 uid1 ip i
+  waitc "precondition: converged at 3" converged 3 60 || return 0
+  leader=$(ez leader) || { t_fail "find the leader" "$leader"; return 0; }
+  for i in 2 1 0; do [ "$C-$i" != "$leader" ] && { victim=$C-$i; break; }; done
+  id0=$(ez member-id "$victim")
+  uid0=$(jp "pvc/data-$victim" '{.metadata.uid}')
+  # the PVC stays (pvc-protection) until its pod is gone; the new pod gets a new, empty one
+  check "kubectl delete pvc data-$victim --wait=false" k delete pvc "data-$victim" --wait=false
+  check "kubectl delete pod $victim" k delete pod "$victim" --timeout=60s
+  waitc "member $victim ($id0) is removed and added back as a new member" \
+    wait_for 150 "a new member named $victim" member_replaced "$victim" "$id0"
+  waitc "the cluster converges at 3 voters, no learner" ez wait-converged 3 120
+  id1=$(ez member-id "$victim" 2>&1)
+  uid1=$(jp "pvc/data-$victim" '{.metadata.uid}')
+  check "$victim has a new member ID ($id0 -> $id1) and a new PVC" \
+    test "$id1" != "$id0" -a -n "$uid1" -a "$uid1" != "$uid0"
+  ip=$(pod_ip "$victim")
+  waitc "keys intact, also on the new member (--consistency=s at $ip)" \
+    wait_for 30 "serializable reads at $victim" keys_ok "http://$ip:2379" --consistency=s
+  check "keys intact through the client Service" keys_via_service
+}
+
+# scale_to SIZE HOW: kubectl scale (HOW=scale) or merge patch (HOW=patch) of spec.size
+scale_to() {
+  if [ "$2" = scale ]; then k scale "ec/$C" --replicas="$1"
+  else k patch ec "$C" --type=merge -p "{\"spec\":{\"size\":$1}}"; fi
+}
+
+stage_scale() {
+  local step n point how dir from fpfile
+  waitc "precondition: converged at 3" converged 3 60 || return 0
+  from=3
+  for step in "5 after-member-add scale" "3 after-member-remove patch" "1 after-sts-scale scale" \
+    "3 before-promote patch"; do
+    read -r n point how <<<"$step"
+    dir=up
+    [ "$n" -lt "$from" ] && dir=down
+    fpfile=$ST/fp/$point
+    rm -f "$fpfile"
+    check "operator env CETCD_OPERATOR_FAILPOINT=$point" kop set env "deployment/$OPDEPLOY" \
+      "CETCD_OPERATOR_FAILPOINT=$point" "CETCD_OPERATOR_FAILPOINT_FILE=$fpfile"
+    waitc "operator restarted with failpoint $point" ez operator-rolled 90 "$point"
+    check "kubectl $how ec/$C to $n" scale_to "$n" "$how"
+    if waitc "failpoint $point fires on the way $from -> $n" \
+      wait_for 90 "the operator to reach $point (file $fpfile)" test -e "$fpfile"; then
+      waitc "the operator exited there (exit code 42) and restarts" ez operator-exit42 20
+    fi
+    waitc "size $n: member list = $n voters, no learner, StatefulSet replicas $n, one member at a time" \
+      ez wait-converged "$n" 150 --steps "$dir"
+    check "size $n: all keys readable through the client Service" keys_via_service
+    waitc "size $n: status agrees" ez wait-status "$n" 30
+    from=$n
+  done
+  check "operator env: failpoint unset" kop set env "deployment/$OPDEPLOY" \
+    CETCD_OPERATOR_FAILPOINT- CETCD_OPERATOR_FAILPOINT_FILE-
+  waitc "operator restarted without failpoint" ez operator-rolled 90 -
+}
+
+first_untouched() { converged 3 20 && keys_via_service; }
+
+stage_jump() {
+  local j=$C-jump
+  ez derive "$SAMPLE" "$j" 1 >"$ST/jump.yaml"
+  check "kubectl apply a second cluster $j with size 1" k apply -f "$ST/jump.yaml" || return 0
+  waitc "$j converges at 1" ez --cluster "$j" wait-converged 1 120 || return 0
+  check "kubectl patch ec/$j size 1 -> 5" k patch ec "$j" --type=merge -p '{"spec":{"size":5}}'
+  waitc "$j converges at 5, one member at a time (never two learners, no pod before its MemberAdd)" \
+    ez --cluster "$j" wait-converged 5 200 --steps up
+  check "the first cluster is untouched: converged at 3, keys readable" first_untouched
+  check "kubectl delete ec/$j" k delete ec "$j" --timeout=60s
+  waitc "its StatefulSet, Services, PDB, ConfigMap and pods are gone" \
+    wait_for 60 "the objects of $j to be deleted" owned_gone "$j"
+}
+
+stage_quorum() {
+  local i pid pids=() cm0 cm1 sts0 sts1 ids0 ids1
+  waitc "precondition: converged at 3" converged 3 60 || return 0
+  cm0=$(jp "cm/$C-members" '{.metadata.resourceVersion}')
+  sts0=$(jp "sts/$C" '{.spec.replicas}')
+  ids0="$(ez member-id "$C-0") $(ez member-id "$C-1") $(ez member-id "$C-2")"
+  for i in 1 2; do
+    pid=$(cetcd_pid "$C-$i") || { t_fail "pid of $C-$i's cetcd in $KLD/pods/$NS/$C-$i"; return 0; }
+    pids+=("$pid")
+  done
+  for pid in "${pids[@]}"; do
+    echo "$pid" >>"$ST/stopped.pids"
+    kill -STOP -- "-$pid"
+  done
+  t_ok "froze the cetcd processes of $C-1 and $C-2 (SIGSTOP, pids ${pids[*]})"
+  waitc "condition Degraded=True reason QuorumLost" ez wait-condition Degraded True QuorumLost 60
+  waitc "an Event QuorumLost about $C" ez wait-event QuorumLost 30
+  cm1=$(jp "cm/$C-members" '{.metadata.resourceVersion}')
+  sts1=$(jp "sts/$C" '{.spec.replicas}')
+  check "no membership change while quorum is lost (ConfigMap rv $cm0, StatefulSet replicas $sts0)" \
+    test "$cm0/$sts0" = "$cm1/$sts1"
+  for pid in "${pids[@]}"; do kill -CONT -- "-$pid"; done
+  rm -f "$ST/stopped.pids"
+  waitc "after SIGCONT: converged at 3 again" ez wait-converged 3 120
+  ids1="$(ez member-id "$C-0") $(ez member-id "$C-1") $(ez member-id "$C-2")"
+  t_eq "same three members" "$ids0" "$ids1"
+  waitc "status: Available again, Degraded not True" ez wait-status 3 60
+  check "keys readable" keys_via_service
+}
+
+stage_delete() {
+  check "kubectl delete ec/$C" k delete ec "$C" --timeout=60s
+  waitc "its StatefulSet, Services, PDB, ConfigMap and pods are gone (owner references)" \
+    wait_for 60 "the objects of $C to be deleted" owned_gone "$C"
+}
+
+# --- run --------------------------------------------------------------------------------------
+
+broken=
+for stg in "${STAGES[@]}"; do
+  if [ -n "$broken" ]; then t_fail "stage $stg: not run ($broken)"; continue; fi
+  if [ $SECONDS -ge "$BUDGET" ]; then t_fail "stage $stg: not run (suite deadline ${BUDGET}s passed)"; continue; fi
+  echo "# --- stage $stg (at ${SECONDS}s)"
+  if ! "stage_$stg"; then broken="stage $stg failed"; fi
+done
+echo "# total ${SECONDS}s"
+t_done
