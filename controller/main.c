@@ -289,8 +289,12 @@ static int start_election(struct proc *p, const struct k8s_config *cfg)
     char host[256], identity[320];
     if (gethostname(host, sizeof host))
         snprintf(host, sizeof host, "unknown");
-    snprintf(identity, sizeof identity, "%s_%ld", getenv("POD_NAME") ? getenv("POD_NAME") : host,
-             (long)getpid());
+    /* The pod name alone: a restarted container (the previous one has exited) resumes its
+     * own Lease at once instead of waiting for it to expire. */
+    if (getenv("POD_NAME"))
+        snprintf(identity, sizeof identity, "%s", getenv("POD_NAME"));
+    else
+        snprintf(identity, sizeof identity, "%s_%ld", host, (long)getpid());
     struct leader_opts lo = {.namespace = le_namespace(&p->f, cfg), .name = p->f.le_id,
                              .identity = identity, .on_started = on_started,
                              .on_lost = on_lost, .arg = p, .metrics = p->op.metrics};
@@ -334,6 +338,7 @@ static int run(struct proc *p, const struct k8s_config *cfg, const sigset_t *set
         rc = wait_signals(p, set);
     atomic_store(&p->stop, true);
     stop_controllers(p);
+    atomic_store(&p->stop, false); /* workers are gone: let the Lease release go through */
     if (p->le) {
         leader_stop(p->le, !atomic_load(&p->lost));
         leader_free(p->le);
