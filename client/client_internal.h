@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "cetcd_client.h"
+#include "base64.h"
 
 /* ---- the client handle (http.c owns it; watch.c opens its own transfers from it) ---- */
 struct cetcd_client {
@@ -32,12 +33,7 @@ struct cetcd_client {
 void *cetcd_mem_alloc(struct cetcd_mem **m, size_t n); /* zeroed; creates *m when NULL */
 char *cetcd_mem_dup(struct cetcd_mem **m, const char *s, size_t n); /* copy + NUL */
 
-/* ---- base64 ---- */
-size_t cetcd_b64_encoded_len(size_t n);
-void cetcd_b64_encode(const void *src, size_t n, char *dst); /* writes encoded_len + NUL */
-/* Decodes standard (or URL-safe) base64, padding optional; returns CE_CORRUPT on bad input.
- * dst needs at least n*3/4+3 bytes. */
-int cetcd_b64_decode(const char *src, size_t n, char *dst, size_t *outlen);
+/* ---- base64: common/base64.h ---- */
 
 /* ---- request builders ---- */
 cJSON *cetcd_codec_range_req(const struct cetcd_range_req *r);

@@ -113,29 +113,17 @@ static int seed(struct op *op, const struct ec_spec *s, struct op_observed *o)
     return rc == CE_EXISTS ? 0 : rc;
 }
 
-static int write_entry(struct op *op, const struct ec_spec *s, struct op_observed *o, int k)
+/* Entry k: existing, every member, member k's id, and the volume present now: the "stamp" of
+ * a replacement (plan.c: DELETE_POD) before the member joins, its data identity after. */
+static int write_entry(struct op *op, const struct ec_spec *s, struct op_observed *o, int k,
+                       bool joined)
 {
     char ic[2048];
     int rc = initial_cluster(s, o, ic, sizeof ic);
     if (rc)
         return rc;
-    /* the volume present now is the "stamp" of a replacement (plan.c: DELETE_POD) */
-    struct bootstrap_entry e = {.state_new = false, .initial_cluster = ic,
+    struct bootstrap_entry e = {.state_new = false, .initial_cluster = ic, .joined = joined,
                                 .data_uid = o->in.pods[k].data_uid};
-    for (size_t i = 0; i < o->n_members; i++)
-        if (o->members[i].ordinal == k)
-            e.member_id = o->members[i].id;
-    return patch_entry(op, s, k, &e);
-}
-
-static int mark_joined(struct op *op, const struct ec_spec *s, struct op_observed *o, int k)
-{
-    char ic[2048];
-    int rc = initial_cluster(s, o, ic, sizeof ic);
-    if (rc)
-        return rc;
-    struct bootstrap_entry e = {.state_new = false, .initial_cluster = ic,
-                                .joined = true, .data_uid = o->in.pods[k].data_uid};
     for (size_t i = 0; i < o->n_members; i++)
         if (o->members[i].ordinal == k)
             e.member_id = o->members[i].id;
@@ -255,9 +243,9 @@ int op_execute(struct op *op, const struct ec_spec *s, struct op_observed *o,
     case PLAN_SEED:
         return seed(op, s, o);
     case PLAN_WRITE_ENTRY:
-        return write_entry(op, s, o, st->ordinal);
+        return write_entry(op, s, o, st->ordinal, false);
     case PLAN_MARK_JOINED:
-        return mark_joined(op, s, o, st->ordinal);
+        return write_entry(op, s, o, st->ordinal, true);
     case PLAN_DELETE_ENTRY:
         return patch_entry(op, s, st->ordinal, NULL);
     case PLAN_SCALE_STS:

@@ -20,6 +20,8 @@
  */
 #include "k8s_int.h"
 
+#include "base64.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,50 +71,31 @@ static void rstrip(char *s)
         s[--n] = 0;
 }
 
-static int b64_value(unsigned char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+' || ch == '-')
-        return 62;
-    if (ch == '/' || ch == '_')
-        return 63;
-    return -1;
-}
-
-/* Standard (or URL-safe) base64, whitespace ignored, padding optional -> NUL-terminated bytes. */
+/* base64 (common/base64.h) with whitespace ignored -> NUL-terminated bytes. */
 static int b64_decode(const char *in, char **out)
 {
-    size_t n = strlen(in), o = 0;
-    unsigned acc = 0, bits = 0;
-    char *d = malloc(n / 4 * 3 + 4);
+    size_t n = strlen(in), m = 0, len = 0;
+    char *clean = malloc(n + 1), *d = malloc(n / 4 * 3 + 4);
+    int rc = CE_NOMEM;
 
-    if (!(*out = d))
-        return CE_NOMEM;
-    for (const unsigned char *p = (const unsigned char *)in; *p && *p != '='; p++) {
-        int v = b64_value(*p);
-
-        if (v < 0 && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-            continue;
-        if (v < 0)
-            goto out_bad;
-        acc = (acc << 6) | (unsigned)v;
-        if ((bits += 6) >= 8) {
-            bits -= 8;
-            d[o++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    d[o] = 0;
+    if (!clean || !d)
+        goto out_free;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr(" \t\r\n", in[i]))
+            clean[m++] = in[i];
+    rc = cetcd_b64_decode(clean, m, d, &len);
+    if (rc)
+        goto out_free;
+    d[len] = 0;
+    free(clean);
+    *out = d;
     return 0;
 
-out_bad:
+out_free:
+    free(clean);
     free(d);
     *out = NULL;
-    return CE_CORRUPT;
+    return rc;
 }
 
 static const char *str_of(const cJSON *o, const char *key)

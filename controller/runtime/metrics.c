@@ -15,6 +15,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,14 +129,16 @@ static bool valid_labels(const char *s)
 
 /* ---- lookup ---- */
 
-/* Index of name in the sorted array, or where it would go (*found false). */
-static size_t fam_index(const metrics *m, const char *name, bool *found)
+/* Index of key in an array of pointers to structs sorted by the string at key_off in each
+ * struct, or where it would go (*found false). Families are sorted by name, series by labels. */
+static size_t sorted_index(void *const *arr, size_t n, size_t key_off, const char *key,
+                           bool *found)
 {
-    size_t lo = 0, hi = m->nfams;
+    size_t lo = 0, hi = n;
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(m->fams[mid]->name, name);
+        int c = strcmp(*(char *const *)((const char *)arr[mid] + key_off), key);
 
         if (c == 0) {
             *found = true;
@@ -148,6 +151,12 @@ static size_t fam_index(const metrics *m, const char *name, bool *found)
     }
     *found = false;
     return lo;
+}
+
+static size_t fam_index(const metrics *m, const char *name, bool *found)
+{
+    return sorted_index((void *const *)m->fams, m->nfams, offsetof(struct family, name), name,
+                        found);
 }
 
 static struct family *fam_find(const metrics *m, const char *name)
@@ -163,23 +172,8 @@ static struct family *fam_find(const metrics *m, const char *name)
 
 static size_t series_index(const struct family *f, const char *labels, bool *found)
 {
-    size_t lo = 0, hi = f->nseries;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(f->series[mid]->labels, labels);
-
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return sorted_index((void *const *)f->series, f->nseries, offsetof(struct series, labels),
+                        labels, found);
 }
 
 /* Grows an array of pointers to hold one more. */

@@ -298,28 +298,6 @@ static void promote_due(wq *q)
 
 static bool valid_key(const char *key) { return key && *key; }
 
-int wq_add(wq *q, const char *key)
-{
-    struct item *it;
-    int rc = 0;
-
-    if (!valid_key(key))
-        return CE_INVAL;
-    pthread_mutex_lock(&q->mu);
-    if (q->shutdown)
-        goto out_unlock;
-    it = item_get(q, key);
-    if (!it) {
-        rc = CE_NOMEM;
-        goto out_unlock;
-    }
-    rc = add_locked(q, it);
-    item_release(q, it);
-out_unlock:
-    pthread_mutex_unlock(&q->mu);
-    return rc;
-}
-
 /* Puts (or moves earlier) the key's delayed add. Called locked, with delay > 0. */
 static int add_after_locked(wq *q, struct item *it, int64_t delay)
 {
@@ -378,6 +356,8 @@ out_unlock:
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
+
+int wq_add(wq *q, const char *key) { return add_delayed(q, key, 0, false); }
 
 int wq_add_after(wq *q, const char *key, int64_t ms) { return add_delayed(q, key, ms, false); }
 
