@@ -110,7 +110,11 @@ $(BIN)/cetcd-operator: $(B)/obj/controller/main.o $(B)/libcetcd.a | $(BIN)
 $(BIN)/cetcdctl: $(patsubst %.c,$(B)/obj/%.o,$(CLI_SRC)) $(B)/libcetcd.a | $(BIN)
 	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
 
+# One archive holds server, client and controller objects: a global name defined twice would
+# silently link whichever object comes first, so the build refuses duplicates.
 $(B)/libcetcd.a: $(LIB_OBJ)
+	@dups=$$(nm -g --defined-only $^ 2>/dev/null | awk 'NF==3 && $$2 ~ /[TDBR]/ {print $$3}' | sort | uniq -d); \
+	  if [ -n "$$dups" ]; then echo "libcetcd.a: global names defined twice: $$dups" >&2; exit 1; fi
 	@rm -f $@
 	ar rcs $@ $^
 

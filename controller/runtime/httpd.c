@@ -120,7 +120,7 @@ static void respond_metrics(httpd *h, struct conn *c, bool head_only)
     char *text = NULL;
     size_t len = 0;
 
-    if (h->metrics && metrics_render(h->metrics, &text, &len) != 0) {
+    if (h->metrics && metrics_render_text(h->metrics, &text, &len) != 0) {
         respond_text(c, 500, "cannot render metrics\n", head_only);
         return;
     }

@@ -2,7 +2,7 @@
  * httpd.h: the operator's small HTTP/1.1 server for Prometheus scrapes and kubelet probes.
  *
  * Routes (GET or HEAD; the query string is ignored):
- *   /metrics  200, Content-Type "text/plain; version=0.0.4; charset=utf-8", metrics_render()
+ *   /metrics  200, Content-Type "text/plain; version=0.0.4; charset=utf-8", metrics_render_text()
  *   /healthz  200 "ok"
  *   /readyz   200 "ok" while the ready flag (httpd_set_ready) is true, else 503 "not ready"
  *   other     404 "404 page not found"; other methods 405; a malformed request 400;

@@ -583,7 +583,7 @@ static void run_collectors(metrics *m)
         coll[i].fn(m, coll[i].arg);
 }
 
-int metrics_render(metrics *m, char **out, size_t *len)
+int metrics_render_text(metrics *m, char **out, size_t *len)
 {
     bytebuf b = {0};
     int rc = 0;

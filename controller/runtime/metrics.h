@@ -8,7 +8,7 @@
  * use; a label set that is not well formed (name="escaped value" pairs, comma-separated) is
  * refused with CE_INVAL, so the exposition is always valid.
  *
- * Exposition (metrics_render): families sorted by name, each as
+ * Exposition (metrics_render_text): families sorted by name, each as
  *   # HELP <name> <help, with \ and newline escaped>
  *   # TYPE <name> counter|gauge|histogram
  * then its series sorted by label text (byte order). Counter/gauge: `name{labels} value`.
@@ -63,7 +63,7 @@ int metrics_remove(metrics *m, const char *name, const char *prefix);
 
 /* Renders the exposition into a malloc'd NUL-terminated string (*len excludes the NUL).
  * 0 or CE_NOMEM. */
-int metrics_render(metrics *m, char **out, size_t *len);
+int metrics_render_text(metrics *m, char **out, size_t *len);
 
 /* Runs fn(m, arg) at the start of each render. At most 8 collectors; 0 or CE_NOMEM. */
 typedef void (*metrics_collect_fn)(metrics *m, void *arg);

@@ -107,7 +107,7 @@ static void test_routes(void **state)
     port = httpd_port(h);
     assert_true(port > 0);
 
-    assert_int_equal(metrics_render(m, &text, &len), 0);
+    assert_int_equal(metrics_render_text(m, &text, &len), 0);
     snprintf(want, sizeof(want),
              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
              "Content-Length: %zu\r\n" CLOSE "%s", len, text);

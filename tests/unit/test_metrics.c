@@ -23,7 +23,7 @@ static char *render(metrics *m)
     char *out;
     size_t len;
 
-    assert_int_equal(metrics_render(m, &out, &len), 0);
+    assert_int_equal(metrics_render_text(m, &out, &len), 0);
     assert_int_equal(strlen(out), len);
     return out;
 }
