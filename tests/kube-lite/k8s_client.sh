@@ -2,7 +2,7 @@
 # tests/kube-lite/k8s_client.sh: the operator's C Kubernetes client (controller/k8s/) against
 # a real kube-lite.
 #
-# Builds tests/kube-lite/k8s_client_driver.c with controller/k8s/*.c, common/log.c and
+# Builds tests/kube-lite/k8s_client_driver.c with controller/k8s/*.c, common/{log,base64}.c and
 # common/err.c under ASan+UBSan into $T_DIR, installs a test CRD (widgets.k8sclient.cetcd.io,
 # status subresource), then runs the driver (create, get, list by label, merge patch, update
 # with a stale and a current resourceVersion, 422 and 404 mapping, the status subresource,
@@ -37,7 +37,7 @@ PKGS="libcurl libcjson yaml-0.1"
 out=$(cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers -O1 -g \
   -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
   -I. -Icommon -Icontroller $(pkg-config --cflags $PKGS) -o "$DRV" tests/kube-lite/k8s_client_driver.c \
-  controller/k8s/*.c common/log.c common/err.c $(pkg-config --libs $PKGS) -lpthread 2>&1)
+  controller/k8s/*.c common/log.c common/err.c common/base64.c $(pkg-config --libs $PKGS) -lpthread 2>&1)
 if [ $? -ne 0 ]; then
   t_fail "build the driver under ASan+UBSan" "$out"
   t_done
