@@ -502,7 +502,10 @@ t_eq "scale down removes the highest ordinals; PVCs are kept (whenScaled: Retain
   "pp-0 | data-pp-0:Bound:36 data-pp-1:Bound:36 data-pp-2:Bound:36" \
   "$(k get pods -l app=pp --no-headers -o custom-columns=N:.metadata.name 2>&1 | xargs) | $(k get pvc -o go-template='{{range .items}}{{.metadata.name}}:{{.status.phase}}:{{len .metadata.uid}} {{end}}' 2>&1 | grep -o 'data-pp-[^ ]*' | xargs)"
 
-in_pod pp-0 sh -c 'echo kept > /var/lib/kl-pp/f'
+# the write must have landed before the pod goes (exec right after a scale can race a restart)
+wrote() { in_pod pp-0 sh -c 'echo kept > /var/lib/kl-pp/f' >/dev/null 2>&1 &&
+          [ "$(in_pod pp-0 cat /var/lib/kl-pp/f 2>/dev/null)" = kept ]; }
+poll_until 10 wrote
 puid=$(jp pvc/data-pp-0 '{.metadata.uid}')
 uid0=$(jp pod/pp-0 '{.metadata.uid}')
 k delete pod pp-0 --timeout=20s >/dev/null 2>&1
