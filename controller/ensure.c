@@ -20,8 +20,7 @@
 static int ensure_one(struct op *op, const struct k8s_res *r, const char *ns, cJSON *want,
                       const cJSON *cached)
 {
-    const char *name = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(want, "metadata"), "name")->valuestring;
+    const char *name = k8s_str(want, "metadata", "name", NULL);
     cJSON *have = NULL;
     int rc = 0;
     if (cached)
@@ -80,11 +79,9 @@ static int ensure_pod_labels(struct op *op, const struct ec_spec *s, struct op_o
         cJSON *pod = o->pods[i];
         if (!pod)
             continue;
-        cJSON *md = cJSON_GetObjectItemCaseSensitive(pod, "metadata");
-        const char *name = cJSON_GetObjectItemCaseSensitive(md, "name")->valuestring;
-        const cJSON *ins = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(md, "labels"), "ins");
-        if (cJSON_IsString(ins) && !strcmp(ins->valuestring, name))
+        const char *name = k8s_str(pod, "metadata", "name", NULL);
+        const char *ins = k8s_str(pod, "metadata", "labels", "ins", NULL);
+        if (!name || (ins && !strcmp(ins, name)))
             continue;
         cJSON *patch = cJSON_CreateObject();
         cJSON_AddStringToObject(cJSON_AddObjectToObject(cJSON_AddObjectToObject(patch, "metadata"),

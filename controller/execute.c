@@ -136,14 +136,12 @@ static int restart_pod(struct op *op, const struct ec_spec *s, struct op_observe
 {
     char pod[128], err[128];
     struct bootstrap_entry e;
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o->cm, "data"),
-                                                      ec_pod_name(s, k, pod, sizeof pod));
+    const char *v = k8s_str(o->cm, "data", ec_pod_name(s, k, pod, sizeof pod), NULL);
     int rc = k8s_delete(op->k8s, &K8S_PODS, s->ns, pod, NULL);
     if (rc && rc != CE_NOTFOUND)
         return rc;
     announce(op, s, o, "MemberRestarted", "restarted %s to join with its new entry", pod);
-    if (!cJSON_IsString(v) ||
-        bootstrap_entry_parse(v->valuestring, strlen(v->valuestring), &e, err, sizeof err))
+    if (!v || bootstrap_entry_parse(v, strlen(v), &e, err, sizeof err))
         return 0;
     free(e.data_uid);
     e.data_uid = NULL;

@@ -129,34 +129,28 @@ static int load_config(const struct flags *f, struct k8s_config **cfg)
 
 /* ---- work queue feeding ---- */
 
+static void enqueue(struct proc *p, const char *ns, const char *name)
+{
+    char key[512];
+    if (!ns || !name)
+        return;
+    snprintf(key, sizeof key, "%s/%s", ns, name);
+    wq_add(p->queue, key);
+}
+
 static void enqueue_cluster(void *ctx, const cJSON *obj, bool deleted)
 {
-    struct proc *p = ctx;
-    const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-    const cJSON *ns = cJSON_GetObjectItemCaseSensitive(md, "namespace");
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(md, "name");
-    char key[512];
     (void)deleted;
-    if (!cJSON_IsString(ns) || !cJSON_IsString(name))
-        return;
-    snprintf(key, sizeof key, "%s/%s", ns->valuestring, name->valuestring);
-    wq_add(p->queue, key);
+    enqueue(ctx, k8s_str(obj, "metadata", "namespace", NULL),
+            k8s_str(obj, "metadata", "name", NULL));
 }
 
 /* an owned object: its cluster is the app.kubernetes.io/instance label */
 static void enqueue_owner(void *ctx, const cJSON *obj, bool deleted)
 {
-    struct proc *p = ctx;
-    const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-    const cJSON *ns = cJSON_GetObjectItemCaseSensitive(md, "namespace");
-    const cJSON *inst = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(md, "labels"), "app.kubernetes.io/instance");
-    char key[512];
     (void)deleted;
-    if (!cJSON_IsString(ns) || !cJSON_IsString(inst))
-        return;
-    snprintf(key, sizeof key, "%s/%s", ns->valuestring, inst->valuestring);
-    wq_add(p->queue, key);
+    enqueue(ctx, k8s_str(obj, "metadata", "namespace", NULL),
+            k8s_str(obj, "metadata", "labels", "app.kubernetes.io/instance", NULL));
 }
 
 static void record_pass(metrics *m, const struct op_result *r, const struct timespec *t0,
@@ -210,12 +204,20 @@ static int informer(struct proc *p, const struct k8s_res *r, const char *sel, k8
     return rc ? rc : k8s_informer_start(*out);
 }
 
-static bool all_synced(const struct proc *p)
+/* Waits for every cache's first list. SIGTERM/SIGINT stay pending meanwhile (the main thread
+ * takes signals with sigwait), so the wait checks for them between one-second waits. */
+static bool wait_synced(struct proc *p)
 {
-    const struct op *o = &p->op;
-    return k8s_informer_synced(o->clusters) && k8s_informer_synced(o->sts) &&
-           k8s_informer_synced(o->pods) && k8s_informer_synced(o->pvcs) &&
-           k8s_informer_synced(o->cms);
+    k8s_informer *const infs[] = {p->op.clusters, p->op.sts, p->op.pods, p->op.pvcs, p->op.cms};
+    for (size_t i = 0; i < sizeof infs / sizeof infs[0]; i++) {
+        while (!k8s_informer_wait_synced(infs[i], 1000)) {
+            sigset_t pend;
+            sigpending(&pend);
+            if (sigismember(&pend, SIGTERM) || sigismember(&pend, SIGINT))
+                return false;
+        }
+    }
+    return true;
 }
 
 static int start_controllers(struct proc *p)
@@ -232,10 +234,8 @@ static int start_controllers(struct proc *p)
         rc = informer(p, &K8S_PVCS, OP_POD_SELECTOR, enqueue_owner, &o->pvcs);
     if (rc)
         return rc;
-    while (!all_synced(p) && !atomic_load(&p->stop)) {
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL); /* informers expose no sync wait; poll the flag briefly */
-    }
+    if (!wait_synced(p))
+        return 0; /* a stop signal is pending: wait_signals takes it */
     olog(OLOG_INFO, "caches synced; starting workers", "workers", OLOG_I64(p->f.workers), NULL);
     for (; p->n_workers < p->f.workers; p->n_workers++)
         if (pthread_create(&p->workers[p->n_workers], NULL, worker_main, p))

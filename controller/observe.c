@@ -20,23 +20,13 @@
 #include "bootstrap.h"
 #include "err.h"
 
-static const char *jstr(const cJSON *o, const char *path)
-{
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", path);
-    const cJSON *cur = o;
-    for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, "."))
-        cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
-    return cJSON_IsString(cur) ? cur->valuestring : NULL;
-}
-
 static bool pod_ready(const cJSON *pod)
 {
     const cJSON *conds = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(pod, "status"), "conditions");
     const cJSON *c;
     cJSON_ArrayForEach(c, conds) {
-        const char *t = jstr(c, "type"), *st = jstr(c, "status");
+        const char *t = k8s_str(c, "type", NULL), *st = k8s_str(c, "status", NULL);
         if (t && st && !strcmp(t, "Ready"))
             return !strcmp(st, "True");
     }
@@ -55,9 +45,9 @@ static void observe_pods(struct op *op, const struct ec_spec *s, struct op_obser
             continue;
         pp->exists = true;
         pp->ready = pod_ready(pod);
-        pp->terminating = jstr(pod, "metadata.deletionTimestamp") != NULL;
-        if (s->empty_dir && jstr(pod, "metadata.uid"))
-            snprintf(pp->data_uid, sizeof pp->data_uid, "%s", jstr(pod, "metadata.uid"));
+        pp->terminating = k8s_str(pod, "metadata", "deletionTimestamp", NULL) != NULL;
+        if (s->empty_dir && k8s_str(pod, "metadata", "uid", NULL))
+            snprintf(pp->data_uid, sizeof pp->data_uid, "%s", k8s_str(pod, "metadata", "uid", NULL));
     }
 }
 
@@ -69,25 +59,23 @@ static void observe_pvcs(struct op *op, const struct ec_spec *s, struct op_obser
         cJSON *pvc = k8s_informer_get(op->pvcs, s->ns, name);
         if (!pvc)
             continue;
-        bool gone = jstr(pvc, "metadata.deletionTimestamp") != NULL;
+        bool gone = k8s_str(pvc, "metadata", "deletionTimestamp", NULL) != NULL;
         o->in.pvc_exists[i] = true;
-        if (!s->empty_dir && !gone && jstr(pvc, "metadata.uid"))
+        if (!s->empty_dir && !gone && k8s_str(pvc, "metadata", "uid", NULL))
             snprintf(o->in.pods[i].data_uid, sizeof o->in.pods[i].data_uid, "%s",
-                     jstr(pvc, "metadata.uid"));
+                     k8s_str(pvc, "metadata", "uid", NULL));
         cJSON_Delete(pvc);
     }
 }
 
 static void observe_entries(const struct ec_spec *s, struct op_observed *o)
 {
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(o->cm, "data");
     char name[128];
     for (int i = 0; i < PLAN_MAX; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(data, ec_pod_name(s, i, name, sizeof name));
+        const char *v = k8s_str(o->cm, "data", ec_pod_name(s, i, name, sizeof name), NULL);
         struct bootstrap_entry e;
         char err[128];
-        if (!cJSON_IsString(v) ||
-            bootstrap_entry_parse(v->valuestring, strlen(v->valuestring), &e, err, sizeof err))
+        if (!v || bootstrap_entry_parse(v, strlen(v), &e, err, sizeof err))
             continue;
         struct plan_entry *pe = &o->in.entries[i];
         pe->present = true;

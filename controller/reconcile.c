@@ -26,9 +26,8 @@
 static void invalid_spec(struct op *op, const cJSON *cluster, const char *ns, const char *name,
                          const char *why)
 {
-    const cJSON *old = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(cluster, "status"), "phase");
-    if (cJSON_IsString(old) && !strcmp(old->valuestring, "Invalid"))
+    const char *phase = k8s_str(cluster, "status", "phase", NULL);
+    if (phase && !strcmp(phase, "Invalid"))
         return;
     olog(OLOG_ERROR, "invalid spec", "cluster", name, "namespace", ns, "error", why, NULL);
     k8s_event(op->k8s, cluster, "Warning", "InvalidSpec", why, OP_COMPONENT);
@@ -91,8 +90,7 @@ struct op_result op_reconcile(struct op *op, const char *ns, const char *name)
     o.cluster = k8s_informer_get(op->clusters, ns, name);
     if (!o.cluster)
         goto out; /* deleted: owner references remove what it owned */
-    if (cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o.cluster, "metadata"),
-                                         "deletionTimestamp"))
+    if (k8s_str(o.cluster, "metadata", "deletionTimestamp", NULL))
         goto out;
     if (ec_spec_parse(o.cluster, &s, err, sizeof err)) {
         invalid_spec(op, o.cluster, ns, name, err);

@@ -13,6 +13,7 @@
  */
 #include "k8s_int.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,13 +311,16 @@ int k8s_delete(k8s_client *c, const struct k8s_res *r, const char *ns, const cha
 
 /* ---------------------------------------------------------------- events */
 
-static const char *str_at(const cJSON *obj, const char *a, const char *b)
+const char *k8s_str(const cJSON *obj, ...)
 {
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(obj, a);
+    va_list ap;
+    const char *key;
 
-    if (b)
-        o = cJSON_GetObjectItemCaseSensitive(o, b);
-    return cJSON_GetStringValue(o);
+    va_start(ap, obj);
+    while (obj && (key = va_arg(ap, const char *)) != NULL)
+        obj = cJSON_GetObjectItemCaseSensitive(obj, key);
+    va_end(ap);
+    return cJSON_GetStringValue(obj);
 }
 
 /* Adds key: value when value is not NULL; false on allocation failure. */
@@ -329,12 +333,12 @@ static cJSON *involved_object(const cJSON *obj)
 {
     cJSON *io = cJSON_CreateObject();
 
-    if (!io || !add_opt(io, "apiVersion", str_at(obj, "apiVersion", NULL)) ||
-        !add_opt(io, "kind", str_at(obj, "kind", NULL)) ||
-        !add_opt(io, "namespace", str_at(obj, "metadata", "namespace")) ||
-        !add_opt(io, "name", str_at(obj, "metadata", "name")) ||
-        !add_opt(io, "uid", str_at(obj, "metadata", "uid")) ||
-        !add_opt(io, "resourceVersion", str_at(obj, "metadata", "resourceVersion"))) {
+    if (!io || !add_opt(io, "apiVersion", k8s_str(obj, "apiVersion", NULL)) ||
+        !add_opt(io, "kind", k8s_str(obj, "kind", NULL)) ||
+        !add_opt(io, "namespace", k8s_str(obj, "metadata", "namespace", NULL)) ||
+        !add_opt(io, "name", k8s_str(obj, "metadata", "name", NULL)) ||
+        !add_opt(io, "uid", k8s_str(obj, "metadata", "uid", NULL)) ||
+        !add_opt(io, "resourceVersion", k8s_str(obj, "metadata", "resourceVersion", NULL))) {
         cJSON_Delete(io);
         return NULL;
     }
@@ -391,7 +395,7 @@ static cJSON *build_event(const cJSON *obj, const char *ns, const char *type, co
     rfc3339_now(now, sizeof(now));
     if (!ev || !io || !cJSON_AddStringToObject(ev, "apiVersion", "v1") ||
         !cJSON_AddStringToObject(ev, "kind", "Event") ||
-        !add_event_meta(ev, ns, str_at(obj, "metadata", "name")) ||
+        !add_event_meta(ev, ns, k8s_str(obj, "metadata", "name", NULL)) ||
         !cJSON_AddItemToObject(ev, "involvedObject", io))
         goto out_free;
     io = NULL;
@@ -412,11 +416,11 @@ out_free:
 int k8s_event(k8s_client *c, const cJSON *obj, const char *type, const char *reason,
               const char *message, const char *component)
 {
-    const char *ns = str_at(obj, "metadata", "namespace");
+    const char *ns = k8s_str(obj, "metadata", "namespace", NULL);
     cJSON *ev;
     int rc;
 
-    if (!obj || !str_at(obj, "metadata", "name") || !type || !reason || !message)
+    if (!obj || !k8s_str(obj, "metadata", "name", NULL) || !type || !reason || !message)
         return k8s_fail(CE_INVAL, "kubernetes: event: no object name, type, reason or message");
     if (!ns || !*ns)
         ns = "default"; /* events about cluster-scoped objects go to default, as kubectl's do */

@@ -43,6 +43,7 @@ struct k8s_informer {
     bool started;
     atomic_bool stop, synced;
     pthread_mutex_t lock; /* guards `cache` (the pointer and its contents) */
+    pthread_cond_t synced_cv; /* broadcast (under lock) when `synced` becomes true */
     struct k8s_cache *cache;
     /* informer thread only */
     char *rv;
@@ -238,7 +239,10 @@ static int relist(struct k8s_informer *inf)
         goto out_free;
     replace_cache(inf, fresh);
     fresh = NULL;
+    pthread_mutex_lock(&inf->lock);
     atomic_store(&inf->synced, true);
+    pthread_cond_broadcast(&inf->synced_cv);
+    pthread_mutex_unlock(&inf->lock);
 
 out_free:
     k8s_cache_free(fresh);
@@ -383,6 +387,11 @@ int k8s_informer_new(k8s_client *c, const struct k8s_res *r, const char *ns,
     if (!(inf = calloc(1, sizeof(*inf))))
         return CE_NOMEM;
     pthread_mutex_init(&inf->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&inf->synced_cv, &ca);
+    pthread_condattr_destroy(&ca);
     inf->c = c;
     inf->r = r;
     inf->fn = fn;
@@ -407,6 +416,24 @@ int k8s_informer_start(k8s_informer *inf)
         return k8s_fail(CE_NOMEM, "kubernetes: cannot start the informer thread");
     inf->started = true;
     return 0;
+}
+
+bool k8s_informer_wait_synced(k8s_informer *inf, long timeout_ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&inf->lock);
+    while (!atomic_load(&inf->synced) &&
+           pthread_cond_timedwait(&inf->synced_cv, &inf->lock, &dl) == 0)
+        ;
+    pthread_mutex_unlock(&inf->lock);
+    return atomic_load(&inf->synced);
 }
 
 bool k8s_informer_synced(const k8s_informer *inf)
@@ -479,6 +506,7 @@ void k8s_informer_free(k8s_informer *inf)
         pthread_join(inf->thread, NULL);
     k8s_cache_free(inf->cache);
     pthread_mutex_destroy(&inf->lock);
+    pthread_cond_destroy(&inf->synced_cv);
     free(inf->rv);
     free(inf->ns);
     free(inf->selector);

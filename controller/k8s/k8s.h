@@ -89,6 +89,10 @@ int k8s_event(k8s_client *c, const cJSON *obj, const char *type, const char *rea
               const char *message, const char *component);
 /* out may be NULL in every call above when the caller does not want the answer. */
 
+/* The string at a path of keys (NULL-terminated list), e.g. k8s_str(pod, "metadata", "name",
+ * NULL); NULL when a key is missing or the value is not a string. */
+const char *k8s_str(const cJSON *obj, ...) __attribute__((sentinel));
+
 typedef struct k8s_informer k8s_informer;
 /* Called from the informer's thread after the cache changed. obj is the new object, or the last
  * known one for a delete (deleted=true); valid only during the call. */
@@ -100,6 +104,8 @@ int k8s_informer_new(k8s_client *c, const struct k8s_res *r, const char *ns,
 int k8s_informer_start(k8s_informer *inf);           /* starts its thread */
 /* The first list has been applied and its notifications delivered. */
 bool k8s_informer_synced(const k8s_informer *inf);
+/* Waits up to timeout_ms for the first list (no polling); returns k8s_informer_synced(). */
+bool k8s_informer_wait_synced(k8s_informer *inf, long timeout_ms);
 /* Deep copy of the cached object, NULL if absent. */
 cJSON *k8s_informer_get(k8s_informer *inf, const char *ns, const char *name);
 /* Deep copy (a JSON array) of the cached objects in ns (NULL = all) whose labels contain

@@ -131,6 +131,17 @@ static void resume(rpc_call *c)
     }
 }
 
+/* A frame of n bytes was appended to c->out: account it, and start or resume the stream. */
+static int frame_queued(rpc_call *c, size_t n)
+{
+    c->out.len += n;
+    c->conn->h2_backlog += n;
+    if (!c->headers_sent)
+        return start_response(c);
+    resume(c);
+    return 0;
+}
+
 int h2_send(rpc_call *c, const ProtobufCMessage *msg)
 {
     size_t len = protobuf_c_message_get_packed_size(msg);
@@ -139,12 +150,7 @@ int h2_send(rpc_call *c, const ProtobufCMessage *msg)
         return CE_NOMEM;
     grpcframe_header(c->out.p + c->out.len, (uint32_t)len);
     protobuf_c_message_pack(msg, c->out.p + c->out.len + GRPCFRAME_HDR);
-    c->out.len += GRPCFRAME_HDR + len;
-    c->conn->h2_backlog += GRPCFRAME_HDR + len;
-    if (!c->headers_sent)
-        return start_response(c);
-    resume(c);
-    return 0;
+    return frame_queued(c, GRPCFRAME_HDR + len);
 }
 
 int h2_send_packed(rpc_call *c, const ProtobufCBinaryData *parts, size_t n)
@@ -164,12 +170,7 @@ int h2_send_packed(rpc_call *c, const ProtobufCBinaryData *parts, size_t n)
             memcpy(p, parts[i].data, parts[i].len);
         p += parts[i].len;
     }
-    c->out.len += GRPCFRAME_HDR + len;
-    c->conn->h2_backlog += GRPCFRAME_HDR + len;
-    if (!c->headers_sent)
-        return start_response(c);
-    resume(c);
-    return 0;
+    return frame_queued(c, GRPCFRAME_HDR + len);
 }
 
 int h2_finish(rpc_call *c, int grpc_code, const char *message)

@@ -270,15 +270,6 @@ static bool wait_notes(int s, int d)
     return ok;
 }
 
-static bool wait_synced(k8s_informer *inf)
-{
-    struct timespec ts = {0, 20 * 1000000L};
-
-    for (int i = 0; i < 500 && !k8s_informer_synced(inf); i++)
-        nanosleep(&ts, NULL); /* the API offers no condition for this: bounded polling */
-    return k8s_informer_synced(inf);
-}
-
 static cJSON *inf_cm(const char *name)
 {
     return jparse("{\"metadata\":{\"name\":\"%s\",\"labels\":{\"inf\":\"%s\"}},\"data\":{\"v\":\"0\"}}",
@@ -340,7 +331,7 @@ static void informer(k8s_client *c)
     cJSON_Delete(o);
     rc = k8s_informer_new(c, &K8S_CONFIGMAPS, ns, sel, on_change, NULL, &inf);
     rc = rc ? rc : k8s_informer_start(inf);
-    check(rc == 0 && wait_synced(inf) && wait_notes(1, 0), "informer lists and is synced",
+    check(rc == 0 && k8s_informer_wait_synced(inf, 10000) && wait_notes(1, 0), "informer lists and is synced",
           "rc %d: %s", rc, k8s_errmsg());
     got = k8s_informer_get(inf, ns, pre);
     check(got != NULL, "the listed object is in the cache", "missing");

@@ -828,16 +828,6 @@ static void assert_notes(size_t from, size_t n, ...)
 #define LIST(rv, items) "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"metadata\":" \
     "{\"resourceVersion\":\"" rv "\"},\"items\":[" items "]}"
 
-/* k8s_informer_synced has no condition to wait on: bounded polling. */
-static bool wait_synced(k8s_informer *inf)
-{
-    struct timespec ts = {0, 10 * 1000000L};
-
-    for (int i = 0; i < 500 && !k8s_informer_synced(inf); i++)
-        nanosleep(&ts, NULL);
-    return k8s_informer_synced(inf);
-}
-
 static const char *const WATCH1[] = {
     EV("ADDED", "default", "c", "11") EV("MODIFIED", "default", "a", "12"),
     "{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"b\",\"namespace\":\"ns2\",\"resourceV",
@@ -915,7 +905,7 @@ static void test_informer(void **state)
     assert_int_equal(k8s_informer_start(inf), CE_INVAL);
 
     assert_notes(0, 2, "SET default/a 5", "SET ns2/b 7");
-    assert_true(wait_synced(inf)); /* set once the first list's notifications are delivered */
+    assert_true(k8s_informer_wait_synced(inf, 5000)); /* set once the first list's notifications are delivered */
     assert_notes(2, 3, "SET default/c 11", "SET default/a 12", "DEL ns2/b 13");
     assert_notes(5, 2, "SET default/d 18", "DEL default/c 11"); /* relist after 410 */
     assert_notes(7, 1, "SET default/e 21");

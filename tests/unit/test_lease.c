@@ -19,7 +19,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 #include "common/err.h"
 #include "server/lease/lease.h"
 #include "server/mvcc/mvcc.h"
+#include "tmpdir.h"
 
 static ProtobufCBinaryData B(const char *s)
 {
@@ -517,18 +517,12 @@ static int setup_deferred(void **state)
     return setup_with(state, true);
 }
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static int teardown(void **state)
 {
     fx *f = *state;
 
     mvcc_close(f->m);
-    nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(f->dir);
     free(f);
     return 0;
 }

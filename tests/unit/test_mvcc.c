@@ -15,7 +15,6 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +26,7 @@
 #include "common/err.h"
 #include "server/mvcc/mvcc.h"
 #include "server/mvcc/mvcc_int.h"
+#include "tmpdir.h"
 
 /* ---- fixture ---- */
 
@@ -56,18 +56,12 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static int teardown(void **state)
 {
     fx *f = *state;
 
     mvcc_close(f->m);
-    nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(f->dir);
     free(f);
     return 0;
 }
@@ -1328,7 +1322,7 @@ static void test_snapshot(void **state)
     assert_string_equal(get_at(&g, "a", 3, buf, &kv), "2");
     assert_string_equal(get_at(&g, "b", 0, buf, NULL), "1");
     mvcc_close(g.m);
-    nftw(g.dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(g.dir);
 }
 
 static void test_consistent_index(void **state)
@@ -1521,7 +1515,7 @@ static void test_hash_kv(void **state)
     assert_int_equal(c, 4);
     assert_int_equal(h2, 1155386226u);     /* etcd after `compact 4`, put x y, hashkv --rev 6 */
     mvcc_close(g.m);
-    nftw(g.dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(g.dir);
 }
 
 static void test_crc32c(void **state)

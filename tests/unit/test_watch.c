@@ -23,7 +23,6 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +32,7 @@
 #include "common/err.h"
 #include "server/mvcc/mvcc.h"
 #include "server/watch/watch.h"
+#include "tmpdir.h"
 
 /* ---- fake streams ---- */
 
@@ -230,12 +230,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static int teardown(void **state)
 {
     fx *f = *state;
@@ -251,7 +245,7 @@ static int teardown(void **state)
     assert_int_equal(st.streams, 0);
     watch_hub_free(f->h);
     mvcc_close(f->m);
-    nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(f->dir);
     free(f);
     return 0;
 }
@@ -997,7 +991,7 @@ static void test_store_replaced(void **state)
     put(f, "a3", "1");                         /* 5: fed from the new store */
     events_of(k, 1, got, sizeof(got));
     assert_string_equal(got, "a1@2 a2@3 a3@5 ");
-    nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(f->dir);
     strcpy(f->dir, dir2);
 }
 
