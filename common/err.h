@@ -64,6 +64,7 @@
     X(CE_USER_EMPTY,       -67, 3, "etcdserver: user name is empty")                          \
     X(CE_ROOT_NOT_EXIST,   -68, 9, "etcdserver: root user does not exist")                    \
     X(CE_AUTH_NOT_ENABLED, -69, 9, "etcdserver: authentication is not enabled")               \
+    X(CE_AUTH_STORE_TOKEN, -70, 2, "auth: invalid auth token") /* untranslated (Snapshot) */  \
     X(CE_BAD_PROTO,        -80, 13, "grpc: error unmarshalling request")                      \
     X(CE_BAD_JSON,         -81, 3, "invalid JSON request body")                               \
     X(CE_UNIMPLEMENTED,    -82, 12, "unknown method")                                         \

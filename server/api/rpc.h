@@ -16,6 +16,9 @@
  *   on_close(call) is called exactly once when the call ends for any reason (finished, peer
  *   reset, connection lost, server stopping); after it returns the call pointer is dead, so a
  *   handler with pending asynchronous work (a proposal) cancels it there.
+ *   A server stream that produces on demand (Snapshot) keeps its unsent output bounded: it
+ *   sends while rpc_call_pending() is below its own mark, then asks rpc_call_want_writable();
+ *   on_writable(call) follows once the peer has taken enough (pending < RPC_WRITABLE_LOW).
  * Invariant: after rpc_finish, further rpc_send/rpc_finish calls are ignored and return
  * CE_STOPPED; on_close still follows.
  */
@@ -43,6 +46,10 @@ typedef struct rpc_method {
      * message): no more on_message. Only for client_stream methods; may be NULL. etcd ends a
      * LeaseKeepAlive stream here, and keeps a Watch stream open. */
     void (*on_recv_end)(rpc_call *c);
+    /* Once after each rpc_call_want_writable(c), when the call's unsent output has fallen below
+     * RPC_WRITABLE_LOW; never after the call finished. From a timer of the transport, never
+     * from inside its I/O. Only for server streams that use it; may be NULL. */
+    void (*on_writable)(rpc_call *c);
 } rpc_method;
 
 /* Per-call pointers for the service. */
@@ -61,6 +68,10 @@ bool rpc_call_is_gateway(const rpc_call *c);
  * window or an unread socket). A server stream (Watch) checks it before rpc_send and holds
  * back (etcd's slow watcher) above its own threshold: the transport never refuses a send. */
 size_t rpc_call_pending(const rpc_call *c);
+/* Asks for one on_writable(c) as soon as rpc_call_pending(c) < RPC_WRITABLE_LOW (at the next
+ * turn of the loop if it already is). Ignored after the call finished or without on_writable. */
+#define RPC_WRITABLE_LOW (128u * 1024u)
+void rpc_call_want_writable(rpc_call *c);
 /* Sends one response message (encoded now; msg stays the caller's). 0 or CE_STOPPED. */
 int rpc_send(rpc_call *c, const ProtobufCMessage *msg);
 /* Sends one response already packed: the concatenation of parts[0..n) is the protobuf

@@ -492,6 +492,7 @@ static const rpc_method methods[] = {
     UNARY("/etcdserverpb.Lease/LeaseLeases", "/v3/lease/leases", D(lease_leases_request), D(lease_leases_response), svc_lease_leases, svc_on_close_waiting),
     {"/etcdserverpb.Lease/LeaseKeepAlive", "/v3/lease/keepalive", D(lease_keep_alive_request), D(lease_keep_alive_response), true, true, svc_lease_keepalive, svc_lease_keepalive_close, svc_lease_keepalive_end},
     {"/etcdserverpb.Watch/Watch", "/v3/watch", D(watch_request), D(watch_response), true, true, svc_watch, svc_watch_close, svc_watch_end},
+    {"/etcdserverpb.Maintenance/Snapshot", "/v3/maintenance/snapshot", D(snapshot_request), D(snapshot_response), false, true, svc_snapshot, svc_snapshot_close, 0, svc_snapshot_writable},
     UNARY("/grpc.health.v1.Health/Check", 0, &grpc__health__v1__health_check_request__descriptor, &grpc__health__v1__health_check_response__descriptor, health_check, 0),
     {0, 0, 0, 0, false, false, 0, 0},
 };
@@ -546,6 +547,7 @@ int services_new(evloop *loop, node *n, const config *cfg, services **out)
     if (!s)
         return CE_NOMEM;
     s->node = n;
+    s->loop = loop;
     s->quota_bytes = cfg->quota_backend_bytes;
     rc_cfg.listen_urls = (const char *const *)cfg->listen_client_urls.list;
     rc_cfg.nlisten = cfg->listen_client_urls.n;
@@ -574,6 +576,7 @@ void services_free(services *s)
     if (!s)
         return;
     rpc_server_free(s->rpc);
+    svc_snapshot_fini(s);
     svc_watch_fini(s);
     free(s);
 }

@@ -1,6 +1,7 @@
 /*
  * services_int.h: what the service files (services.c: KV, Maintenance, health, plain HTTP;
- * services_cluster.c: Cluster membership and MoveLeader) share. Not for other modules.
+ * services_cluster.c: Cluster membership and MoveLeader; services_lease.c, services_watch.c,
+ * services_snapshot.c: the streams) share. Not for other modules.
  */
 #ifndef CETCD_SERVICES_INT_H
 #define CETCD_SERVICES_INT_H
@@ -14,6 +15,9 @@ struct services {
     rpc_server *rpc;
     uint64_t quota_bytes;
     struct watch_svc *watch;      /* services_watch.c */
+    evloop *loop;
+    struct snap_job *snaps;       /* services_snapshot.c: every snapshot not yet freed */
+    unsigned nsnaps;
 };
 
 /* What a waiting call keeps: the node handle, and for reads the request. */
@@ -67,5 +71,12 @@ void svc_watch_fini(services *s);
 void svc_watch(rpc_call *c, ProtobufCMessage *m);
 void svc_watch_close(rpc_call *c);
 void svc_watch_end(rpc_call *c);
+
+/* Maintenance.Snapshot (services_snapshot.c). svc_snapshot_fini runs after the transport is
+ * freed (every call closed): it stops and waits for the copies still running, frees the rest. */
+void svc_snapshot(rpc_call *c, ProtobufCMessage *m);
+void svc_snapshot_close(rpc_call *c);
+void svc_snapshot_writable(rpc_call *c);
+void svc_snapshot_fini(services *s);
 
 #endif

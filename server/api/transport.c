@@ -23,6 +23,13 @@
  * TRANSPORT_H2_BACKLOG, its new streams are refused. An HTTP/1.1 request slower than
  * TRANSPORT_REQ_TIMEOUT_MS drops its connection (a once-a-second sweep).
  *
+ * Producers on demand (rpc_call_want_writable): the call joins the server's writable list; after
+ * every flush of a connection (the moment output can have drained) a 0 ms timer runs
+ * writable_pass, which gives on_writable to each listed call whose unsent output is below
+ * RPC_WRITABLE_LOW, each at most once per pass, so one stream's production is interleaved with
+ * the loop's other work. WebSocket output drains in the bridge's thread, unseen here: while such
+ * a call waits, the pass is repeated every TRANSPORT_WS_POLL_MS.
+ *
  * Invariants: see transport_int.h. Sockets are non-blocking, TCP_NODELAY, close-on-exec.
  */
 #include "transport_int.h"
@@ -64,6 +71,9 @@ struct rpc_server {
     rpc_conn *dirty;
     ev_timer flush_timer;          /* 0 ms one-shot, armed while a connection is dirty */
     ev_timer sweep_timer;          /* drops HTTP/1.1 requests slower than REQ_TIMEOUT */
+    rpc_call *writable;            /* calls that asked for on_writable */
+    ev_timer writable_timer;       /* runs writable_pass: 0 ms, or the WebSocket poll */
+    unsigned wround;               /* number of the last writable_pass */
     ws_bridge *ws;                 /* libwebsockets and its thread, from the first upgrade */
 };
 
@@ -180,6 +190,22 @@ rpc_call *call_new(rpc_conn *conn, bool gateway)
     return c;
 }
 
+static void writable_unlink(rpc_call *c)
+{
+    rpc_server *s = c->conn->srv;
+
+    if (!c->want_writable)
+        return;
+    if (c->wprev)
+        c->wprev->wnext = c->wnext;
+    else
+        s->writable = c->wnext;
+    if (c->wnext)
+        c->wnext->wprev = c->wprev;
+    c->wnext = c->wprev = NULL;
+    c->want_writable = false;
+}
+
 void call_release(rpc_call *c)
 {
     rpc_conn *conn = c->conn;
@@ -190,6 +216,7 @@ void call_release(rpc_call *c)
         if (c->m && c->m->on_close)
             c->m->on_close(c);
     }
+    writable_unlink(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -296,6 +323,61 @@ size_t rpc_call_pending(const rpc_call *c)
     if (c->gateway && c->conn->calls == c)
         n += bytebuf_size(&c->conn->out);
     return n;
+}
+
+static void writable_pass(evloop *l, ev_timer *t);
+
+/* Runs writable_pass in ms (0: at the loop's next timer run); an earlier due time stands. */
+static void writable_arm(rpc_server *s, uint64_t ms)
+{
+    if (!s->writable_timer.active || ms == 0)
+        evloop_timer_start(s->loop, &s->writable_timer, ms, 0, writable_pass, s);
+}
+
+void rpc_call_want_writable(rpc_call *c)
+{
+    rpc_server *s = c->conn->srv;
+
+    if (c->finished || c->conn->dead || !c->m || !c->m->on_writable || c->want_writable)
+        return;
+    c->want_writable = true;
+    c->wprev = NULL;
+    c->wnext = s->writable;
+    if (s->writable)
+        s->writable->wprev = c;
+    s->writable = c;
+    if (rpc_call_pending(c) < RPC_WRITABLE_LOW)
+        writable_arm(s, 0);
+    else if (c->conn->proto == PROTO_WS)
+        writable_arm(s, TRANSPORT_WS_POLL_MS);
+}
+
+/* Gives on_writable to each listed call that has drained, once per pass (the list may change
+ * under a callback: the scan restarts, skipping calls this pass has seen). */
+static void writable_pass(evloop *l, ev_timer *t)
+{
+    rpc_server *s = t->data;
+    unsigned round = ++s->wround;
+    bool poll = false;
+    rpc_call *c;
+
+    (void)l;
+again:
+    for (c = s->writable; c; c = c->wnext) {
+        if (c->wround == round)
+            continue;
+        c->wround = round;
+        if (!c->finished && !c->conn->dead && rpc_call_pending(c) >= RPC_WRITABLE_LOW) {
+            poll = poll || c->conn->proto == PROTO_WS;
+            continue;
+        }
+        writable_unlink(c);
+        if (!c->finished && !c->conn->dead)
+            c->m->on_writable(c);
+        goto again;
+    }
+    if (poll)
+        writable_arm(s, TRANSPORT_WS_POLL_MS);
 }
 
 int rpc_send(rpc_call *c, const ProtobufCMessage *msg)
@@ -487,6 +569,8 @@ static int conn_flush(rpc_conn *c)
         (c->close_after_flush || (c->proto == PROTO_H2 && h2_done(c)) || h1_drained(c)))
         return CE_STOPPED;
     c->write_armed = bytebuf_size(&c->out) > 0;
+    if (c->srv->writable)
+        writable_arm(c->srv, 0);
     /* HTTP/2 is always read: the peer's WINDOW_UPDATEs are what drains its backlog. */
     c->read_paused = c->peer_eof || c->upgrade || (c->proto == PROTO_H1 &&
                                      (c->h1.inflight >= TRANSPORT_H1_INFLIGHT ||
@@ -800,5 +884,6 @@ void rpc_server_free(rpc_server *s)
     ws_bridge_free(s->ws);   /* joins its thread; every WebSocket was closed just above */
     evloop_timer_stop(s->loop, &s->flush_timer);
     evloop_timer_stop(s->loop, &s->sweep_timer);
+    evloop_timer_stop(s->loop, &s->writable_timer);
     free(s);
 }

@@ -15,7 +15,8 @@
  *   as JSON. Errors: {"error":M,"message":M,"code":C} with C the gRPC code and the HTTP status
  *   grpc-gateway maps it to. Server streams: 200, Transfer-Encoding: chunked, one chunk
  *   `{"result":<json>}\n` per message; an error ends the stream with the chunk
- *   `{"error":{"grpc_code":C,"http_code":H,"message":M,"http_status":"<text>"}}\n`, then "0".
+ *   `{"error":{"grpc_code":C,"http_code":H,"message":M,"http_status":"<text>"}}\n`, then "0";
+ *   an error before the first message answers status H instead of 200, the chunk without "\n".
  *   A message larger than max_request_bytes + 512 KiB: 429, code 8, grpc-go's text.
  *   Other /v3/ paths: 404 "Not Found\n"; another method on a gateway path: 405.
  *   GET (and HEAD) of other paths go to cfg->http_get; 0 from it -> 404 "404 page not found\n";
@@ -214,11 +215,31 @@ static int stream_error(rpc_call *c, int grpc_code, const char *message)
     return rc;
 }
 
+/* An error before a server stream's first message: grpc-gateway answers the status of the code,
+ * still chunked, with the error object alone (no newline), as etcd 3.4 does. */
+static int stream_refused(rpc_call *c, int grpc_code, const char *message)
+{
+    int status = http_status_of(grpc_code);
+    bytebuf b = {0};
+    int rc = h1_stream_error_json(&b, grpc_code, message);
+
+    c->resp_started = true;
+    c->done = true;
+    rc = rc ? rc : bytebuf_printf(&c->resp, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n", status, reason_of(status));
+    rc = rc ? rc : put_chunk(c, "", (const char *)bytebuf_data(&b), bytebuf_size(&b), "");
+    rc = rc ? rc : bytebuf_append(&c->resp, "0\r\n\r\n", 5);
+    bytebuf_free(&b);
+    return rc;
+}
+
 int h1_finish(rpc_call *c, int grpc_code, const char *message)
 {
     int rc;
 
     c->finished = true;
+    if (c->m && c->m->server_stream && grpc_code && !c->resp_started)
+        return stream_refused(c, grpc_code, message);
     if (c->m && c->m->server_stream) {
         rc = start_chunked(c);
         if (!rc && grpc_code)

@@ -38,6 +38,7 @@
 #define TRANSPORT_H2_BACKLOG (16u << 20)     /* queued gRPC response bytes: refuse new streams */
 #define TRANSPORT_REQ_TIMEOUT_MS 60000       /* an HTTP/1.1 request must arrive within this */
 #define TRANSPORT_WS_OUT_MAX (64u << 20)     /* WebSocket output queued: drop the client */
+#define TRANSPORT_WS_POLL_MS 5               /* WebSocket drain is polled for on_writable */
 
 
 enum conn_proto { PROTO_SNIFF, PROTO_H1, PROTO_H2, PROTO_WS };
@@ -102,6 +103,9 @@ struct rpc_call {
     bytebuf out;                      /* framed response messages not yet given to nghttp2 */
     bool headers_sent, deferred, trailers_sent;
     bool discard_input;            /* gRPC, WebSocket: further request input is ignored */
+    bool want_writable;            /* on the server's writable list (rpc_call_want_writable) */
+    unsigned wround;               /* the writable pass that last looked at it */
+    rpc_call *wnext, *wprev;
     bool got_msg;                  /* gRPC, WebSocket: a request message was delivered */
     int grpc_status;
     char *grpc_message;

@@ -117,6 +117,52 @@ void mvcc_set_event_sink(mvcc *m, mvcc_event_fn fn, void *arg);
  * consistent index included). Returns 0 or CE_*. */
 int mvcc_snapshot_fd(mvcc *m, int fd);
 
+/*
+ * Point-in-time copies written off the writer's thread (snapcopy.c; Maintenance.Snapshot):
+ * a copy of a store of any size without stalling its writer. mvcc_copy_begin (writer's thread,
+ * outside a batch) makes committed batches durable and pins the state they form: its pages are
+ * not reused while pinned. mvcc_copy_run (any thread, once) writes the copy to fd at offset 0:
+ * exactly mvcc_copy_size bytes, an LMDB data file (free pages included, not compacted) that,
+ * opened as data.mdb, is the store at revision mvcc_copy_rev. mvcc_copy_stop (any thread) makes
+ * a run in progress return CE_STOPPED soon. mvcc_copy_end (writer's thread, after run returned,
+ * or instead of it) unpins and frees. mvcc_close releases the pins of copies still open; their
+ * runs still succeed and mvcc_copy_end is still due. 0 or CE_*.
+ */
+typedef struct mvcc_copy mvcc_copy;
+int mvcc_copy_begin(mvcc *m, mvcc_copy **out);
+int64_t mvcc_copy_rev(const mvcc_copy *c);
+uint64_t mvcc_copy_size(const mvcc_copy *c);
+int mvcc_copy_run(mvcc_copy *c, int fd);
+void mvcc_copy_stop(mvcc_copy *c);
+void mvcc_copy_end(mvcc_copy *c);
+/* An unnamed read-write file beside the store's data file (O_TMPFILE, or a name unlinked at
+ * once): same file system, so a copy into it stays in the kernel; gone when closed. */
+int mvcc_tmpfile(const mvcc *m, int *fd);
+
+/*
+ * Read-only statistics of a cetcd snapshot file (an LMDB data file as mvcc_snapshot_fd writes
+ * it, optionally followed by its 32-byte SHA-256; or a store's data.mdb), what `cetcdctl
+ * snapshot status` prints. The file is opened read-only in place (no lock file, no copy); its
+ * size is checked against the LMDB meta before any page is read. Verify an untrusted file with
+ * snapfile_verify first: LMDB does not check the pages it reads.
+ *   hash        CRC-32C (Castagnoli) over the entries of the main database in name order: for
+ *               a named table, its name, then each of its key/value pairs in order (key, then
+ *               value; every duplicate of a DUPSORT table); for a plain entry, key then value
+ *   revision    meta "rev" (1 when absent, as a new store)
+ *   total_keys  key/value pairs counted in the hash (plain main-database entries included)
+ *   total_size  (last page + 1) * page size: the bytes the database occupies
+ */
+typedef struct mvcc_file_stat {
+    uint32_t hash;
+    int64_t revision;
+    int64_t compact_revision;
+    uint64_t consistent_index;
+    uint64_t total_keys;
+    int64_t total_size;
+} mvcc_file_stat;
+/* 0, or CE_NOTFOUND / CE_IO / CE_CORRUPT with a one-line message in err. */
+int mvcc_stat_file(const char *path, mvcc_file_stat *out, char *err, size_t errsz);
+
 /* History for watchers catching up: the events of revisions >= from_rev (main revisions, up
  * to the current one) whose key lies in [key, range_end) (etcd's range rules: empty range_end =
  * the key alone, "\0" = every key >= key), in revision order, each handed to fn (valid only

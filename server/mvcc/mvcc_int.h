@@ -53,6 +53,7 @@ struct mvcc {
     void *sink_arg;
     mvcc_lease_exists_fn lease_exists;
     void *lease_arg;
+    struct mvcc_copy *copies;   /* copies still pinned (snapcopy.c) */
 };
 
 /* store.c: encodings */
@@ -88,6 +89,9 @@ int mvcc__kv_record(mvcc *m, MDB_txn *t, const idx_ent *e, MDB_val *d);
 int mvcc__kv_load(mvcc *m, MDB_txn *t, const idx_ent *e, Mvccpb__KeyValue **out);
 /* The user key inside a packed kv record (field 1 comes first), without unpacking. */
 int mvcc__kv_rec_key(const MDB_val *rec, MDB_val *key);
+
+/* snapcopy.c: releases every copy's pin (mvcc_close, before the environment closes). */
+void mvcc__copies_release(mvcc *m);
 
 /* resp.c: heap message helpers */
 Mvccpb__KeyValue *mvcc__kv_new(const void *key, size_t klen, const void *val, size_t vlen);

@@ -416,6 +416,7 @@ void mvcc_close(mvcc *m)
         mvcc_abort(m);
     if (mvcc_flush(m))
         log_error("mvcc: flushing the store at close failed");
+    mvcc__copies_release(m);
     mdb_env_close(m->env);
     free(m->data_path);
     free(m);

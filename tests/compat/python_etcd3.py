@@ -8,12 +8,18 @@ compact against it, asserting values AND metadata (revisions, versions, counts) 
 them on a fresh store (first write is revision 2). Then watches (watch_prefix as iterator and as
 callback, start_revision history inclusive with prev_kv, cancel on a raw Watch stream, a compacted
 start revision), leases (grant, put with lease, refresh, time_to_live, LeaseLeases, revoke with its
-keys gone, chosen and duplicate IDs, minimum and too large TTLs, expiry) and etcd3.Lock (a second
-client blocks until release; a lock whose lease expires is taken over). Timing-dependent: the lease
+keys gone, chosen and duplicate IDs, minimum and too large TTLs, expiry), etcd3.Lock (a second
+client blocks until release; a lock whose lease expires is taken over) and snapshots (snapshot()
+into a file object: whole pages plus the SHA-256 of the rest, etcd's own test, the database being
+the server's kind; the raw Maintenance.Snapshot stream as etcd's: 32 KiB blobs, remaining_bytes
+counting down, a final SHA-256 message, on cetcd a header with the store's revision; while another
+client writes; a stream cancelled after one message; an auth token refused as etcd 3.4 does). Timing-dependent: the lease
 expiry and the lock TTL (2 s leases: must be gone within 15 s, not before 1 s) and remaining TTLs
 (50..60 of 60); every wait is bounded (15 s). TAP-like output, `N passed, M failed` last, exit 1
 on any failure. The server process and temp dir are removed on exit, whatever happens.
 """
+import hashlib
+import io
 import os
 import queue
 import shutil
@@ -596,6 +602,98 @@ def run_lock_tests(c, cp):
         c2.close()
 
 
+def is_real_etcd(binary):
+    return os.path.basename(os.path.realpath(binary)) == 'etcd'
+
+
+def snapshot_problem(data, kind):
+    """None if data is a snapshot file of the given kind, else what is wrong."""
+    if len(data) < 4096 + 32 or len(data) % 512 != 32:
+        return 'size %d: not whole pages plus a sha256' % len(data)
+    if hashlib.sha256(data[:-32]).digest() != data[-32:]:
+        return 'trailing sha256 does not match the content'
+    magic = int.from_bytes(data[16:20], 'little')
+    got = {0xED0CDAED: 'bbolt', 0xBEEFC0DE: 'lmdb'}.get(magic, 'unknown %#x' % magic)
+    return None if got == kind else 'database kind %s, expected %s' % (got, kind)
+
+
+def run_snapshot_tests(c, cp, binary):
+    real = is_real_etcd(binary)
+    kind = 'bbolt' if real else 'lmdb'
+
+    def t_snapshot():
+        for i in range(20):
+            c.put('snap/%02d' % i, 'v%02d' % i * 5000)
+        f = io.BytesIO()
+        c.snapshot(f)
+        return snapshot_problem(f.getvalue(), kind)
+
+    def t_stream():
+        rev = head(c)
+        msgs = list(c.maintenancestub.Snapshot(etcdrpc.SnapshotRequest(), 30))
+        data = b''.join(m.blob for m in msgs[:-1])
+        sent = 0
+        for i, m in enumerate(msgs[:-1]):
+            sent += len(m.blob)
+            if i < len(msgs) - 2:
+                eq(len(m.blob), 32768, 'message %d size' % i)
+            eq(m.remaining_bytes, len(data) - sent, 'message %d remaining_bytes' % i)
+        eq((msgs[-1].remaining_bytes, msgs[-1].blob), (0, hashlib.sha256(data).digest()),
+           'final message')
+        headers = {m.header.revision if m.HasField('header') else None for m in msgs}
+        eq(headers, {None} if real else {rev}, 'header revisions (etcd 3.4: no header)')
+        return snapshot_problem(data + msgs[-1].blob, kind)
+
+    def t_while_writing():
+        errors = []
+
+        def writer():
+            w = new_client(cp)
+            try:
+                for i in range(300):
+                    w.put('snapw/%03d' % i, 'x' * 1000)
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+            finally:
+                w.close()
+        th = threading.Thread(target=writer)
+        th.start()
+        files = []
+        for _ in range(3):
+            f = io.BytesIO()
+            c.snapshot(f)
+            files.append(f.getvalue())
+        th.join(30)
+        eq(errors, [], 'writer errors')
+        eq(c.get('snapw/299')[0], b'x' * 1000, 'last write')
+        for d in files:
+            p = snapshot_problem(d, kind)
+            if p:
+                return p
+        return None
+
+    def t_cancel():
+        it = c.maintenancestub.Snapshot(etcdrpc.SnapshotRequest(), 30)
+        first = next(it)
+        it.cancel()
+        eq(len(first.blob), 32768, 'first message')
+        eq(c.get('snap/00')[0], b'v00' * 5000, 'get after a cancelled snapshot')
+        f = io.BytesIO()
+        c.snapshot(f)
+        return snapshot_problem(f.getvalue(), kind)
+
+    def t_token():
+        eq(grpc_code(lambda: list(c.maintenancestub.Snapshot(
+            etcdrpc.SnapshotRequest(), 10, metadata=[('token', 'bogus')]))),
+           (grpc.StatusCode.UNKNOWN, 'auth: invalid auth token'))
+
+    check('snapshot(): whole pages + sha256, the server\'s kind', t_snapshot)
+    check('Snapshot stream: 32 KiB blobs, remaining_bytes, final sha256, header', t_stream)
+    check('snapshots while another client writes', t_while_writing)
+    check('Snapshot stream cancelled after one message', t_cancel)
+    check('Snapshot with an auth token: etcd 3.4\'s error', t_token)
+
+
 def main():
     bin_dir = sys.argv[1] if len(sys.argv) > 1 else 'bin'
     binary = server_binary(bin_dir)
@@ -613,6 +711,7 @@ def main():
             run_watch_tests(c, cp)
             run_lease_tests(c, cp)
             run_lock_tests(c, cp)
+            run_snapshot_tests(c, cp, binary)
             c.close()
     finally:
         if proc is not None:

@@ -9,12 +9,16 @@
  *                                         from a timer, "hang" never answers
  *   /test.Echo/Stream  (/v3/test/stream)  server stream: `version` messages of value size
  *                                         `lease`, then OK; key "fail" -> one message then
- *                                         CE_COMPACTED; "hang" -> stays open
+ *                                         CE_COMPACTED; "refuse" -> CE_COMPACTED at once;
+ *                                         "hang" -> stays open
  *   /test.Echo/Bidi    (/v3/test/bidi)    echoes each message, finishes on half-close; key
  *                                         "nap" blocks the loop for 300 ms first
  *   /test.Echo/Flood   (/v3/test/flood)   server stream of `version` messages of `lease` bytes,
  *                                         holding back while rpc_call_pending() >= FLOOD_HIGH
  *                                         (as the watch service does for a slow client)
+ *   /test.Echo/Pull    (/v3/test/pull)    the same, produced on demand as Snapshot does: sends
+ *                                         while rpc_call_pending() < PULL_HIGH, then waits for
+ *                                         on_writable (rpc_call_want_writable; no timer)
  * Every call that got a message counts an open; on_close counts a close; at the end of each
  * test they must match (on_close exactly once).
  * WebSocket tests speak RFC 6455 from raw sockets (a small masked-frame client below) to the
@@ -52,6 +56,8 @@
 static atomic_int n_open, n_close, n_double_close;
 static atomic_int flood_sent, flood_held;
 static atomic_size_t flood_max_pending;
+static atomic_int pull_sent, pull_writable;
+static atomic_size_t pull_max_pending;
 static evloop *loop;
 static rpc_server *srv;
 static pthread_t loop_thread;
@@ -142,6 +148,8 @@ static void stream_msg(rpc_call *c, ProtobufCMessage *req)
     if (key_is(kv, "fail")) {
         rpc_send(c, &out.base);
         rpc_finish_msg(c, CE_COMPACTED, NULL);
+    } else if (key_is(kv, "refuse")) {
+        rpc_finish(c, CE_COMPACTED);
     } else if (!key_is(kv, "hang")) {
         for (int64_t i = 1; i <= kv->version; i++) {
             out.version = i;
@@ -209,6 +217,56 @@ static void flood_msg(rpc_call *c, ProtobufCMessage *req)
     flood_tick(loop, &st->timer);
 }
 
+#define PULL_HIGH (256u * 1024u)
+
+/* Sends while the call's queue has room, then asks for on_writable. */
+static void pull_more(rpc_call *c)
+{
+    struct call_state *st = rpc_call_data(c);
+    Mvccpb__KeyValue out = MVCCPB__KEY_VALUE__INIT;
+    uint8_t *val = malloc((size_t)st->size + 1);
+
+    memset(val, 'p', (size_t)st->size);
+    out.value.data = val;
+    out.value.len = (size_t)st->size;
+    while (st->left > 0) {
+        size_t p = rpc_call_pending(c);
+        if (p > atomic_load(&pull_max_pending))
+            atomic_store(&pull_max_pending, p);
+        if (p >= PULL_HIGH) {
+            rpc_call_want_writable(c);
+            free(val);
+            return;
+        }
+        out.version = st->total - st->left + 1;
+        assert_int_equal(rpc_send(c, &out.base), 0);
+        atomic_fetch_add(&pull_sent, 1);
+        st->left--;
+    }
+    free(val);
+    rpc_finish(c, 0);
+}
+
+static void pull_writable_cb(rpc_call *c)
+{
+    struct call_state *st = rpc_call_data(c);
+
+    assert_false(st->closed);
+    atomic_fetch_add(&pull_writable, 1);
+    pull_more(c);
+}
+
+static void pull_msg(rpc_call *c, ProtobufCMessage *req)
+{
+    Mvccpb__KeyValue *kv = (Mvccpb__KeyValue *)req;
+    struct call_state *st = state_of(c);
+
+    st->left = st->total = kv->version;
+    st->size = kv->lease;
+    protobuf_c_message_free_unpacked(req, NULL);
+    pull_more(c);
+}
+
 static void on_close(rpc_call *c)
 {
     struct call_state *st = rpc_call_data(c);
@@ -234,6 +292,8 @@ static const rpc_method methods[] = {
      &mvccpb__key_value__descriptor, true, true, bidi_msg, on_close, bidi_end},
     {"/test.Echo/Flood", "/v3/test/flood", &mvccpb__key_value__descriptor,
      &mvccpb__key_value__descriptor, false, true, flood_msg, on_close, NULL},
+    {"/test.Echo/Pull", "/v3/test/pull", &mvccpb__key_value__descriptor,
+     &mvccpb__key_value__descriptor, false, true, pull_msg, on_close, NULL, pull_writable_cb},
     {NULL, NULL, NULL, NULL, false, false, NULL, NULL, NULL},
 };
 
@@ -728,6 +788,18 @@ static void test_gateway_stream(void **state)
                                 "\"etcdserver: mvcc: required revision has been compacted\","
                                 "\"http_status\":\"Bad Request\"}}\n\r\n0\r\n\r\n"));
     free(got);
+    /* an error before the first message: its HTTP status, the error chunk without "\n" */
+    body = "{\"key\":\"cmVmdXNl\"}";
+    snprintf(req, sizeof(req), "POST /v3/test/stream HTTP/1.1\r\nHost: x\r\n"
+             "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    raw_send(fd, req, strlen(req));
+    got = raw_read(fd, "0\r\n\r\n");
+    assert_non_null(strstr(got, "HTTP/1.1 400 Bad Request\r\n"));
+    assert_non_null(strstr(got, "Transfer-Encoding: chunked\r\n"));
+    assert_non_null(strstr(got, "\r\n\r\n89\r\n{\"error\":{\"grpc_code\":11,\"http_code\":400,"
+                                "\"message\":\"etcdserver: mvcc: required revision has been "
+                                "compacted\",\"http_status\":\"Bad Request\"}}\r\n0\r\n\r\n"));
+    free(got);
     /* a client stream takes each JSON value of the body as one message */
     body = "{\"key\":\"YQ==\"}\n{\"key\":\"Yg==\"} {\"key\":\"Yw==\"}";
     snprintf(req, sizeof(req), "POST /v3/test/bidi HTTP/1.1\r\nHost: x\r\n"
@@ -938,6 +1010,74 @@ static void test_gateway_backpressure(void **state)
     wait_closes();
 }
 
+static void pull_reset(void)
+{
+    atomic_store(&pull_sent, 0);
+    atomic_store(&pull_writable, 0);
+    atomic_store(&pull_max_pending, 0);
+}
+
+/* Waits until the producer has stopped (the client does not read); returns messages sent. */
+static int pull_wait_held(void)
+{
+    int stable = 0, seen = -1;
+
+    for (int i = 0; i < 400 && stable < 5; i++) {
+        int now = atomic_load(&pull_sent);
+        stable = now == seen ? stable + 1 : 0;
+        seen = now;
+        nanosleep(&(struct timespec){0, 20000000}, NULL);
+    }
+    assert_true(stable >= 5);
+    return seen;
+}
+
+/* A producer on demand (on_writable) facing a client that does not read: it stops with a
+ * bounded queue, resumes as the client reads, and every message arrives in order; a client
+ * that leaves while the producer waits gets on_close once and no on_writable after it. */
+static void test_gateway_pull(void **state)
+{
+    enum { N = 2000, SIZE = 10000 };
+    const char *body = "{\"version\":\"2000\",\"lease\":\"10000\"}";
+    const char *mark = "{\"result\":{\"version\":\"";
+    char req[512], *all;
+    int fd, held, got = 0;
+    size_t total = 0, cap = 32u << 20;
+    ssize_t n;
+
+    (void)state;
+    pull_reset();
+    snprintf(req, sizeof(req), "POST /v3/test/pull HTTP/1.1\r\nHost: x\r\n"
+             "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    fd = raw_connect();
+    raw_sends(fd, req);
+    held = pull_wait_held();
+    assert_true(held < N / 2);                 /* 20 MB asked for: held back */
+    assert_true(atomic_load(&pull_max_pending) < PULL_HIGH + 2 * 2 * SIZE);
+    all = malloc(cap);
+    while (total < cap && (n = recv(fd, all + total, cap - total, 0)) > 0) {
+        total += (size_t)n;
+        if (total >= 7 && memcmp(all + total - 7, "\r\n0\r\n\r\n", 7) == 0)
+            break;
+    }
+    assert_true(total >= 7 && memcmp(all + total - 7, "\r\n0\r\n\r\n", 7) == 0);
+    for (char *p = all; (p = memmem(p, (size_t)(all + total - p), mark, strlen(mark)));
+         p += strlen(mark))
+        assert_int_equal(atoi(p + strlen(mark)), ++got);
+    assert_int_equal(got, N);
+    assert_true(atomic_load(&pull_writable) > 0);
+    free(all);
+    close(fd);
+    wait_closes();
+    /* a client that leaves while the producer waits */
+    pull_reset();
+    fd = raw_connect();
+    raw_sends(fd, req);
+    pull_wait_held();
+    close(fd);
+    wait_closes();
+}
+
 /* ---- gRPC over HTTP/2 ---- */
 
 static void test_grpc_unary(void **state)
@@ -1054,6 +1194,32 @@ static void test_grpc_streams(void **state)
         assert_int_equal(m[i]->version, i + 1);
         mvccpb__key_value__free_unpacked(m[i], NULL);
     }
+    free(r);
+    wait_closes();
+}
+
+/* The on-demand producer through HTTP/2 flow control: everything, in order. */
+static void test_grpc_pull(void **state)
+{
+    uint8_t buf[256];
+    size_t len = 0;
+    Mvccpb__KeyValue *m[200];
+    struct resp *r;
+    int n;
+
+    (void)state;
+    pull_reset();
+    grpc_frame(buf, &len, "p", 150, 10000);
+    r = grpc("/test.Echo/Pull", buf, len);
+    assert_non_null(strstr(r->headers, "grpc-status: 0"));
+    n = grpc_messages(r, m, 200);
+    assert_int_equal(n, 150);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(m[i]->version, i + 1);
+        assert_int_equal(m[i]->value.len, 10000);
+        mvccpb__key_value__free_unpacked(m[i], NULL);
+    }
+    assert_true(atomic_load(&pull_writable) > 0);
     free(r);
     wait_closes();
 }
@@ -1602,6 +1768,32 @@ static void test_ws_backpressure(void **state)
     wait_closes();
 }
 
+/* The on-demand producer behind the WebSocket bridge (drain polled): held, then all. */
+static void test_ws_pull(void **state)
+{
+    enum { N = 2000, SIZE = 10000 };
+    size_t n;
+    char *p;
+    int fd;
+
+    (void)state;
+    pull_reset();
+    fd = ws_open("/v3/test/pull");
+    ws_text(fd, "{\"version\":\"2000\",\"lease\":\"10000\"}");
+    assert_true(pull_wait_held() < N / 2);
+    for (int i = 1; i <= N; i++) {
+        char key[48];
+        assert_int_equal(ws_read(fd, &p, &n), 1);
+        snprintf(key, sizeof(key), "{\"result\":{\"version\":\"%d\",", i);
+        if (!strstr(p, key) || n < SIZE)
+            fail_msg("message %d: %.80s", i, p);
+        free(p);
+    }
+    ws_expect_eof(fd);
+    assert_true(atomic_load(&pull_writable) > 0);
+    wait_closes();
+}
+
 /* While the main loop is busy, the bridge stops reading at WS_IN_HIGH of queued requests and
  * starts again once the loop has taken them: all are answered, in order. */
 static void test_ws_slow_loop(void **state)
@@ -1756,9 +1948,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_gateway_abrupt_close),
         cmocka_unit_test(test_gateway_random_splits),
         cmocka_unit_test(test_gateway_backpressure),
+        cmocka_unit_test(test_gateway_pull),
         cmocka_unit_test(test_grpc_unary),
         cmocka_unit_test(test_grpc_errors),
         cmocka_unit_test(test_grpc_streams),
+        cmocka_unit_test(test_grpc_pull),
         cmocka_unit_test(test_grpc_multiplexed),
         cmocka_unit_test(test_grpc_reset_and_drop),
         cmocka_unit_test(test_grpc_backlog_refused),
@@ -1768,6 +1962,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_ws_handshake),
         cmocka_unit_test(test_ws_vanish),
         cmocka_unit_test(test_ws_backpressure),
+        cmocka_unit_test(test_ws_pull),
         cmocka_unit_test(test_ws_slow_loop),
         cmocka_unit_test(test_ws_many),
         cmocka_unit_test(test_ws_random_splits),
