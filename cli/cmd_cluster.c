@@ -1,14 +1,13 @@
 /*
- * cmd_cluster.c: cetcdctl member, endpoint, alarm, defrag, move-leader and snapshot commands,
- * with etcdctl 3.4's simple/json/table output. Per-endpoint commands (endpoint status|health|
- * hashkv, defrag, move-leader, snapshot) talk to each endpoint on its own, as etcdctl does, and
- * print the endpoint as the user spelled it.
+ * cmd_cluster.c: cetcdctl member, endpoint, alarm, defrag and move-leader commands, with
+ * etcdctl 3.4's simple/json/table output (snapshot: cmd_snapshot.c). Per-endpoint commands
+ * (endpoint status|health|hashkv, defrag, move-leader) talk to each endpoint on its own, as
+ * etcdctl does, and print the endpoint as the user spelled it.
  */
 #include "ctl.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -740,117 +739,6 @@ int ctl_cmd_move_leader(struct ctl *c)
         printf("Leadership transferred from %" PRIx64 " to %" PRIx64 "\n", leader, target);
         cetcd_header_resp_free(&r);
     }
-    cetcd_client_free(cl);
-    return rc;
-}
-
-/* ---------------------------------------------------------------- snapshot save */
-
-/* Writes the stream to a file, holding back the last 32 bytes (the SHA-256 trailer) and hashing
- * everything before them. */
-struct snap_sink {
-    FILE *f;
-    EVP_MD_CTX *md;
-    unsigned char tail[32];
-    size_t tail_len;
-    uint64_t total;
-};
-
-static int emit(struct snap_sink *s, const void *p, size_t n)
-{
-    if (n && (fwrite(p, 1, n, s->f) != n || !EVP_DigestUpdate(s->md, p, n)))
-        return CE_IO;
-    return 0;
-}
-
-static int snap_write(void *ctx, const void *data, size_t len)
-{
-    struct snap_sink *s = ctx;
-    const unsigned char *d = data;
-    size_t keep, out;
-
-    s->total += len;
-    if (s->tail_len + len <= 32) {
-        memcpy(s->tail + s->tail_len, d, len);
-        s->tail_len += len;
-        return 0;
-    }
-    /* flush old tail bytes that are no longer among the last 32 */
-    keep = len >= 32 ? 0 : 32 - len;
-    out = s->tail_len > keep ? s->tail_len - keep : 0;
-    if (emit(s, s->tail, out))
-        return CE_IO;
-    memmove(s->tail, s->tail + out, s->tail_len - out);
-    s->tail_len -= out;
-    if (len > 32) {
-        if (emit(s, s->tail, s->tail_len) || emit(s, d, len - 32))
-            return CE_IO;
-        memcpy(s->tail, d + len - 32, 32);
-        s->tail_len = 32;
-    } else {
-        memcpy(s->tail + s->tail_len, d, len);
-        s->tail_len += len;
-    }
-    return 0;
-}
-
-static int snap_finish(struct snap_sink *s)
-{
-    unsigned char sum[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-
-    if (s->tail_len != 32 || !EVP_DigestFinal_ex(s->md, sum, &n) || n != 32)
-        return CE_CORRUPT;
-    if (memcmp(sum, s->tail, 32))
-        return CE_CORRUPT;
-    /* etcd keeps the trailer in the saved file (etcdctl snapshot restore checks it) */
-    if (fwrite(s->tail, 1, 32, s->f) != 32 || fflush(s->f) || fsync(fileno(s->f)))
-        return CE_IO;
-    return 0;
-}
-
-int ctl_cmd_snapshot(struct ctl *c, const char *sub)
-{
-    struct snap_sink s = {0};
-    cetcd_client *cl;
-    char part[4096];
-    int rc;
-
-    (void)sub;
-    if (c->n_args != 1)
-        return ctl_fail(EXIT_BAD_ARGS, "snapshot save expects one argument");
-    if (c->n_endpoints != 1)
-        return ctl_fail(EXIT_BAD_ARGS, "snapshot must be requested to one selected node, not multiple");
-    snprintf(part, sizeof(part), "%s.part", c->args[0]);
-    if ((rc = ctl_client(c, NULL, 0, &cl)))
-        return rc;
-    s.f = fopen(part, "wb");
-    if (!s.f) {
-        rc = ctl_fail(EXIT_ERROR, "could not open %s (%s)", part, strerror(errno));
-        goto out_free_client;
-    }
-    s.md = EVP_MD_CTX_new();
-    if (!s.md || !EVP_DigestInit_ex(s.md, EVP_sha256(), NULL)) {
-        rc = ctl_fail(EXIT_ERROR, "out of memory");
-        goto out_close_file;
-    }
-    rc = cetcd_snapshot(cl, NULL, snap_write, &s);
-    if (rc)
-        rc = ctl_fail_call(cl, rc, NULL);
-    else if ((rc = snap_finish(&s)))
-        rc = ctl_fail(EXIT_ERROR, rc == CE_CORRUPT ? "snapshot: sha256 checksum mismatch"
-                                                   : "snapshot: write failed");
-out_close_file:
-    EVP_MD_CTX_free(s.md);
-    if (fclose(s.f) && !rc)
-        rc = ctl_fail(EXIT_ERROR, "could not close %s", part);
-    if (!rc && rename(part, c->args[0]))
-        rc = ctl_fail(EXIT_ERROR, "could not rename %s (%s)", part, strerror(errno));
-    if (rc)
-        unlink(part);
-    else
-        printf("Snapshot saved at %s\n", c->args[0]);
-out_free_client:
     cetcd_client_free(cl);
     return rc;
 }

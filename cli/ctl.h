@@ -77,7 +77,8 @@ int ctl_cmd_endpoint(struct ctl *c, const char *sub);
 int ctl_cmd_alarm(struct ctl *c, const char *sub);
 int ctl_cmd_defrag(struct ctl *c);
 int ctl_cmd_move_leader(struct ctl *c);
-int ctl_cmd_snapshot(struct ctl *c, const char *sub);
+int ctl_cmd_snapshot(struct ctl *c, const char *sub);     /* save, status (cmd_snapshot.c) */
+int ctl_cmd_snapshot_restore(struct ctl *c);              /* restore (cmd_restore.c) */
 int ctl_cmd_watch(struct ctl *c);
 
 /* ---- output (out.c) ---- */

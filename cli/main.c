@@ -5,7 +5,9 @@
  * Command line model (cobra/pflag's): flags may appear anywhere, before or after the command
  * words; `--name=value`, `--name value`, `-x value`, `-xvalue`; boolean flags take no separate
  * value (`--flag=false` works); `--` ends flag parsing. The command words are the first one or
- * two positionals ("get", "lease grant"); the rest are the command's arguments.
+ * two positionals ("get", "lease grant"); the rest are the command's arguments. One flag changes
+ * kind with the command: --prefix is a boolean (get, del, watch) except after the words
+ * `snapshot save`, where it takes a value (the backup file name prefix).
  */
 #include "ctl.h"
 
@@ -17,6 +19,9 @@ struct flag_def {
     const char *name;
     char shorthand;
     bool takes_value;
+    /* takes a value only after these command words (else a boolean): --prefix is a boolean
+     * for get/del/watch and a file name prefix for `snapshot save --dir` */
+    const char *value_after;
 };
 
 static const struct flag_def flag_defs[] = {
@@ -32,10 +37,15 @@ static const struct flag_def flag_defs[] = {
     {"lease", 0, true}, {"limit", 0, true}, {"rev", 0, true}, {"sort-by", 0, true},
     {"order", 0, true}, {"consistency", 0, true}, {"peer-urls", 0, true},
     {"prev-kv", 0, false}, {"ignore-value", 0, false}, {"ignore-lease", 0, false},
-    {"prefix", 0, false}, {"from-key", 0, false}, {"keys-only", 0, false},
+    {"prefix", 0, false, "snapshot save"}, {"from-key", 0, false}, {"keys-only", 0, false},
     {"count-only", 0, false}, {"print-value-only", 0, false}, {"interactive", 'i', false},
     {"physical", 0, false}, {"cluster", 0, false}, {"keys", 0, false}, {"once", 0, false},
     {"learner", 0, false},
+    /* snapshot save (backup mode; --prefix above takes a value there) and snapshot restore */
+    {"dir", 0, true}, {"retention", 0, true}, {"result-file", 0, true},
+    {"name", 0, true}, {"data-dir", 0, true}, {"wal-dir", 0, true},
+    {"initial-cluster", 0, true}, {"initial-cluster-token", 0, true},
+    {"initial-advertise-peer-urls", 0, true}, {"skip-hash-check", 0, false},
 };
 
 #define N_GLOBAL_FLAGS 19
@@ -71,7 +81,13 @@ static const struct command commands[] = {
     {"alarm", "list", "", "Lists all alarms"},
     {"defrag", NULL, "cluster", "Defragments the storage of the etcd members with given endpoints"},
     {"move-leader", NULL, "", "Transfers leadership to another etcd cluster member."},
-    {"snapshot", "save", "", "Stores an etcd node backend snapshot to a given file"},
+    {"snapshot", "save", "dir prefix retention result-file",
+     "Stores an etcd node backend snapshot to a given file"},
+    {"snapshot", "status", "", "Gets backend snapshot status of a given file"},
+    {"snapshot", "restore",
+     "name data-dir wal-dir initial-cluster initial-cluster-token initial-advertise-peer-urls "
+     "skip-hash-check",
+     "Restores an etcd member snapshot to an etcd directory"},
     {"version", NULL, "", "Prints the version of etcdctl"},
     {"help", NULL, "", "Help about any command"},
 };
@@ -139,6 +155,15 @@ static int add_flag(struct ctl *c, const char *name, const char *value)
     return 0;
 }
 
+/* Whether the positionals seen so far begin with the command words cmd ("snapshot save"). */
+static bool after_words(const struct ctl *c, const char *cmd)
+{
+    size_t n0 = strcspn(cmd, " ");
+
+    return c->n_args >= 2 && strlen(c->args[0]) == n0 && !strncmp(c->args[0], cmd, n0) &&
+           !strcmp(c->args[1], cmd + n0 + 1);
+}
+
 /* Parses one flag at argv[*i]; may consume the next argument as its value. */
 static int parse_flag(struct ctl *c, int argc, char **argv, int *i)
 {
@@ -158,7 +183,7 @@ static int parse_flag(struct ctl *c, int argc, char **argv, int *i)
             return ctl_fail(EXIT_ERROR, "unknown shorthand flag: '%c' in %s", a[1], a);
         val = a[2] ? a + 2 + (a[2] == '=') : NULL;
     }
-    if (!d->takes_value)
+    if (!d->takes_value && !(d->value_after && after_words(c, d->value_after)))
         return add_flag(c, d->name, val ? val : "true");
     if (!val) {
         if (*i + 1 >= argc)

@@ -10,6 +10,10 @@
 # Streaming cases (watch, lease keep-alive; function tw) run the tool in the background with a
 # fifo as its stdin, act on the server while it runs, wait (bounded polling, never a blind
 # sleep) for the output they expect, and end it by its PID, by closing its stdin, or let it end.
+# Snapshots: `snapshot status` of a real etcd 3.4 snapshot (tests/unit/data/snapshot/etcd34.db)
+# is compared in every format; cetcd's own extensions, which etcdctl has not (refusing a truncated
+# or altered file, the backup mode `save --dir --prefix --retention --result-file`), are checked
+# by own_snapshot_checks against expectations instead (function ok), on either server.
 # Exit status: 0 if every case matched, 1 otherwise. CASE=<substring> runs matching cases only.
 set -uo pipefail
 
@@ -225,6 +229,124 @@ compare() { # NAME MASK CMD: the two runs' outputs, masked
     fi
 }
 
+# shellcheck disable=SC2034 # used by the cases' commands (eval'd)
+FIXTURE=$(cd "$(dirname "$0")/../unit/data/snapshot" && pwd)/etcd34.db
+
+# ok NAME CONDITION...: one own check (not a comparison with etcdctl)
+ok() {
+    local name=$1
+    shift
+    if "$@"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL: $name"
+        [ -f "$TMP/own.out" ] && sed 's/^/    /' "$TMP/own.out" | head -20
+    fi
+}
+PYJ=/usr/bin/python3
+
+# file_ok FILE: whole pages plus a trailing sha256 of everything before it
+file_ok() {
+    $PYJ - "$1" <<'PY'
+import hashlib, sys
+d = open(sys.argv[1], 'rb').read()
+sys.exit(0 if len(d) % 512 == 32 and hashlib.sha256(d[:-32]).digest() == d[-32:] else 1)
+PY
+}
+
+# result_ok LINE DIR PREFIX: the backup result line names an existing file in DIR, and every
+# field agrees with the file (revision in its name and from status, size, sha256, time)
+result_ok() {
+    $PYJ - "$1" "$2" "$3" "$CET" <<'PY'
+import hashlib, json, os, re, subprocess, sys
+line, d, prefix, cet = sys.argv[1:5]
+r = json.loads(line)
+m = re.fullmatch(re.escape(prefix) + r'-(\d{8})T(\d{6})Z-r(\d+)\.db', r['file'])
+assert m, r
+data = open(os.path.join(d, r['file']), 'rb').read()
+assert r['size'] == len(data), (r['size'], len(data))
+assert r['sha256'] == data[-32:].hex() == hashlib.sha256(data[:-32]).hexdigest()
+assert int(m.group(3)) == r['revision'], r
+st = json.loads(subprocess.run([cet, 'snapshot', 'status', os.path.join(d, r['file']), '-w', 'json'],
+                               capture_output=True, text=True, check=True).stdout)
+assert st['revision'] == r['revision'], (st, r)
+t = m.group(1) + m.group(2)
+assert r['time'] == '%s-%s-%sT%s:%s:%sZ' % (t[0:4], t[4:6], t[6:8], t[8:10], t[10:12], t[12:14]), r
+assert isinstance(r['deleted'], list)
+PY
+}
+
+own_snapshot_checks() {
+    [ -n "${CASE:-}" ] && [[ snapshot-own != *"$CASE"* ]] && return
+    if [ -n "${PENDING[snapshot]:-}" ]; then
+        skipped=$((skipped + 1))
+        echo "SKIP: snapshot-own: the server does not serve ${PENDING[snapshot]} yet"
+        return
+    fi
+    local C="$CET --endpoints=$EP" d=$TMP/own rev st line n f
+    local -a lines=()
+    rm -rf "$d"
+    mkdir -p "$d/bk"
+    reset_keys
+    # save: a verified file whose status revision is the server's
+    $C snapshot save "$d/s.db" >"$TMP/own.out" 2>&1
+    ok snapshot-own-save-exit test "$?" = 0
+    ok snapshot-own-save file_ok "$d/s.db"
+    ok snapshot-own-nopart test ! -e "$d/s.db.part"
+    rev=$(cur_rev)
+    st=$($C snapshot status "$d/s.db" -w json 2>"$TMP/own.out")
+    ok snapshot-own-status-exit test "$?" = 0 -a ! -s "$TMP/own.out"
+    ok snapshot-own-status-rev test "$($PYJ -c 'import json,sys; print(json.loads(sys.argv[1])["revision"])' "$st" 2>/dev/null)" = "$rev"
+    ok snapshot-own-status-keys test "$($PYJ -c 'import json,sys; print(json.loads(sys.argv[1])["totalKey"] > 0)' "$st" 2>/dev/null)" = True
+    # a truncated file and one with a flipped byte are refused, saying so
+    head -c 10000 "$d/s.db" >"$d/trunc.db"
+    $C snapshot status "$d/trunc.db" >"$TMP/own.out" 2>&1
+    ok snapshot-own-truncated test "$?" = 1 -a -n "$(grep 'Error: snapshot file is truncated' "$TMP/own.out")"
+    cp "$d/s.db" "$d/flip.db"
+    printf '\x5a' | dd of="$d/flip.db" bs=1 seek=6000 conv=notrunc 2>/dev/null
+    cmp -s "$d/s.db" "$d/flip.db" && printf '\xa5' | dd of="$d/flip.db" bs=1 seek=6000 conv=notrunc 2>/dev/null
+    $C snapshot status "$d/flip.db" >"$TMP/own.out" 2>&1
+    ok snapshot-own-flipped test "$?" = 1 -a -n "$(grep 'Error: snapshot file is corrupt: sha256 checksum mismatch' "$TMP/own.out")"
+    # backup mode: three backups, retention 2, foreign files untouched
+    touch "$d/bk/c1-notes.txt" "$d/bk/c10-20200101T000000Z-r5.db" "$d/bk/c1-20200101T000000Z-r5.db.bak" \
+        "$d/bk/c1-2020010T1000000Z-r5.db"
+    for i in 1 2 3; do
+        $REF put "backup$i" "v$i" >/dev/null
+        line=$($C snapshot save --dir "$d/bk" --prefix c1 --retention 2 --result-file "$d/result" 2>"$TMP/own.out")
+        ok "snapshot-own-backup-$i-exit" test "$?" = 0 -a ! -s "$TMP/own.out"
+        ok "snapshot-own-backup-$i" result_ok "$line" "$d/bk" c1
+        ok "snapshot-own-backup-$i-resultfile" test "$line" = "$(cat "$d/result")"
+        lines+=("$line")
+    done
+    n=0
+    for f in "$d"/bk/c1-*; do
+        [[ ${f##*/} =~ ^c1-[0-9]{8}T[0-9]{6}Z-r[0-9]+\.db$ ]] && n=$((n + 1))
+    done
+    ok snapshot-own-retention test "$n" = 2
+    ok snapshot-own-retention-deleted $PYJ -c '
+import json, sys
+a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+assert a["deleted"] == [] and b["deleted"] == [json.loads(sys.argv[3])["file"]], (a, b)' "${lines[1]}" "${lines[2]}" "${lines[0]}"
+    ok snapshot-own-foreign-kept test -e "$d/bk/c1-notes.txt" -a -e "$d/bk/c10-20200101T000000Z-r5.db" \
+        -a -e "$d/bk/c1-20200101T000000Z-r5.db.bak" -a -e "$d/bk/c1-2020010T1000000Z-r5.db"
+    ok snapshot-own-backup-nopart test -z "$(find "$d/bk" -name '*.part')"
+    # failures: {"error":...} in the result file, the message on stderr, non-zero exit, no .part
+    $CET --endpoints=127.0.0.1:1 --dial-timeout=1s snapshot save --dir "$d/bk" --prefix c1 \
+        --result-file "$d/result" >"$TMP/own.out" 2>&1
+    ok snapshot-own-fail-exit test "$?" != 0
+    ok snapshot-own-fail-stderr grep -q '^Error: ' "$TMP/own.out"
+    ok snapshot-own-fail-result $PYJ -c 'import json,sys; r=json.load(open(sys.argv[1])); assert list(r)==["error"] and r["error"]' "$d/result"
+    ok snapshot-own-fail-nopart test -z "$(find "$d/bk" -name '*.part')"
+    $C snapshot save --dir "$d/nodir" --prefix c1 --result-file "$d/result" >"$TMP/own.out" 2>&1
+    ok snapshot-own-fail-nodir test "$?" != 0 -a -n "$(grep 'could not open' "$d/result")"
+    $C snapshot save --dir "$d/bk" --prefix c1 --retention x --result-file "$d/result" >"$TMP/own.out" 2>&1
+    ok snapshot-own-fail-args test "$?" = 128 -a -n "$(grep retention "$d/result")"
+    $C snapshot save --dir "$d/bk" --result-file "$d/result" >"$TMP/own.out" 2>&1
+    ok snapshot-own-fail-noprefix test "$?" = 128 -a -n "$(grep prefix "$d/result")"
+    rm -f "$TMP/own.out"
+}
+
 command -v etcdctl >/dev/null || { echo "etcdctl not found"; exit 2; }
 [ -x "$CET" ] || { echo "$CET not executable"; exit 2; }
 $REF endpoint health >/dev/null 2>&1 || { echo "no server at $EP"; exit 2; }
@@ -416,8 +538,21 @@ t defrag "" "" '$CTL defrag'
 t move-leader-self digits "" '$CTL move-leader 1'
 t move-leader-bad "" "" '$CTL move-leader zz'
 t snapshot "" "" '$CTL snapshot save $TMP/snap.db | sed "s|$TMP|TMP|"; test -s $TMP/snap.db'
+t snapshot-save-noargs "" "" '$CTL snapshot save'
+t snapshot-save-multi "" "" '${CTL%% *} --endpoints=$EP,$EP snapshot save $TMP/multi.db; ls $TMP/multi.db* 2>&1 | sed "s|$TMP|TMP|"'
+t snapshot-save-badpath "" "" '$CTL snapshot save $TMP/nodir/x.db 2>&1 | sed "s|$TMP|TMP|g"; ls $TMP/nodir 2>&1 | sed "s|$TMP|TMP|g"'
+# status of a real etcd 3.4 snapshot (the unit tests' fixture): etcd's own numbers, every format
+t snapshot-status "" "" '$CTL snapshot status $FIXTURE'
+t snapshot-status-json "" "" '$CTL snapshot status $FIXTURE -w json'
+t snapshot-status-table "" "" '$CTL snapshot status $FIXTURE -w table'
+t snapshot-status-fields "" "" '$CTL snapshot status $FIXTURE -w fields'
+t snapshot-status-missing "" "" '$CTL snapshot status $TMP/nofile.db 2>&1 | sed "s|$TMP|TMP|g"'
+t snapshot-status-noargs "" "" '$CTL snapshot status; $CTL snapshot status a b'
 t unknown-command "" "" '$CTL nosuchcmd'
 t unreachable "" "" '${CTL%% *} --endpoints=127.0.0.1:1 --dial-timeout=1s --command-timeout=1s get k1'
+
+# ---- cetcd's own snapshot checks (no etcdctl counterpart: refusals and the backup mode)
+own_snapshot_checks
 
 [ "$skipped" -gt 0 ] && echo "# $skipped case(s) skipped until the server has: ${PENDING[*]}"
 echo "cetcdctl compat: $pass passed, $fail failed"
