@@ -11,11 +11,14 @@
  *   joined                 exactly "true" or "false" (absent = false)
  *   member-id              exactly 16 hex digits, not all zero (absent = 0)
  *   data-uid               1..63 printable non-space ASCII characters (absent = NULL)
+ *   restore-from           an absolute path, 2..4095 bytes, no control characters, not ending
+ *                          in a space (absent = NULL); only in an entry with initial-cluster-state=new (a member
+ *                          joining an existing cluster gets its data from the leader)
  * Invariant: whatever bootstrap_entry_format writes, bootstrap_entry_parse reads back equal
  * (format refuses, with CE_INVAL, an entry parse would refuse: no initial-cluster, or a value
  * that breaks the rules above), and formatting is a pure function of the entry: keys in the
- * header's order, member-id omitted when 0 and data-uid when NULL or "" (so parse gives NULL
- * back for ""), each line ending in '\n'.
+ * header's order, member-id omitted when 0, data-uid when NULL or "" (so parse gives NULL
+ * back for "") and restore-from when NULL, each line ending in '\n'.
  */
 #include "bootstrap.h"
 #include "err.h"
@@ -28,11 +31,15 @@
 #include <string.h>
 
 #define DATA_UID_MAX 63 /* the operator keeps uids in char[64] */
+#define RESTORE_PATH_MAX 4095
 
-enum key { KEY_STATE, KEY_CLUSTER, KEY_JOINED, KEY_MEMBER_ID, KEY_DATA_UID, KEY_COUNT };
+enum key {
+    KEY_STATE, KEY_CLUSTER, KEY_JOINED, KEY_MEMBER_ID, KEY_DATA_UID, KEY_RESTORE_FROM, KEY_COUNT
+};
 
 static const char *const key_names[KEY_COUNT] = {
     "initial-cluster-state", "initial-cluster", "joined", "member-id", "data-uid",
+    "restore-from",
 };
 
 /* A slice of the input. */
@@ -107,6 +114,18 @@ static bool valid_uid(struct span v)
     return true;
 }
 
+/* An absolute path without control characters and not ending in a space (which parsing would
+ * trim): a file the member will open. */
+static bool valid_restore_path(struct span v)
+{
+    if (v.n < 2 || v.n > RESTORE_PATH_MAX || v.p[0] != '/' || v.p[v.n - 1] == ' ')
+        return false;
+    for (size_t i = 0; i < v.n; i++)
+        if ((unsigned char)v.p[i] < ' ' || v.p[i] == 0x7f)
+            return false;
+    return true;
+}
+
 /* "name=url[,name=url...]": every name non-empty and free of '=', every URL http(s)://h:p. */
 static bool valid_cluster(struct span v)
 {
@@ -159,6 +178,8 @@ static int set_value(struct bootstrap_entry *e, enum key k, struct span v)
         return parse_hex16(v, &e->member_id) ? 0 : CE_INVAL;
     case KEY_DATA_UID:
         return valid_uid(v) ? set_string(&e->data_uid, v) : CE_INVAL;
+    case KEY_RESTORE_FROM:
+        return valid_restore_path(v) ? set_string(&e->restore_from, v) : CE_INVAL;
     case KEY_COUNT:
         break;
     }
@@ -178,14 +199,17 @@ static const char *value_hint(enum key k)
         return "want 16 hex digits, not all zero";
     case KEY_DATA_UID:
         return "want 1..63 printable characters without spaces";
+    case KEY_RESTORE_FROM:
+        return "want an absolute path to a snapshot file";
     case KEY_COUNT:
         break;
     }
     return "bad value";
 }
 
-/* One non-blank, non-comment line (already trimmed); seen[] records the keys found so far. */
-static int parse_line(struct bootstrap_entry *e, struct span line, int lineno, bool seen[],
+/* One non-blank, non-comment line (already trimmed); seen[] records the line of each key found
+ * so far (0 = not yet). */
+static int parse_line(struct bootstrap_entry *e, struct span line, int lineno, int seen[],
                       char *err, size_t errsz)
 {
     const char *eq = memchr(line.p, '=', line.n);
@@ -209,7 +233,7 @@ static int parse_line(struct bootstrap_entry *e, struct span line, int lineno, b
         errf(err, errsz, "line %d: %s given twice", lineno, key_names[key]);
         return CE_INVAL;
     }
-    seen[key] = true;
+    seen[key] = lineno;
     rc = set_value(e, (enum key)key, v);
     if (rc == CE_INVAL)
         errf(err, errsz, "line %d: invalid %s \"%.*s\": %s", lineno, key_names[key],
@@ -222,7 +246,7 @@ static int parse_line(struct bootstrap_entry *e, struct span line, int lineno, b
 int bootstrap_entry_parse(const char *text, size_t len, struct bootstrap_entry *out, char *err,
                           size_t errsz)
 {
-    bool seen[KEY_COUNT] = {0};
+    int seen[KEY_COUNT] = {0};
     size_t pos = 0;
     int lineno = 0, rc = 0;
 
@@ -243,6 +267,11 @@ int bootstrap_entry_parse(const char *text, size_t len, struct bootstrap_entry *
         errf(err, errsz, "%s is missing", key_names[seen[KEY_STATE] ? KEY_CLUSTER : KEY_STATE]);
         rc = CE_INVAL;
     }
+    if (!rc && out->restore_from && !out->state_new) {
+        errf(err, errsz, "line %d: restore-from needs initial-cluster-state=new (a member that "
+             "joins an existing cluster gets its data from the leader)", seen[KEY_RESTORE_FROM]);
+        rc = CE_INVAL;
+    }
     if (rc)
         bootstrap_entry_clear(out);
     return rc;
@@ -259,7 +288,10 @@ static bool entry_is_valid(const struct bootstrap_entry *e)
 {
     return e->initial_cluster &&
            valid_cluster((struct span){e->initial_cluster, strlen(e->initial_cluster)}) &&
-           (!has_uid(e) || valid_uid((struct span){e->data_uid, strlen(e->data_uid)}));
+           (!has_uid(e) || valid_uid((struct span){e->data_uid, strlen(e->data_uid)})) &&
+           (!e->restore_from ||
+            (e->state_new &&
+             valid_restore_path((struct span){e->restore_from, strlen(e->restore_from)})));
 }
 
 int bootstrap_entry_format(const struct bootstrap_entry *e, char **out)
@@ -273,14 +305,17 @@ int bootstrap_entry_format(const struct bootstrap_entry *e, char **out)
         return CE_INVAL;
     if (e->member_id)
         snprintf(id, sizeof(id), "member-id=%016" PRIx64 "\n", e->member_id);
-    cap = 96 + strlen(id) + strlen(e->initial_cluster) + (has_uid(e) ? strlen(e->data_uid) : 0);
+    cap = 112 + strlen(id) + strlen(e->initial_cluster) + (has_uid(e) ? strlen(e->data_uid) : 0) +
+          (e->restore_from ? strlen(e->restore_from) : 0);
     buf = malloc(cap);
     if (!buf)
         return CE_NOMEM;
-    n = snprintf(buf, cap, "initial-cluster-state=%s\ninitial-cluster=%s\njoined=%s\n%s%s%s%s",
+    n = snprintf(buf, cap, "initial-cluster-state=%s\ninitial-cluster=%s\njoined=%s\n%s%s%s%s%s%s%s",
                  e->state_new ? "new" : "existing", e->initial_cluster,
                  e->joined ? "true" : "false", id, has_uid(e) ? "data-uid=" : "",
-                 has_uid(e) ? e->data_uid : "", has_uid(e) ? "\n" : "");
+                 has_uid(e) ? e->data_uid : "", has_uid(e) ? "\n" : "",
+                 e->restore_from ? "restore-from=" : "", e->restore_from ? e->restore_from : "",
+                 e->restore_from ? "\n" : "");
     if (n < 0 || (size_t)n >= cap) {
         free(buf);
         return CE_INVAL;
@@ -293,5 +328,6 @@ void bootstrap_entry_clear(struct bootstrap_entry *e)
 {
     free(e->initial_cluster);
     free(e->data_uid);
+    free(e->restore_from);
     memset(e, 0, sizeof(*e));
 }

@@ -11,6 +11,10 @@
  *                                        directory under a joined entry means the data was lost
  *   member-id=<16 hex digits>            operator bookkeeping, not read by the server
  *   data-uid=<uid>                       operator bookkeeping (uid of the member's volume)
+ *   restore-from=<absolute path>         start the new cluster from this snapshot file: the
+ *                                        member restores it into its empty data directory
+ *                                        (server/node/restore.h) first; only with
+ *                                        initial-cluster-state=new
  *
  * One "key=value" per line; blank lines and lines starting with '#' are skipped; keys not
  * listed are ignored (forward compatible); a line without '=' or a bad value is an error.
@@ -30,6 +34,7 @@ struct bootstrap_entry {
     bool joined;
     uint64_t member_id;       /* 0 if absent */
     char *data_uid;           /* malloc'd, NULL if absent */
+    char *restore_from;       /* malloc'd, NULL if absent */
 };
 
 /* Parses text (len bytes, need not be NUL-terminated) into *out (zeroed first).

@@ -315,7 +315,8 @@ static int list_segments(const char *dir, bool remove_tmp, struct seginfo **out,
         free(segs);
         return rc;
     }
-    qsort(segs, cnt, sizeof *segs, cmp_seg);
+    if (cnt > 0) /* qsort(NULL, 0) is undefined: an empty directory has no segments */
+        qsort(segs, cnt, sizeof *segs, cmp_seg);
     *out = segs;
     *n = cnt;
     return 0;

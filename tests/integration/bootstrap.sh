@@ -10,7 +10,15 @@
 #      its data was lost"), a malformed entry (names the line); the same through
 #      ETCD_BOOTSTRAP_DIR and the YAML key bootstrap-dir of --config-file;
 #   4. a member with a WAL never reads the dir: c2 restarts with its entry deleted, replaced by
-#      a directory (unreadable as a file), and saying joined=true.
+#      a directory (unreadable as a file), and saying joined=true;
+#   5. restore-from: `cetcdctl snapshot save` from c1, then two fresh members r1, r2 whose
+#      entries say {new, r1+r2, restore-from=FILE} start from it: the data is back, a new
+#      cluster ID, the member list is r1 and r2, writes work; a restart with the entry still
+#      saying restore-from keeps the data written since (a member with a WAL never restores);
+#   6. restore-from refusals, exit 1 with one log line naming member, file and problem: a
+#      truncated file, a flipped byte, a missing file (data dir not created), restore-from with
+#      initial-cluster-state=existing (a malformed entry), a data dir that is not empty (left as
+#      it was).
 # cetcd only (etcd has no such flag): skipped against etcd. Bounded; stops only its processes.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +35,7 @@ fi
 
 BOOT=$T_DIR/boot
 mkdir -p "$BOOT"
-# entry NAME STATE INITIAL_CLUSTER JOINED [MEMBER_ID]: writes BOOT/NAME
+# entry NAME STATE INITIAL_CLUSTER JOINED [MEMBER_ID [RESTORE_FROM]]: writes BOOT/NAME
 entry() {
   {
     echo "# written by bootstrap.sh"
@@ -35,6 +43,8 @@ entry() {
     echo "initial-cluster=$3"
     echo "joined=$4"
     [ -n "${5:-}" ] && printf 'member-id=%s\n' "$(printf '%16s' "$5" | tr ' ' 0)"
+    [ -n "${6:-}" ] && printf 'restore-from=%s\n' "$6"
+    return 0
   } >"$BOOT/$1"
 }
 cctl() { timeout -k 2 30 "$CTL" --endpoints="$(c_ep "$1")" "${@:2}"; }
@@ -148,5 +158,90 @@ restart_ignores "entry says joined=true"
 ctl 2 put boot/k2 v2 >/dev/null 2>&1
 t_eq "restarted member serves linearizable requests" v2 "$(ctl 2 get boot/k2 --print-value-only 2>/dev/null)"
 t_eq "still two voting members" "c1 false,c2 false" "$(c_members 1 | awk '{print $2, $3}' | sort | paste -sd,)"
+
+# --- 5. restore-from -----------------------------------------------------------------------------
+cluster_id() {
+  ctl "$1" member list -w json 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["header"]["cluster_id"])'
+}
+SNAP=$T_DIR/boot-backup.db
+cctl 1 snapshot save "$SNAP" >"$T_DIR/save.out" 2>&1 && t_ok "restore-from: snapshot save from c1" ||
+  t_fail "restore-from: snapshot save from c1" "$(tail -3 "$T_DIR/save.out")"
+OLD_CID=$(cluster_id 1)
+member_define 8 r1 127.0.0.1 || exit 2
+member_define 9 r2 127.0.0.1 || exit 2
+RIC=$(c_initial_cluster 8 9)
+entry r1 new "$RIC" false "" "$SNAP"
+entry r2 new "$RIC" false "" "$SNAP"
+# the flags say "existing" and name a member that does not exist: the entry must win
+member_start 8 existing "r1=http://127.0.0.1:1" "${BF[@]}"
+member_start 9 existing "r2=http://127.0.0.1:1" "${BF[@]}"
+if c_wait_ready 8 30 && c_wait_ready 9 30; then t_ok "restore-from: r1 and r2 start from the file"
+else t_fail "restore-from: r1 and r2 start from the file" "$(since 8 | tail -4)" "$(since 9 | tail -4)"; fi
+since 8 | grep -qF "member r1 restored $SNAP into ${C_DIR[8]}: cluster " &&
+  t_ok "restore-from: the log says what was restored" ||
+  t_fail "restore-from: the log says what was restored" "$(since 8 | head -5)"
+t_eq "restore-from: the data is back" "v1 v2" \
+  "$(ctl 8 get boot/k --print-value-only 2>/dev/null) $(ctl 9 get boot/k2 --print-value-only 2>/dev/null)"
+NEW_CID=$(cluster_id 8)
+[ -n "$NEW_CID" ] && [ "$NEW_CID" != "$OLD_CID" ] && t_ok "restore-from: a new cluster ID" ||
+  t_fail "restore-from: a new cluster ID" "old $OLD_CID new $NEW_CID"
+t_eq "restore-from: r1 and r2 agree on it" "$NEW_CID" "$(cluster_id 9)"
+deadline=$((SECONDS + 15))
+until [ "$(c_members 8 | awk '{print $2, $3}' | sort | paste -sd,)" = "r1 false,r2 false" ] ||
+  [ "$SECONDS" -ge "$deadline" ]; do sleep 0.2; done
+t_eq "restore-from: the member list is r1 and r2" "r1 false,r2 false" \
+  "$(c_members 8 | awk '{print $2, $3}' | sort | paste -sd,)"
+ctl 9 put boot/r "after restore" >/dev/null && t_ok "restore-from: writes work" ||
+  t_fail "restore-from: writes work"
+member_stop 8
+member_start 8 existing "r1=http://127.0.0.1:1" "${BF[@]}"
+if c_wait_ready 8 30 && ! since 8 | grep -q 'restore'; then
+  t_ok "restore-from: a restart with a WAL does not restore again"
+else t_fail "restore-from: a restart with a WAL does not restore again" "$(since 8 | tail -5)"; fi
+t_eq "restore-from: the restarted member keeps what was written since" "after restore" \
+  "$(ctl 8 get boot/r --print-value-only 2>/dev/null)"
+
+# --- 6. restore-from refusals --------------------------------------------------------------------
+SIZE=$(stat -c %s "$SNAP")
+head -c $((SIZE - 100)) "$SNAP" >"$T_DIR/trunc.db"
+"$PY" - "$SNAP" "$T_DIR/flip.db" <<'EOF'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[len(b) // 3] ^= 0x10
+open(sys.argv[2], "wb").write(b)
+EOF
+# refused_restore I NAME FILE WHAT PROBLEM: member I (NAME) with entry restore-from=FILE is refused
+refused_restore() {
+  member_define "$1" "$2" 127.0.0.1 || exit 2
+  entry "$2" new "$(c_initial_cluster "$1")" false "" "$3"
+  member_start "$1" new "$(c_initial_cluster "$1")" "${BF[@]}"
+  refused "$1" "restore-from, $4" "member $2 cannot restore from $3 (bootstrap entry $BOOT/$2): $5"
+}
+refused_restore 10 r3 "$T_DIR/trunc.db" "truncated file" "snapshot file is truncated"
+refused_restore 11 r4 "$T_DIR/flip.db" "flipped byte" "snapshot file is corrupt: sha256 checksum mismatch"
+refused_restore 12 r5 "$T_DIR/none.db" "missing file" "cannot open snapshot file $T_DIR/none.db"
+
+member_define 13 r6 127.0.0.1 || exit 2
+entry r6 existing "$(c_initial_cluster 13)" false "" "$SNAP"
+member_start 13 existing "$(c_initial_cluster 13)" "${BF[@]}"
+refused 13 "restore-from with state existing" \
+  "bad bootstrap entry $BOOT/r6 of member r6: line 5: restore-from needs initial-cluster-state=new"
+
+member_define 14 r7 127.0.0.1 || exit 2
+mkdir -p "${C_DIR[14]}/old"
+echo keep >"${C_DIR[14]}/old/file"
+entry r7 new "$(c_initial_cluster 14)" false "" "$SNAP"
+member_start 14 new "$(c_initial_cluster 14)" "${BF[@]}"
+if wait_exit "${C_PID[14]}" 15; then
+  C_PID[14]=""
+  t_eq "restore-from, non-empty data dir: exit code 1" 1 "$T_EXIT_STATUS"
+else
+  t_fail "restore-from, non-empty data dir: exits"
+  member_stop 14 KILL
+fi
+t_eq "restore-from, non-empty data dir: one log line" 1 "$(since 14 | grep -cF \
+  "member r7 cannot restore from $SNAP (bootstrap entry $BOOT/r7): data-dir \"${C_DIR[14]}\" exists and is not empty")"
+t_eq "restore-from, non-empty data dir: left as it was" "old old/file keep" \
+  "$(cd "${C_DIR[14]}" && find . -mindepth 1 | sed 's|^\./||' | sort | paste -sd' ') $(cat "${C_DIR[14]}/old/file")"
 
 t_done
