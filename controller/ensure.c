@@ -17,12 +17,14 @@
 #include "err.h"
 #include "runtime/olog.h"
 
-static int ensure_one(struct op *op, const struct k8s_res *r, const char *ns, cJSON *want,
-                      const cJSON *cached)
+int op_ensure_object(struct op *op, const struct k8s_res *r, const char *ns, cJSON *want,
+                     const cJSON *cached)
 {
     const char *name = k8s_str(want, "metadata", "name", NULL);
     cJSON *have = NULL;
     int rc = 0;
+    if (!want)
+        return CE_NOMEM;
     if (cached)
         have = cJSON_Duplicate(cached, true);
     else
@@ -48,7 +50,7 @@ static int ensure_configmap(struct op *op, const struct ec_spec *s, struct op_ob
     cJSON *data = cJSON_CreateObject();
     cJSON *want = ec_build_configmap(s, data);
     cJSON_Delete(data);
-    int rc = ensure_one(op, &K8S_CONFIGMAPS, s->ns, want, NULL);
+    int rc = op_ensure_object(op, &K8S_CONFIGMAPS, s->ns, want, NULL);
     if (!rc) {
         char name[128];
         o->cm = NULL;
@@ -67,7 +69,7 @@ static int ensure_statefulset(struct op *op, const struct ec_spec *s, struct op_
         return CE_NOMEM;
     cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(want, "spec"),
                                             "volumeClaimTemplates");
-    return ensure_one(op, &K8S_STATEFULSETS, s->ns, want, o->sts);
+    return op_ensure_object(op, &K8S_STATEFULSETS, s->ns, want, o->sts);
 }
 
 /* Pods carry ins=<pod name> (the seeds' instance label); the template cannot, so it is added
@@ -96,11 +98,11 @@ static int ensure_pod_labels(struct op *op, const struct ec_spec *s, struct op_o
 
 int op_ensure_objects(struct op *op, const struct ec_spec *s, struct op_observed *o)
 {
-    int rc = ensure_one(op, &K8S_SERVICES, s->ns, ec_build_headless_service(s), NULL);
+    int rc = op_ensure_object(op, &K8S_SERVICES, s->ns, ec_build_headless_service(s), NULL);
     if (!rc)
-        rc = ensure_one(op, &K8S_SERVICES, s->ns, ec_build_client_service(s), NULL);
+        rc = op_ensure_object(op, &K8S_SERVICES, s->ns, ec_build_client_service(s), NULL);
     if (!rc)
-        rc = ensure_one(op, &K8S_PDBS, s->ns, ec_build_pdb(s), NULL);
+        rc = op_ensure_object(op, &K8S_PDBS, s->ns, ec_build_pdb(s), NULL);
     if (!rc)
         rc = ensure_configmap(op, s, o);
     if (!rc)

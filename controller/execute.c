@@ -6,7 +6,11 @@
  * MemberRemove), one bootstrap entry in ConfigMap C-members (merge patch of one data key; null
  * deletes it), the StatefulSet's replicas (merge patch), or one deletion (pod, PVC). The only
  * two-write step is SEED (entry 0, then the StatefulSet with one replica); a crash between the
- * two is finished by the planner's "entry 0 present, StatefulSet missing" rule. Failpoints
+ * two is finished by the planner's "entry 0 present, StatefulSet missing" rule. A cluster made
+ * from a snapshot (spec.restore, restore.c) is seeded with every member at once: the entries
+ * of all spec.size members in one merge patch (each new, all of them in initial-cluster,
+ * restore-from the snapshot), then the StatefulSet with spec.size replicas; the members start
+ * together, each from its own copy of the snapshot. Failpoints
  * (failpoint.h) sit after MemberAdd, after a StatefulSet scale, after MemberRemove and before
  * MemberPromote. Every change that alters membership is also recorded as an Event on the
  * EtcdCluster and counted in cetcd_operator_membership_changes_total.
@@ -70,45 +74,82 @@ static int initial_cluster(const struct ec_spec *s, const struct op_observed *o,
     return 0;
 }
 
+/* Entries e[0..n-1] of ordinals first..first+n-1 (e NULL: delete that one entry) in one
+ * merge patch of the ConfigMap. */
+static int patch_entries(struct op *op, const struct ec_spec *s, int first,
+                         const struct bootstrap_entry *e, int n)
+{
+    char cm[128], pod[128];
+    cJSON *patch = cJSON_CreateObject();
+    cJSON *data = cJSON_AddObjectToObject(patch, "data");
+    int rc = data ? 0 : CE_NOMEM;
+    for (int i = 0; !rc && i < n; i++) {
+        char *text = NULL;
+        ec_pod_name(s, first + i, pod, sizeof pod);
+        rc = e ? bootstrap_entry_format(&e[i], &text) : 0;
+        if (!rc && !(text ? cJSON_AddStringToObject(data, pod, text)
+                          : cJSON_AddNullToObject(data, pod)))
+            rc = CE_NOMEM;
+        free(text);
+    }
+    if (!rc)
+        rc = k8s_patch(op->k8s, &K8S_CONFIGMAPS, s->ns, ec_configmap_name(s, cm, sizeof cm),
+                       patch, NULL);
+    cJSON_Delete(patch);
+    return rc;
+}
+
 static int patch_entry(struct op *op, const struct ec_spec *s, int ordinal,
                        const struct bootstrap_entry *e)
 {
-    char cm[128], pod[128];
-    char *text = NULL;
-    int rc = e ? bootstrap_entry_format(e, &text) : 0;
-    if (rc)
-        return rc;
-    cJSON *patch = cJSON_CreateObject();
-    cJSON *data = cJSON_AddObjectToObject(patch, "data");
-    if (text)
-        cJSON_AddStringToObject(data, ec_pod_name(s, ordinal, pod, sizeof pod), text);
-    else
-        cJSON_AddNullToObject(data, ec_pod_name(s, ordinal, pod, sizeof pod));
-    rc = k8s_patch(op->k8s, &K8S_CONFIGMAPS, s->ns, ec_configmap_name(s, cm, sizeof cm), patch,
-                   NULL);
-    cJSON_Delete(patch);
-    free(text);
-    return rc;
+    return patch_entries(op, s, ordinal, e, 1);
+}
+
+/* Every member's entry for a cluster made from a snapshot (restore.c); *replicas = their
+ * number. */
+static int write_restore_entries(struct op *op, const struct ec_spec *s, int *replicas)
+{
+    char ic[PLAN_MAX * 2 * EC_NAME_MAX], from[EC_NAME_MAX + 1100], pod[128], url[256];
+    struct bootstrap_entry e[PLAN_MAX];
+    size_t off = 0;
+    int n = s->size < PLAN_MAX ? s->size : PLAN_MAX - 1;
+    for (int i = 0; i < n; i++)
+        off += (size_t)snprintf(ic + off, sizeof ic - off, "%s%s=%s", i ? "," : "",
+                                ec_pod_name(s, i, pod, sizeof pod),
+                                ec_peer_url(s, i, url, sizeof url));
+    ec_restore_path(s, from, sizeof from);
+    for (int i = 0; i < n; i++)
+        e[i] = (struct bootstrap_entry){.state_new = true, .initial_cluster = ic,
+                                        .restore_from = from};
+    *replicas = n;
+    return patch_entries(op, s, 0, e, n);
 }
 
 static int seed(struct op *op, const struct ec_spec *s, struct op_observed *o)
 {
     char url[256], pod[128], ic[512];
+    int rc, replicas = 1; /* a deleted StatefulSet comes back with every recorded member */
+    bool restore = op_restore_seeding(s, o);
     ec_peer_url(s, 0, url, sizeof url);
     snprintf(ic, sizeof ic, "%s=%s", ec_pod_name(s, 0, pod, sizeof pod), url);
     struct bootstrap_entry e = {.state_new = true, .initial_cluster = ic,
                                 .data_uid = o->in.pods[0].data_uid};
-    int rc = o->in.entries[0].present ? 0 : patch_entry(op, s, 0, &e);
+    if (restore)
+        rc = write_restore_entries(op, s, &replicas);
+    else
+        rc = o->in.entries[0].present ? 0 : patch_entry(op, s, 0, &e);
     if (rc || o->sts)
         return rc;
-    int replicas = 1; /* a deleted StatefulSet comes back with every recorded member */
     for (int i = 0; i < PLAN_MAX; i++)
-        if (o->in.entries[i].present)
+        if (o->in.entries[i].present && i + 1 > replicas)
             replicas = i + 1;
     cJSON *sts = ec_build_statefulset(s, replicas);
     rc = k8s_create(op->k8s, &K8S_STATEFULSETS, s->ns, sts, NULL);
     cJSON_Delete(sts);
-    if (!rc)
+    if (!rc && restore)
+        announce(op, s, o, "Restoring", "starting %d members from the snapshot %s/%s", replicas,
+                 s->restore.claim_name, s->restore.file);
+    else if (!rc)
         announce(op, s, o, "Bootstrapping", "starting %s as the first member", pod);
     return rc == CE_EXISTS ? 0 : rc;
 }

@@ -5,7 +5,8 @@
  * KUBERNETES_SERVICE_HOST is set, else $KUBECONFIG or ~/.kube/config) -> the /metrics,
  * /healthz and /readyz server -> leader election (--leader-elect: a coordination.k8s.io Lease,
  * so two replicas never act at once) -> informers for EtcdClusters and the objects the
- * operator owns -> once every cache has synced, worker threads reconcile cluster keys from the
+ * operator owns (StatefulSets, ConfigMaps, pods, PVCs, and the backup CronJobs and Jobs) -> once
+ * every cache has synced, worker threads reconcile cluster keys from the
  * work queue. Any change to a cluster or to an object it owns queues that cluster's key.
  * Signals: SIGTERM and SIGINT stop the process cleanly (workers finish their pass, the Lease
  * is released so a standby takes over at once); losing the Lease ends the process with
@@ -208,7 +209,8 @@ static int informer(struct proc *p, const struct k8s_res *r, const char *sel, k8
  * takes signals with sigwait), so the wait checks for them between one-second waits. */
 static bool wait_synced(struct proc *p)
 {
-    k8s_informer *const infs[] = {p->op.clusters, p->op.sts, p->op.pods, p->op.pvcs, p->op.cms};
+    k8s_informer *const infs[] = {p->op.clusters, p->op.sts, p->op.pods, p->op.pvcs,
+                                  p->op.cms,      p->op.cronjobs, p->op.jobs};
     for (size_t i = 0; i < sizeof infs / sizeof infs[0]; i++) {
         while (!k8s_informer_wait_synced(infs[i], 1000)) {
             sigset_t pend;
@@ -232,6 +234,10 @@ static int start_controllers(struct proc *p)
         rc = informer(p, &K8S_PODS, OP_POD_SELECTOR, enqueue_owner, &o->pods);
     if (!rc)
         rc = informer(p, &K8S_PVCS, OP_POD_SELECTOR, enqueue_owner, &o->pvcs);
+    if (!rc)
+        rc = informer(p, &K8S_CRONJOBS, OP_MANAGED_SELECTOR, enqueue_owner, &o->cronjobs);
+    if (!rc)
+        rc = informer(p, &K8S_JOBS, OP_MANAGED_SELECTOR, enqueue_owner, &o->jobs);
     if (rc)
         return rc;
     if (!wait_synced(p))
@@ -255,6 +261,8 @@ static void stop_controllers(struct proc *p)
     k8s_informer_free(o->cms);
     k8s_informer_free(o->pods);
     k8s_informer_free(o->pvcs);
+    k8s_informer_free(o->cronjobs);
+    k8s_informer_free(o->jobs);
 }
 
 /* ---- leader election ---- */

@@ -212,5 +212,7 @@ void op_observed_clear(struct op_observed *o)
     cJSON_Delete(o->cm);
     for (int i = 0; i < PLAN_MAX; i++)
         cJSON_Delete(o->pods[i]);
+    cJSON_Delete(o->backup);
+    cJSON_Delete(o->restore);
     memset(o, 0, sizeof *o);
 }

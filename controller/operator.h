@@ -2,10 +2,10 @@
  * operator.h: what the reconciler shares with main.c, and the reconciler's inner steps.
  *
  * main.c owns one `struct op` for the process: the Kubernetes client, one informer cache per
- * watched resource (EtcdClusters, and the StatefulSets, pods, PVCs and ConfigMaps the operator
- * owns, selected by label app.kubernetes.io/managed-by=cetcd-operator or, for pods and PVCs,
- * app.kubernetes.io/name=cetcd), the work queue of cluster keys ("ns/name") and the
- * metrics. Workers call op_reconcile for one key at a time; the queue guarantees no key is
+ * watched resource (EtcdClusters, and the StatefulSets, ConfigMaps, CronJobs and Jobs the
+ * operator owns, selected by label app.kubernetes.io/managed-by=cetcd-operator; pods and PVCs,
+ * members' and backups' alike, by app.kubernetes.io/name=cetcd), the work queue of cluster keys
+ * ("ns/name") and the metrics. Workers call op_reconcile for one key at a time; the queue guarantees no key is
  * reconciled by two workers at once. A pass reads only from the caches and from cetcd,
  * writes to the API server only what differs from the desired state, performs at most one
  * membership step (plan.h), and returns how soon the key should be looked at again.
@@ -29,7 +29,7 @@
 
 struct op {
     k8s_client *k8s;
-    k8s_informer *clusters, *sts, *pods, *pvcs, *cms;
+    k8s_informer *clusters, *sts, *pods, *pvcs, *cms, *cronjobs, *jobs;
     metrics *metrics;
     atomic_bool *stop;
 };
@@ -55,6 +55,8 @@ struct op_observed {
     size_t n_members;
     uint64_t cluster_id, leader_id;
     char member_error[256];      /* why the member list could not be read */
+    cJSON *backup;               /* the new status.backup (backup.c), NULL if none */
+    cJSON *restore;              /* the new status.restore (restore.c), NULL if none */
 };
 
 /* Result of one pass: when to look again (0 = only on the next change event). */
@@ -73,6 +75,34 @@ int op_execute(struct op *op, const struct ec_spec *s, struct op_observed *o,
                const struct plan_step *st);
 int op_write_status(struct op *op, const struct ec_spec *s, const struct op_observed *o,
                     const struct plan_step *st);
+/* Create `want` (taken) when missing, merge-patch it when its owned fields differ from the live
+ * object (`cached`, or a GET when NULL); nothing when equal (ensure.c). */
+int op_ensure_object(struct op *op, const struct k8s_res *r, const char *ns, cJSON *want,
+                     const cJSON *cached);
+
+/* backups (backup.c): the backup claim and CronJob as spec.backup says (the CronJob deleted
+ * without it), the Job of a new cetcd.io/backup-now token, and o->backup. Paused: o->backup
+ * only. */
+int op_backup(struct op *op, const struct ec_spec *s, struct op_observed *o);
+/* Events for what changed between two status.backup objects: BackupCompleted (Normal) for a
+ * new lastSuccess, BackupFailed (Warning) for a new lastFailure. */
+void op_backup_events(struct op *op, const struct op_observed *o, const cJSON *old,
+                      const cJSON *now);
+
+/* restores (restore.c) */
+/* spec.restore set on a cluster that was not created from it: true, with the reason. */
+bool op_restore_refused(const struct ec_spec *s, const struct op_observed *o, char *why,
+                        size_t n);
+/* The SEED step makes every member from the snapshot (execute.c): spec.restore, no entry yet
+ * and the restore not yet verified. */
+bool op_restore_seeding(const struct ec_spec *s, const struct op_observed *o);
+/* o->restore: the restore's progress, and once the cluster has converged (step NONE) the
+ * check that every member holds the same data (HashKV). */
+void op_restore_status(const struct ec_spec *s, struct op_observed *o,
+                       const struct plan_step *st);
+/* Events for a status.restore change: Restored (Normal), RestoreFailed (Warning). */
+void op_restore_events(struct op *op, const struct op_observed *o, const cJSON *old,
+                       const cJSON *now);
 /* A cetcd client for the members' client URLs (endpoints of pods 0..n-1). */
 int op_cetcd_client(const struct ec_spec *s, int n, cetcd_client **out);
 

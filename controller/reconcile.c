@@ -3,12 +3,16 @@
  *
  * Order: read the EtcdCluster from the cache (gone or being deleted: nothing to do, owner
  * references clean up) -> parse and validate its spec (invalid: status says why, no other
- * change) -> observe the StatefulSet, pods, PVCs, bootstrap entries and cetcd's members ->
- * ensure the Services, PDB, ConfigMap and StatefulSet template -> ask the planner for the next single step ->
- * carry it out -> write status if it changed. A paused cluster is observed and its status
- * kept, but nothing else is written. The pass returns
- * when to look again: soon while a step is under way, on a slow resync when converged (cetcd's
- * health is not in Kubernetes, so it must be polled), with backoff after an error.
+ * change) -> observe the StatefulSet, pods, PVCs, bootstrap entries and cetcd's members (a
+ * spec.restore the cluster was not created from is refused like an invalid spec) -> ensure
+ * the Services, PDB, ConfigMap and StatefulSet template -> ask the planner for the next single
+ * step -> carry it out -> backups: the CronJob, the claim, an on-demand Job, status.backup
+ * (backup.c; a failure there is reported but does not stop the membership work) -> the
+ * restore's progress and data check (restore.c) -> write status if it changed. A paused
+ * cluster is observed and its status kept, but nothing else is written. The pass returns
+ * when to look again: soon while a step is under way or a restore is not yet verified, on a
+ * slow resync when converged (cetcd's health is not in Kubernetes, so it must be polled), with
+ * backoff after an error.
  */
 #include "operator.h"
 
@@ -44,8 +48,15 @@ static void invalid_spec(struct op *op, const cJSON *cluster, const char *ns, co
     cJSON_Delete(patch);
 }
 
-static long requeue_for(const struct plan_step *st)
+static long requeue_for(const struct plan_step *st, const struct op_observed *o)
 {
+    const char *restore = k8s_str(o->restore, "phase", NULL);
+
+    if (restore && !strcmp(restore, "Restoring"))
+        return st->action == PLAN_NONE || st->action == PLAN_QUORUM_LOST ? REQUEUE_WAIT_MS
+                                                                        : REQUEUE_STEP_MS;
+    if (restore && !strcmp(restore, "Failed") && st->action == PLAN_NONE)
+        return REQUEUE_QUORUM_MS;
     switch (st->action) {
     case PLAN_NONE:
         return RESYNC_MS;
@@ -63,7 +74,12 @@ static struct op_result reconcile_spec(struct op *op, const struct ec_spec *s,
 {
     struct op_result res = {0};
     struct plan_step st;
+    char why[512];
     op_observe(op, s, o);
+    if (op_restore_refused(s, o, why, sizeof why)) {
+        invalid_spec(op, o->cluster, s->ns, s->name, why);
+        return res;
+    }
     int rc = s->paused ? 0 : op_ensure_objects(op, s, o);
     if (rc)
         return (struct op_result){.error = true};
@@ -75,9 +91,11 @@ static struct op_result reconcile_spec(struct op *op, const struct ec_spec *s,
              "message", st.message ? st.message : "", NULL);
         rc = op_execute(op, s, o, &st);
     }
+    int brc = op_backup(op, s, o);
+    op_restore_status(s, o, &st);
     op_write_status(op, s, o, &st);
-    res.requeue_ms = requeue_for(&st);
-    res.error = rc != 0;
+    res.requeue_ms = requeue_for(&st, o);
+    res.error = rc != 0 || brc != 0;
     return res;
 }
 

@@ -2,14 +2,17 @@
  * status.c: the EtcdCluster's status, written only when it changes.
  *
  * Status is computed from the pass's observation and the planner's step: phase (Creating,
- * Scaling, Healing, Running, Degraded, Paused), the member table, leader, clusterID, size,
- * readyMembers (healthy voting members), the label selector for the scale subresource, and
- * three conditions: Available (a leader and a healthy quorum), Progressing (a step is under
- * way; reason and message from the planner) and Degraded (quorum lost or a member unhealthy).
+ * Restoring, Scaling, Healing, Running, Degraded, Paused), the member table, leader, clusterID,
+ * size, readyMembers (healthy voting members), the label selector for the scale subresource,
+ * status.backup and status.restore (computed by backup.c and restore.c), and three conditions:
+ * Available (a leader and a healthy quorum), Progressing (a step is under way; reason and
+ * message from the planner) and Degraded (quorum lost or a member unhealthy), plus
+ * BackupSucceeded with spec.backup (backup.h).
  * Messages hold no volatile numbers, so a steady cluster's status is byte-for-byte stable; a
  * condition keeps its lastTransitionTime while its status is unchanged. The new status is
  * compared with the cached one and patched (merge patch on /status, absent keys nulled) only
- * when different. A condition newly turning Degraded=True/QuorumLost posts a Warning Event.
+ * when different. A condition newly turning Degraded=True/QuorumLost posts a Warning Event, and
+ * so do new backup records and restore outcomes (op_backup_events, op_restore_events).
  */
 #include "operator.h"
 
@@ -18,21 +21,31 @@
 #include <string.h>
 #include <time.h>
 
+#include "backup.h"
 #include "err.h"
 #include "runtime/metrics.h"
 #include "runtime/olog.h"
 
 struct cond {
     const char *type, *status, *reason;
-    char message[256];
+    char message[768];
 };
+
+/* status.restore.phase is `phase` */
+static bool restore_is(const struct op_observed *o, const char *phase)
+{
+    const char *p = k8s_str(o->restore, "phase", NULL);
+    return p && !strcmp(p, phase);
+}
 
 static const char *phase_of(const struct ec_spec *s, const struct plan_step *st,
                             const struct op_observed *o)
 {
     if (s->paused)
         return "Paused";
-    if (st->action == PLAN_QUORUM_LOST)
+    if (restore_is(o, "Restoring"))
+        return "Restoring"; /* members start together: no quorum until they all have */
+    if (st->action == PLAN_QUORUM_LOST || restore_is(o, "Failed"))
         return "Degraded";
     if (!o->leader_id)
         return o->n_members ? "Degraded" : "Creating";
@@ -68,18 +81,31 @@ static void conditions(const struct ec_spec *s, const struct op_observed *o,
                          avail ? "QuorumHealthy" : (o->n_members ? "NoQuorum" : "NoMembers")};
     snprintf(c[0].message, sizeof c[0].message, "%d of %d voting members healthy", healthy,
              voters);
-    bool busy = st->action != PLAN_NONE && st->action != PLAN_QUORUM_LOST && !s->paused;
+    bool starting = st->action == PLAN_QUORUM_LOST && restore_is(o, "Restoring");
+    bool busy = st->action != PLAN_NONE && (st->action != PLAN_QUORUM_LOST || starting) &&
+                !s->paused;
     c[1] = (struct cond){"Progressing", busy ? "True" : "False",
-                         s->paused ? "Paused" : busy ? (st->reason ? st->reason : "Reconciling")
-                                                     : "Reconciled"};
+                         s->paused  ? "Paused"
+                         : starting ? "Restoring"
+                         : busy     ? (st->reason ? st->reason : "Reconciling")
+                                    : "Reconciled"};
     snprintf(c[1].message, sizeof c[1].message, "%s",
              s->paused  ? "spec.paused is true: the operator makes no changes"
+             : starting ? "the members are starting from the snapshot"
              : busy     ? (st->message ? st->message : plan_action_name(st->action))
                         : "members match spec.size");
-    bool lost = st->action == PLAN_QUORUM_LOST;
-    c[2] = (struct cond){"Degraded", lost || unhealthy ? "True" : "False",
-                         lost ? "QuorumLost" : unhealthy ? "MemberUnhealthy" : "AllMembersHealthy"};
-    if (lost)
+    bool lost = st->action == PLAN_QUORUM_LOST && !restore_is(o, "Restoring");
+    bool mismatch = restore_is(o, "Failed");
+    c[2] = (struct cond){"Degraded", lost || unhealthy || mismatch ? "True" : "False",
+                         lost       ? "QuorumLost"
+                         : mismatch ? "RestoreDataMismatch"
+                         : unhealthy ? "MemberUnhealthy"
+                                     : "AllMembersHealthy"};
+    if (mismatch)
+        snprintf(c[2].message, sizeof c[2].message, "%s",
+                 k8s_str(o->restore, "message", NULL) ? k8s_str(o->restore, "message", NULL)
+                                                      : "the restored members' data differ");
+    else if (lost)
         snprintf(c[2].message, sizeof c[2].message,
                  "only %d of %d voting members healthy: no membership change until quorum "
                  "returns; restore the failed members (see the recovery guide)",
@@ -155,11 +181,18 @@ static void add_members(cJSON *st, const struct ec_spec *s, const struct op_obse
 static cJSON *build_status(const struct ec_spec *s, const struct op_observed *o,
                            const struct plan_step *st, const cJSON *old)
 {
-    struct cond c[3];
+    struct cond c[4];
+    int nc = 3;
     int voters, healthy, unhealthy;
     char buf[128];
     count(o, &voters, &healthy, &unhealthy);
     conditions(s, o, st, c);
+    if (s->backup.enabled) {
+        c[nc].type = BACKUP_CONDITION;
+        backup_condition(o->backup, &c[nc].status, &c[nc].reason, c[nc].message,
+                         sizeof(c[nc].message));
+        nc++;
+    }
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "observedGeneration", (double)s->generation);
     cJSON_AddStringToObject(j, "phase", phase_of(s, st, o));
@@ -171,8 +204,12 @@ static cJSON *build_status(const struct ec_spec *s, const struct op_observed *o,
     }
     add_members(j, s, o);
     cJSON_AddNumberToObject(j, "readyMembers", healthy);
+    if (o->backup)
+        cJSON_AddItemToObject(j, "backup", cJSON_Duplicate(o->backup, true));
+    if (o->restore)
+        cJSON_AddItemToObject(j, "restore", cJSON_Duplicate(o->restore, true));
     cJSON *arr = cJSON_AddArrayToObject(j, "conditions");
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < nc; i++)
         add_condition(arr, &c[i], old, s->generation);
     return j;
 }
@@ -195,12 +232,17 @@ static void export_gauges(metrics *m, const struct ec_spec *s, const cJSON *st)
     const cJSON *avail = cJSON_GetObjectItemCaseSensitive(old_condition(st, "Available"), "status");
     metrics_gauge_set(m, M_CLUSTER_QUORUM, labels,
                       cJSON_IsString(avail) && !strcmp(avail->valuestring, "True"));
+    double t;
+    if (backup_time_seconds(k8s_str(st, "backup", "lastSuccess", "time", NULL), &t))
+        metrics_gauge_set(m, M_BACKUP_LAST_SUCCESS, labels, t);
+    if (backup_time_seconds(k8s_str(st, "backup", "lastFailure", "time", NULL), &t))
+        metrics_gauge_set(m, M_BACKUP_LAST_FAILURE, labels, t);
 }
 
 /* merge patch body: the new status with every owned key it lacks set to null */
 static cJSON *status_patch(cJSON *st)
 {
-    static const char *const owned[] = {"leader", "clusterID"};
+    static const char *const owned[] = {"leader", "clusterID", "backup", "restore"};
     cJSON *patch = cJSON_CreateObject();
     for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
         if (!cJSON_GetObjectItemCaseSensitive(st, owned[i]))
@@ -223,6 +265,8 @@ int op_write_status(struct op *op, const struct ec_spec *s, const struct op_obse
         k8s_event(op->k8s, o->cluster, "Warning", "QuorumLost",
                   cJSON_GetObjectItem(old_condition(st, "Degraded"), "message")->valuestring,
                   OP_COMPONENT);
+    op_backup_events(op, o, cJSON_GetObjectItemCaseSensitive(old, "backup"), o->backup);
+    op_restore_events(op, o, cJSON_GetObjectItemCaseSensitive(old, "restore"), o->restore);
     cJSON *patch = status_patch(st);
     int rc = k8s_patch_status(op->k8s, &K8S_ETCDCLUSTERS, s->ns, s->name, patch, NULL);
     if (rc)

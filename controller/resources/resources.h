@@ -4,11 +4,13 @@
  * ec_spec_parse reads an EtcdCluster object (cetcd.io/v1alpha1) into a struct with defaults
  * applied and validates what the CRD schema cannot (e.g. a quantity's syntax). The builders
  * turn a spec into the JSON of the headless and client Services, the StatefulSet, the
- * PodDisruptionBudget and the membership ConfigMap. They are pure: same spec, same JSON, no
+ * PodDisruptionBudget, the membership ConfigMap and, with spec.backup, the backup CronJob, its
+ * on-demand Jobs and the backup claim (backup.c). They are pure: same spec, same JSON, no
  * I/O; keys appear in a fixed order so that tests compare whole objects and the reconciler
  * can tell "nothing to change" by comparing the fields it owns. Names and labels follow the
  * operator design (docs/operator.md): Services C (client) and C-peer (headless), StatefulSet C,
- * PDB C, ConfigMap C-members, pods C-<i>, PVCs data-C-<i>.
+ * PDB C, ConfigMap C-members, pods C-<i>, PVCs data-C-<i>; CronJob C-backup and its Jobs, PVC
+ * C-backup (created by the operator unless spec.backup.storage.existingClaim names another).
  */
 #ifndef CETCD_RESOURCES_H
 #define CETCD_RESOURCES_H
@@ -31,6 +33,23 @@ struct ec_options {
     char **extra_args;               /* NULL-terminated, or NULL */
 };
 
+/* spec.backup: scheduled snapshots (docs/operator.md, "Backups"). */
+struct ec_backup {
+    bool enabled;             /* spec.backup is set */
+    char *schedule;           /* cron expression, UTC (ec_cron_check) */
+    int retention;            /* snapshot files kept, >= 1, default 7 */
+    bool suspend;
+    char *existing_claim;     /* storage.existingClaim, or NULL: the operator makes C-backup */
+    char *storage_size;       /* storage.size (with existing_claim NULL) */
+    char *storage_class;      /* storage.storageClassName, NULL = the cluster's default */
+};
+
+/* spec.restore: the new cluster starts from a snapshot file (claim_name NULL = not set). */
+struct ec_restore {
+    char *claim_name;         /* PVC holding the file, mounted read-only at /restore */
+    char *file;               /* path of the file inside that claim (relative, no "..") */
+};
+
 struct ec_spec {
     char *name, *ns, *uid;    /* metadata */
     long long generation;
@@ -44,6 +63,8 @@ struct ec_spec {
     cJSON *pod_template;      /* spec.podTemplate copy, or NULL */
     struct ec_options options;
     bool paused;
+    struct ec_backup backup;
+    struct ec_restore restore;
 };
 
 /* obj: a whole EtcdCluster. CE_INVAL with a message in err naming the field. */
@@ -72,6 +93,37 @@ cJSON *ec_build_statefulset(const struct ec_spec *s, int replicas);
 cJSON *ec_build_pdb(const struct ec_spec *s);
 /* data: object of key -> entry text (common/bootstrap.h); copied */
 cJSON *ec_build_configmap(const struct ec_spec *s, const cJSON *data);
+
+/* ---- backups and restores (backup.c) ---- */
+#define EC_BACKUP_NOW_ANNOTATION "cetcd.io/backup-now"
+#define EC_RESTORE_MOUNT "/restore"
+/* metadata.name limit with spec.backup: "<name>-backup" must fit a CronJob name (52). */
+#define EC_BACKUP_NAME_MAX 45
+
+/* "C-backup": the CronJob, and the PVC the operator makes. */
+const char *ec_backup_name(const struct ec_spec *s, char *buf, size_t n);
+/* The claim the backups go to: storage.existingClaim, else "C-backup". */
+const char *ec_backup_claim(const struct ec_spec *s, char *buf, size_t n);
+/* The Job an on-demand request (annotation cetcd.io/backup-now: token) makes:
+ * "C-backup-now-<6 hex digits of the token's FNV-1a hash>" (at most 63 characters). */
+const char *ec_backup_job_name(const struct ec_spec *s, const char *token, char *buf, size_t n);
+/* "/restore/<file>": what the members' bootstrap entries name as restore-from. */
+const char *ec_restore_path(const struct ec_spec *s, char *buf, size_t n);
+
+/* A Kubernetes CronJob schedule: five fields (minute hour day-of-month month day-of-week:
+ * numbers, names jan..dec / sun..sat, '*', '?', ranges a-b, steps x/n, lists) or one of
+ * @yearly @annually @monthly @weekly @daily @midnight @hourly. false with the reason in err. */
+bool ec_cron_check(const char *expr, char *err, size_t errsz);
+
+/* CronJob C-backup (owned by the EtcdCluster): `cetcdctl snapshot save --dir /backup ...` on
+ * the cluster's image with the backup claim at /backup. */
+cJSON *ec_build_backup_cronjob(const struct ec_spec *s);
+/* The Job of request `token`: the CronJob's job template, named ec_backup_job_name, annotated
+ * with the token, owned (controller) by the CronJob whose uid is given, as `kubectl create job
+ * --from=cronjob/C-backup` makes one. */
+cJSON *ec_build_backup_job(const struct ec_spec *s, const char *token, const char *cronjob_uid);
+/* PVC C-backup: NO owner reference (backups outlive the cluster). */
+cJSON *ec_build_backup_pvc(const struct ec_spec *s);
 
 /* The labels every owned object carries (new object). */
 cJSON *ec_labels(const struct ec_spec *s);

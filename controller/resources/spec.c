@@ -23,7 +23,15 @@
  *                       snapshotCount >= 1, extraArgs strings "--flag[=value]" that do not
  *                       set a flag the operator sets itself
  *   spec.paused         bool
- * Unknown fields inside spec.resources, spec.podTemplate and spec.options are refused (a typo
+ *   spec.backup         schedule: a CronJob schedule (ec_cron_check), required; retention:
+ *                       1..10000, default 7; suspend: bool; storage: exactly one of
+ *                       existingClaim (a PVC name) and size (a positive quantity, with an
+ *                       optional storageClassName); metadata.name at most EC_BACKUP_NAME_MAX
+ *                       characters (the CronJob C-backup's name must fit 52)
+ *   spec.restore        claimName: a PVC name; file: a relative path inside it (parts of
+ *                       letters, digits, '.', '_', '-'; no "." or ".." part), both required
+ * Unknown fields inside spec.resources, spec.podTemplate, spec.options, spec.backup and
+ * spec.restore are refused (a typo
  * would otherwise be silently ignored); unknown top-level spec fields are ignored, as the API
  * server prunes them anyway. On any refusal *out is left cleared.
  */
@@ -50,6 +58,10 @@
 #define MAX_ELECTION_MS 50000
 #define MAX_QUOTA_BYTES (1LL << 43)
 #define MAX_SAFE_INT (1LL << 53)
+#define DEFAULT_RETENTION 7
+#define MAX_RETENTION 10000
+#define SUBDOMAIN_MAX 253
+#define RESTORE_FILE_MAX 1024
 
 struct ctx {
     char *err;
@@ -606,6 +618,157 @@ static int parse_options(struct ctx *c, const cJSON *opt, struct ec_options *o)
     return parse_extra_args(c, get(opt, "extraArgs"), o);
 }
 
+/* ---- spec.backup, spec.restore ---- */
+
+/* A DNS-1123 subdomain (the name of a PVC): labels of [a-z0-9-] joined by '.', each starting
+ * and ending with a letter or digit, at most 253 characters in all. */
+static bool dns_subdomain(const char *s)
+{
+    size_t n = strlen(s);
+    const char *p = s;
+
+    if (n == 0 || n > SUBDOMAIN_MAX)
+        return false;
+    while (*p) {
+        size_t k = strcspn(p, ".");
+        char label[SUBDOMAIN_MAX + 1];
+        snprintf(label, sizeof(label), "%.*s", (int)k, p);
+        if (!dns_label(label, SUBDOMAIN_MAX, false))
+            return false;
+        p += k;
+        if (*p == '.' && !*++p)
+            return false;
+    }
+    return true;
+}
+
+/* Every key of obj is one of keys[] (NULL-terminated); else the refusal names the first other. */
+static int check_keys(struct ctx *c, const cJSON *obj, const char *path,
+                      const char *const *keys, const char *hint)
+{
+    const cJSON *e;
+
+    cJSON_ArrayForEach(e, obj) {
+        const char *const *k = keys;
+        while (*k && strcmp(*k, e->string) != 0)
+            k++;
+        if (!*k)
+            return fail(c, "%s.%.40s: unknown field (%s)", path, e->string, hint);
+    }
+    return 0;
+}
+
+static int parse_backup_storage(struct ctx *c, const cJSON *st, struct ec_backup *b)
+{
+    static const char *const keys[] = {"existingClaim", "size", "storageClassName", NULL};
+    int rc;
+
+    if (absent(st))
+        return fail(c, "spec.backup.storage: missing (existingClaim, or size for a claim the "
+                    "operator makes)");
+    if (!cJSON_IsObject(st))
+        return fail(c, "spec.backup.storage: must be an object");
+    if ((rc = check_keys(c, st, "spec.backup.storage", keys,
+                         "existingClaim, size, storageClassName")) ||
+        (rc = read_string(c, get(st, "existingClaim"), "spec.backup.storage.existingClaim", true,
+                          &b->existing_claim)) ||
+        (rc = read_string(c, get(st, "storageClassName"),
+                          "spec.backup.storage.storageClassName", false, &b->storage_class)))
+        return rc;
+    if (!absent(get(st, "size")) &&
+        (rc = read_quantity(c, get(st, "size"), "spec.backup.storage.size", true,
+                            &b->storage_size)))
+        return rc;
+    if (!b->existing_claim == !b->storage_size)
+        return fail(c, "spec.backup.storage: set exactly one of existingClaim (a claim you made) "
+                    "and size (the operator makes the claim <name>-backup)");
+    if (b->existing_claim && !dns_subdomain(b->existing_claim))
+        return fail(c, "spec.backup.storage.existingClaim: \"%s\" is not a valid claim name",
+                    b->existing_claim);
+    if (b->existing_claim && b->storage_class)
+        return fail(c, "spec.backup.storage: storageClassName goes with size (a claim the "
+                    "operator makes), not with existingClaim");
+    return 0;
+}
+
+static int parse_backup(struct ctx *c, const cJSON *bk, const char *name, struct ec_backup *b)
+{
+    static const char *const keys[] = {"schedule", "retention", "suspend", "storage", NULL};
+    long long retention = DEFAULT_RETENTION;
+    char why[160];
+    int rc;
+
+    if (absent(bk))
+        return 0;
+    if (!cJSON_IsObject(bk))
+        return fail(c, "spec.backup: must be an object");
+    if ((rc = check_keys(c, bk, "spec.backup", keys, "schedule, retention, suspend, storage")))
+        return rc;
+    b->enabled = true;
+    if (strlen(name) > EC_BACKUP_NAME_MAX)
+        return fail(c, "metadata.name: \"%s\" is longer than %d characters, too long for "
+                    "spec.backup (the CronJob %s-backup must fit Kubernetes' 52)", name,
+                    EC_BACKUP_NAME_MAX, name);
+    if ((rc = read_string(c, get(bk, "schedule"), "spec.backup.schedule", true, &b->schedule)))
+        return rc;
+    if (!b->schedule)
+        return fail(c, "spec.backup.schedule: missing (a cron schedule such as \"0 3 * * *\")");
+    if (!ec_cron_check(b->schedule, why, sizeof(why)))
+        return fail(c, "spec.backup.schedule: \"%s\": %s", b->schedule, why);
+    if ((rc = read_int(c, get(bk, "retention"), "spec.backup.retention", 1, MAX_RETENTION,
+                       &retention)) ||
+        (rc = read_bool(c, get(bk, "suspend"), "spec.backup.suspend", &b->suspend)))
+        return rc;
+    b->retention = (int)retention;
+    return parse_backup_storage(c, get(bk, "storage"), b);
+}
+
+/* A relative path of parts made of letters, digits, '.', '_' and '-', none "." or "..". */
+static bool restore_file_ok(const char *f)
+{
+    size_t n = strlen(f);
+    const char *p = f;
+
+    if (n == 0 || n > RESTORE_FILE_MAX || f[0] == '/')
+        return false;
+    while (*p) {
+        size_t k = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+        if (k == 0 || (k == 1 && p[0] == '.') || (k == 2 && p[0] == '.' && p[1] == '.'))
+            return false;
+        p += k;
+        if (*p && (*p != '/' || !p[1]))
+            return false;
+        p += *p == '/';
+    }
+    return true;
+}
+
+static int parse_restore(struct ctx *c, const cJSON *rs, struct ec_restore *r)
+{
+    static const char *const keys[] = {"claimName", "file", NULL};
+    int rc;
+
+    if (absent(rs))
+        return 0;
+    if (!cJSON_IsObject(rs))
+        return fail(c, "spec.restore: must be an object");
+    if ((rc = check_keys(c, rs, "spec.restore", keys, "claimName, file")) ||
+        (rc = read_string(c, get(rs, "claimName"), "spec.restore.claimName", true,
+                          &r->claim_name)) ||
+        (rc = read_string(c, get(rs, "file"), "spec.restore.file", true, &r->file)))
+        return rc;
+    if (!r->claim_name || !r->file)
+        return fail(c, "spec.restore: claimName and file are both required");
+    if (!dns_subdomain(r->claim_name))
+        return fail(c, "spec.restore.claimName: \"%s\" is not a valid claim name",
+                    r->claim_name);
+    if (!restore_file_ok(r->file))
+        return fail(c, "spec.restore.file: \"%s\" must be a path inside the claim: parts of "
+                    "letters, digits, '.', '_' and '-' separated by '/', no \".\" or \"..\"",
+                    r->file);
+    return 0;
+}
+
 /* ---- whole object ---- */
 
 static int parse_spec(struct ctx *c, const cJSON *spec, struct ec_spec *out)
@@ -619,7 +782,9 @@ static int parse_spec(struct ctx *c, const cJSON *spec, struct ec_spec *out)
         (rc = parse_storage(c, get(spec, "storage"), out)) ||
         (rc = parse_resources(c, get(spec, "resources"), out)) ||
         (rc = parse_pod_template(c, get(spec, "podTemplate"), out)) ||
-        (rc = parse_options(c, get(spec, "options"), &out->options)))
+        (rc = parse_options(c, get(spec, "options"), &out->options)) ||
+        (rc = parse_backup(c, get(spec, "backup"), out->name, &out->backup)) ||
+        (rc = parse_restore(c, get(spec, "restore"), &out->restore)))
         return rc;
     return read_bool(c, get(spec, "paused"), "spec.paused", &out->paused);
 }
@@ -661,5 +826,11 @@ void ec_spec_clear(struct ec_spec *s)
     for (char **a = s->options.extra_args; a && *a; a++)
         free(*a);
     free(s->options.extra_args);
+    free(s->backup.schedule);
+    free(s->backup.existing_claim);
+    free(s->backup.storage_size);
+    free(s->backup.storage_class);
+    free(s->restore.claim_name);
+    free(s->restore.file);
     memset(s, 0, sizeof(*s));
 }

@@ -680,6 +680,12 @@ static const struct fam_def operator_fams[] = {
     {METRIC_GAUGE, M_CLUSTER_QUORUM, "1 if the cluster has quorum (healthy voters > voters/2), else 0"},
     {METRIC_COUNTER, M_MEMBERSHIP_CHANGES,
      "Total number of membership changes made by the operator, by action"},
+    {METRIC_GAUGE, M_BACKUP_LAST_SUCCESS,
+     "Time of the cluster's newest successful backup (status.backup.lastSuccess), seconds since "
+     "the epoch"},
+    {METRIC_GAUGE, M_BACKUP_LAST_FAILURE,
+     "Time of the cluster's newest failed backup (status.backup.lastFailure), seconds since the "
+     "epoch"},
     {METRIC_GAUGE, M_PROCESS_START, "Start time of the process since unix epoch in seconds."},
     {METRIC_GAUGE, M_PROCESS_RSS, "Resident memory size in bytes."},
 };

@@ -92,6 +92,8 @@ int metrics_labels(char *buf, size_t size, ...) __attribute__((sentinel));
  *   cetcd_operator_cluster_ready_members{namespace,cluster}          gauge
  *   cetcd_operator_cluster_quorum{namespace,cluster}                 gauge (1/0)
  *   cetcd_operator_membership_changes_total{namespace,cluster,action} counter
+ *   cetcd_operator_backup_last_success_timestamp_seconds{namespace,cluster}   gauge
+ *   cetcd_operator_backup_last_failure_timestamp_seconds{namespace,cluster}   gauge
  *   process_start_time_seconds                                       gauge (set here, from
  *                                                                    /proc/self/stat)
  *   process_resident_memory_bytes                                    gauge (sampled at each
@@ -112,6 +114,8 @@ int metrics_register_operator(metrics *m);
 #define M_CLUSTER_READY "cetcd_operator_cluster_ready_members"
 #define M_CLUSTER_QUORUM "cetcd_operator_cluster_quorum"
 #define M_MEMBERSHIP_CHANGES "cetcd_operator_membership_changes_total"
+#define M_BACKUP_LAST_SUCCESS "cetcd_operator_backup_last_success_timestamp_seconds"
+#define M_BACKUP_LAST_FAILURE "cetcd_operator_backup_last_failure_timestamp_seconds"
 #define M_PROCESS_START "process_start_time_seconds"
 #define M_PROCESS_RSS "process_resident_memory_bytes"
 

@@ -54,10 +54,36 @@ Subcommands (global options first: --kubeconfig FILE --ns NS --cluster C --ctl C
                       polls until the operator Deployment's pods are exactly spec.replicas, all
                       Ready, none terminating, each with env CETCD_OPERATOR_FAILPOINT = FAILPOINT
                       ("-" = unset).
+  derive-restore FILE NAME CLAIM SNAPSHOT
+                      prints the EtcdCluster of FILE renamed to NAME, size 3, with spec.restore
+                      {claimName: CLAIM, file: SNAPSHOT}.
+  cronjob-ok          checks the CronJob C-backup against the EtcdCluster's spec.backup: schedule,
+                      suspend, concurrencyPolicy Forbid, the cluster's image, the command
+                      `cetcdctl --endpoints=http://C.NS.svc:2379 snapshot save --dir /backup
+                      --prefix C --retention N --result-file /dev/termination-log`, the backup
+                      claim at /backup, labels instance/component, owned by the EtcdCluster.
+  backup-job TOKEN SECONDS
+                      polls until a Job annotated cetcd.io/backup-now=TOKEN exists; prints its
+                      name.
+  wait-backup JOB ok|failed SECONDS
+                      polls until status.backup.lastSuccess (ok: with file, revision, size,
+                      sha256) or lastFailure (failed: with a message) is JOB's and the condition
+                      BackupSucceeded is True/BackupCompleted or False/BackupFailed; prints
+                      status.backup.
+  verify-backups DIR [--expect N]
+                      checks every file of DIR (the backup claim's directory on the host): named
+                      C-<YYYYMMDDTHHMMSSZ>-r<revision>.db, whole 4096-byte pages plus a trailing
+                      SHA-256 of the rest that matches, no .part left; N files if given; and
+                      status.backup.lastSuccess names the newest one with its size, sha256 and
+                      revision. Prints one "name size revision" line per file, oldest first.
+  wait-restored FILE SECONDS
+                      polls until status.restore is {phase Restored, file FILE, a revision, a
+                      clusterID equal to status.clusterID}; prints it.
 Invariants: every external call (API request, cetcdctl) is bounded (10 s / 5 s); every wait
 has a deadline and says on timeout what it waited for; nothing here writes to the cluster.
 """
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -394,7 +420,9 @@ def snapshot(cl):
                ("service", "/api/v1/namespaces/%s/services/%s", c),
                ("service", "/api/v1/namespaces/%s/services/%s", c + "-peer"),
                ("configmap", "/api/v1/namespaces/%s/configmaps/%s", c + "-members"),
-               ("pdb", "/apis/policy/v1/namespaces/%s/poddisruptionbudgets/%s", c)]
+               ("pdb", "/apis/policy/v1/namespaces/%s/poddisruptionbudgets/%s", c),
+               ("cronjob", "/apis/batch/v1/namespaces/%s/cronjobs/%s", c + "-backup"),
+               ("pvc", "/api/v1/namespaces/%s/persistentvolumeclaims/%s", c + "-backup")]
     for kind, path, name in singles:
         o = api.get(path % (ns, name))
         if o:
@@ -544,7 +572,7 @@ def size_messages(paths):
         if isinstance(node, dict):
             for v in node.get("x-kubernetes-validations") or []:
                 rule, msg = v.get("rule", ""), v.get("message") or v.get("messageExpression")
-                if msg and (path.endswith(".size") or "size" in rule):
+                if msg and (path == ".spec.size" or (path == ".spec" and "self.size" in rule)):
                     out.append(msg)
             for k, v in (node.get("properties") or {}).items():
                 walk(v, path + "." + k)
@@ -584,6 +612,195 @@ def event_problems(api, ns, name, reason):
                                           for e in evs[-8:])
 
 
+# --- backups and restores -----------------------------------------------------------------
+
+BACKUP_ANN = "cetcd.io/backup-now"
+BACKUP_NAME = re.compile(r"^(?P<prefix>.+)-[0-9]{8}T[0-9]{6}Z-r(?P<rev>[0-9]+)\.db$")
+PAGE = 4096
+
+
+def derive_restore(path, name, claim, snap):
+    for doc in load_docs(path):
+        if doc["kind"] == "EtcdCluster":
+            md = doc.setdefault("metadata", {})
+            md["name"] = name
+            for k in ("resourceVersion", "uid", "creationTimestamp", "annotations"):
+                md.pop(k, None)
+            spec = doc.setdefault("spec", {})
+            spec["size"] = 3
+            spec.pop("backup", None)
+            spec["restore"] = {"claimName": claim, "file": snap}
+            doc.pop("status", None)
+            return yaml.safe_dump(doc, sort_keys=False)
+    raise SystemExit("no EtcdCluster in %s" % path)
+
+
+def cronjob_problems(cl):
+    ec = cl.ec()
+    if ec is None:
+        return ["no EtcdCluster"], ""
+    bk = (ec.get("spec") or {}).get("backup")
+    if not bk:
+        return ["the EtcdCluster has no spec.backup"], ""
+    c, ns = cl.name, cl.ns
+    cj = cl.api.get("/apis/batch/v1/namespaces/%s/cronjobs/%s-backup" % (ns, c))
+    if cj is None:
+        return ["no CronJob %s-backup" % c], ""
+    out, spec = [], cj.get("spec") or {}
+    want_image = (ec["spec"].get("image") or
+                  "cetcd:%s" % ec["spec"].get("version", "0.1.0"))
+    if spec.get("schedule") != bk.get("schedule"):
+        out.append("schedule %r, spec.backup.schedule %r" % (spec.get("schedule"), bk.get("schedule")))
+    if bool(spec.get("suspend")) != bool(bk.get("suspend")):
+        out.append("suspend %r" % spec.get("suspend"))
+    if spec.get("concurrencyPolicy") != "Forbid":
+        out.append("concurrencyPolicy %r" % spec.get("concurrencyPolicy"))
+    refs = [(r.get("kind"), r.get("uid"), r.get("controller"))
+            for r in cj["metadata"].get("ownerReferences") or []]
+    if ("EtcdCluster", ec["metadata"]["uid"], True) not in refs:
+        out.append("not owned by the EtcdCluster: %s" % refs)
+    labels = cj["metadata"].get("labels") or {}
+    if labels.get("app.kubernetes.io/instance") != c or \
+            labels.get("app.kubernetes.io/component") != "backup":
+        out.append("labels %s" % labels)
+    pod = (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {})
+    pspec = pod.get("spec") or {}
+    if "cls" in ((pod.get("metadata") or {}).get("labels") or {}):
+        out.append("the backup pods carry cls (the client Service would select them)")
+    ctr = (pspec.get("containers") or [{}])[0]
+    argv = (ctr.get("command") or []) + (ctr.get("args") or [])
+    want = ["cetcdctl", "--endpoints=http://%s.%s.svc:2379" % (c, ns), "snapshot", "save",
+            "--dir", "/backup", "--prefix", c, "--retention", str(bk.get("retention", 7)),
+            "--result-file", "/dev/termination-log"]
+    if argv != want:
+        out.append("command %s, want %s" % (argv, want))
+    if ctr.get("image") != want_image:
+        out.append("image %r, want %r" % (ctr.get("image"), want_image))
+    claim = ((bk.get("storage") or {}).get("existingClaim") or "%s-backup" % c)
+    vols = {v.get("name"): (v.get("persistentVolumeClaim") or {}).get("claimName")
+            for v in pspec.get("volumes") or []}
+    mounts = {m.get("mountPath"): m.get("name") for m in ctr.get("volumeMounts") or []}
+    if vols.get(mounts.get("/backup")) != claim:
+        out.append("/backup is %r, want claim %s" % (vols.get(mounts.get("/backup")), claim))
+    return out, "CronJob %s-backup: %s, %s" % (c, spec.get("schedule"), " ".join(argv))
+
+
+def backup_job(cl, token):
+    for j in cl.api.items("/apis/batch/v1/namespaces/%s/jobs" % cl.ns):
+        if ((j["metadata"].get("annotations") or {}).get(BACKUP_ANN) == token and
+                (j["metadata"].get("labels") or {}).get("app.kubernetes.io/instance") == cl.name):
+            return [], j["metadata"]["name"]
+    return ["no Job annotated %s=%s" % (BACKUP_ANN, token)], ""
+
+
+def condition(ec, typ):
+    for c in ((ec or {}).get("status") or {}).get("conditions") or []:
+        if c.get("type") == typ:
+            return c
+    return {}
+
+
+def backup_problems(cl, job, kind):
+    ec = cl.ec()
+    bk = ((ec or {}).get("status") or {}).get("backup") or {}
+    cond = condition(ec, "BackupSucceeded")
+    out = []
+    if kind == "ok":
+        rec = bk.get("lastSuccess") or {}
+        if rec.get("job") != job:
+            out.append("lastSuccess is %s's" % rec.get("job"))
+        for k in ("time", "file", "revision", "size", "sha256"):
+            if k not in rec:
+                out.append("lastSuccess has no %s" % k)
+        want = ("True", "BackupCompleted")
+    else:
+        rec = bk.get("lastFailure") or {}
+        if rec.get("job") != job:
+            out.append("lastFailure is %s's" % rec.get("job"))
+        if not rec.get("message"):
+            out.append("lastFailure has no message")
+        want = ("False", "BackupFailed")
+    if (cond.get("status"), cond.get("reason")) != want:
+        out.append("condition BackupSucceeded is %s/%s, want %s/%s" % (
+            cond.get("status"), cond.get("reason"), want[0], want[1]))
+    return out, json.dumps(bk, sort_keys=True)
+
+
+def verify_snapshot_file(path):
+    """'' if path is a whole snapshot file (pages + its own SHA-256), else why not."""
+    size = os.path.getsize(path)
+    if size < PAGE + 32 or (size - 32) % PAGE:
+        return "%d bytes is not whole %d-byte pages plus a sha256" % (size, PAGE)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        left = size - 32
+        while left:
+            b = f.read(min(left, 1 << 20))
+            if not b:
+                return "short read"
+            h.update(b)
+            left -= len(b)
+        tail = f.read(32)
+    if h.digest() != tail:
+        return "sha256 %s, trailer %s" % (h.hexdigest(), tail.hex())
+    return ""
+
+
+def verify_backups(cl, d, expect):
+    """-> (problems, lines)"""
+    out, lines, files = [], [], []
+    names = sorted(os.listdir(d)) if os.path.isdir(d) else None
+    if names is None:
+        return ["no directory %s" % d], lines
+    for n in names:
+        m = BACKUP_NAME.match(n)
+        if not m or m.group("prefix") != cl.name:
+            out.append("unexpected file %s" % n)
+            continue
+        why = verify_snapshot_file(os.path.join(d, n))
+        if why:
+            out.append("%s: %s" % (n, why))
+        size = os.path.getsize(os.path.join(d, n))
+        files.append(n)
+        lines.append("%s %d %s" % (n, size, m.group("rev")))
+    if expect is not None and len(files) != expect:
+        out.append("%d files, want %d" % (len(files), expect))
+    ec = cl.ec()
+    rec = ((((ec or {}).get("status") or {}).get("backup") or {}).get("lastSuccess") or {})
+    if files:
+        newest = files[-1]
+        p = os.path.join(d, newest)
+        if rec.get("file") != newest:
+            out.append("status.backup.lastSuccess.file %r, newest file %s" % (rec.get("file"), newest))
+        elif rec.get("size") != os.path.getsize(p) or \
+                rec.get("revision") != int(BACKUP_NAME.match(newest).group("rev")):
+            out.append("status.backup.lastSuccess %s disagrees with the file (%d bytes)" % (
+                rec, os.path.getsize(p)))
+        else:
+            with open(p, "rb") as f:
+                f.seek(-32, os.SEEK_END)
+                if f.read(32).hex() != rec.get("sha256"):
+                    out.append("status.backup.lastSuccess.sha256 is not the file's")
+    return out, lines
+
+
+def restored_problems(cl, snap):
+    ec = cl.ec()
+    st = (ec or {}).get("status") or {}
+    r = st.get("restore") or {}
+    out = []
+    if r.get("phase") != "Restored":
+        out.append("status.restore.phase %r (message %r)" % (r.get("phase"), r.get("message")))
+    if r.get("file") != snap:
+        out.append("status.restore.file %r" % r.get("file"))
+    if not isinstance(r.get("revision"), int) or r.get("revision") < 1:
+        out.append("status.restore.revision %r" % r.get("revision"))
+    if not r.get("clusterID") or r.get("clusterID") != st.get("clusterID"):
+        out.append("status.restore.clusterID %r, status.clusterID %r" % (
+            r.get("clusterID"), st.get("clusterID")))
+    return out, json.dumps(r, sort_keys=True)
+
+
 # --- main ---------------------------------------------------------------------------------
 
 def main():
@@ -597,6 +814,7 @@ def main():
     ap.add_argument("--steps", choices=["up", "down"], default="")
     ap.add_argument("--phase", default="Running")
     ap.add_argument("--rendered", default="")
+    ap.add_argument("--expect", type=int, default=None)
     a = ap.parse_intermixed_args()
     cmd, args = a.cmd, a.args
 
@@ -612,6 +830,9 @@ def main():
         return 0
     if cmd == "derive":
         sys.stdout.write(derive(args[0], args[1], int(args[2])))
+        return 0
+    if cmd == "derive-restore":
+        sys.stdout.write(derive_restore(args[0], args[1], args[2], args[3]))
         return 0
     if cmd == "crd-size-messages":
         for m in size_messages(args):
@@ -677,6 +898,34 @@ def main():
     if cmd == "snapshot":
         print(json.dumps(snapshot(cl), indent=1, sort_keys=True))
         return 0
+    if cmd == "cronjob-ok":
+        probs, detail = cronjob_problems(cl)
+        print("; ".join(probs) if probs else detail)
+        return 1 if probs else 0
+    if cmd == "backup-job":
+        deadline = time.monotonic() + int(args[1])
+        while True:
+            probs, name = backup_job(cl, args[0])
+            if not probs:
+                print(name)
+                return 0
+            if time.monotonic() >= deadline:
+                print("timeout after %ss: %s" % (args[1], probs[0]), file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+    if cmd == "wait-backup":
+        return poll(int(args[2]), "status.backup to record %s (%s)" % (args[0], args[1]),
+                    lambda: backup_problems(cl, args[0], args[1]))
+    if cmd == "verify-backups":
+        probs, lines = verify_backups(cl, args[0], a.expect)
+        for line in lines:
+            print(line)
+        for p in probs:
+            print("problem: " + p)
+        return 1 if probs else 0
+    if cmd == "wait-restored":
+        return poll(int(args[1]), "status.restore of %s to be Restored from %s" % (cl.name, args[0]),
+                    lambda: restored_problems(cl, args[0]))
     print("unknown command %s" % cmd, file=sys.stderr)
     return 2
 

@@ -13,6 +13,29 @@
 #                Leader) tell the truth
 #   keys         20 keys written and read back through the client Service (its ClusterIP, which
 #                the host reaches through kube-lite's userspace proxy)
+#   backup       the API server refuses a schedule that is not cron and a storage with both an
+#                existing claim and a size; spec.backup patched in (a schedule never due during
+#                the run, retention 2, a 64Mi claim): CronJob C-backup as specified (schedule,
+#                Forbid, image, `cetcdctl ... snapshot save --dir /backup ...`, owned), PVC
+#                C-backup Bound without owner, BackupSucceeded=Unknown; three backups, by the
+#                annotation cetcd.io/backup-now (twice, two tokens) and by `kubectl create job
+#                --from=cronjob/C-backup`, a key written between them: each Job completes,
+#                status.backup.lastSuccess records it (BackupSucceeded=True, Event
+#                BackupCompleted), the token is recorded and makes one Job only; the files in the
+#                claim (read on the host) are named C-<time>Z-r<revision>.db, carry a matching
+#                trailing sha256, and retention keeps the newest 2; lastSuccess = the newest file
+#                (size, sha256, revision)
+#   restore      spec.restore cannot be added to C (CEL); a new EtcdCluster C-rst (size 3) with
+#                spec.restore {claimName: C-backup, file: the newest backup}: its 3 members start
+#                together from the file and converge, status.restore Restored (file, revision,
+#                clusterID) and Event Restored, every key of the backup there, a new cluster ID
+#                (not C's), writes work, spec.restore cannot be changed (CEL); then deleted; a
+#                cluster restored from a copy with one byte changed stays Restoring, and
+#                status.restore.message gives its member's refusal (sha256 mismatch)
+#   backupfail   all of C's members frozen (SIGSTOP) until the client Service has no ready
+#                endpoint: a backup-now Job fails, status.backup.lastFailure records it with the
+#                CLI's error, BackupSucceeded=False/BackupFailed, Warning Event BackupFailed;
+#                after SIGCONT the cluster converges again
 #   idempotence  applying the sample again changes nothing; over E2E_IDLE_SECS (15) nothing of
 #                the cluster's (EtcdCluster, StatefulSet, Services, ConfigMap, PDB, pods, PVCs,
 #                the operator's Events) changes resourceVersion
@@ -30,7 +53,8 @@
 #   quorum       2 of 3 members frozen (SIGSTOP of their cetcd process group): Degraded with
 #                reason QuorumLost and an Event QuorumLost, no membership change; after SIGCONT
 #                the cluster converges again
-#   delete       deleting the EtcdCluster removes its StatefulSet, Services, PDB and ConfigMap
+#   delete       deleting the EtcdCluster removes its StatefulSet, Services, PDB, ConfigMap and
+#                backup CronJob; the backup claim C-backup stays
 # Cluster facts come from cetcdctl (E2E_CTL, default bin/cetcdctl) run on the host against each
 # pod's IP:2379 (the host routes to the pod bridge) and from the API (tests/e2e/e2e.py).
 #
@@ -69,7 +93,7 @@ BUDGET=${E2E_DEADLINE:-480}
 OPNS=cetcd-system
 OPDEPLOY=cetcd-operator
 KEYS_N=20
-STAGES_ALL="install schema create keys idempotence podrestart wipe scale jump quorum delete"
+STAGES_ALL="install schema create keys backup restore idempotence podrestart wipe scale jump quorum backupfail delete"
 
 usage() { sed -n '/^# Usage:/,/^# Output:/p' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -101,6 +125,7 @@ if [ -n "$ONLY" ] && [ -z "$ST" ] && [ -z "$DOWN" ]; then
       install) ;;
       schema) want="$want,install," ;;
       create) want="$want,install," ;;
+      restore | backupfail) want="$want,install,create,keys,backup," ;;
       *) want="$want,install,create,keys," ;;
     esac
   done
@@ -303,11 +328,12 @@ member_replaced() {
   [ -n "$id" ] && [ "$id" != "$2" ] && [[ $id =~ ^[0-9a-f]+$ ]]
 }
 
-# owned_gone CLUSTER: its StatefulSet, Services, PDB and ConfigMap (and pods) are gone
+# owned_gone CLUSTER: its StatefulSet, Services, PDB, ConfigMap, backup CronJob (and pods) are
+# gone
 owned_gone() {
   local cl=$1 left
-  left=$(k get "sts/$cl" "svc/$cl" "svc/$cl-peer" "pdb/$cl" "cm/$cl-members" --ignore-not-found \
-    -o name 2>&1)
+  left=$(k get "sts/$cl" "svc/$cl" "svc/$cl-peer" "pdb/$cl" "cm/$cl-members" "cronjob/$cl-backup" \
+    --ignore-not-found -o name 2>&1)
   left="$left$(k get pods -o name 2>/dev/null | grep -E "^pod/$cl-[0-9]+$")"
   [ -z "$left" ] && return 0
   echo "still there: $(echo $left)"
@@ -321,6 +347,28 @@ cetcd_pid() {
     [ -f "$f" ] && { cut -d' ' -f1 "$f"; return 0; }
   done
   return 1
+}
+
+# freeze POD...: SIGSTOP the cetcd process group of each pod (recorded in stopped.pids, which the
+# EXIT trap and thaw_all continue)
+freeze() {
+  local p pid
+  for p in "$@"; do
+    pid=$(cetcd_pid "$p") || { echo "no pid of $p's cetcd in $KLD/pods/$NS/$p"; return 1; }
+    echo "$pid" >>"$ST/stopped.pids"
+    kill -STOP -- "-$pid" || return 1
+  done
+}
+thaw_all() { thaw "$ST"; }
+
+# refused OBJECT PATCH TEXT: a merge patch of OBJECT is refused with a message containing TEXT
+refused() {
+  local out
+  if out=$(k patch "$1" --type=merge -p "$2" 2>&1); then
+    echo "accepted: $out"
+    return 1
+  fi
+  [[ $out == *"$3"* ]] || { echo "refused, but without \"$3\": $out"; return 1; }
 }
 
 # --- stages -----------------------------------------------------------------------------------
@@ -416,6 +464,177 @@ stage_keys() {
     touch "$ST/keys.written"
   fi
   check "read them back through the client Service" keys_via_service
+}
+
+# Backups: a schedule never due during a run (February 30th), so that only the backups the
+# stage asks for run and the idle check sees none
+BACKUP_SPEC='{"spec":{"backup":{"schedule":"0 0 30 2 *","retention":2,"storage":{"size":"64Mi"}}}}'
+bk_dir() { echo "$KLD/pvs/$NS/$C-backup"; }
+backup_pvc_ok() {
+  local got
+  got=$(jp "pvc/$C-backup" '{.status.phase}|{.metadata.ownerReferences}')
+  echo "pvc/$C-backup: $got"
+  [ "$got" = "Bound|" ]
+}
+put_key() { run_bounded 10 "$CTL" --endpoints="$(svc_ep)" --command-timeout=4s put "$1" "$2" >/dev/null; }
+one_job_for() {
+  local n
+  n=$(k get jobs -o 'jsonpath={range .items[*]}{.metadata.annotations.cetcd\.io/backup-now}{"\n"}{end}' |
+    grep -cx "$1")
+  [ "$n" = 1 ] || { echo "$n Jobs for token $1"; return 1; }
+}
+handled_is() { [ "$(jp "ec/$C" '{.status.backup.handledRequest}')" = "$1" ]; }
+
+# run_backup annotation TOKEN | run_backup job NAME: one backup, asked for by the annotation
+# cetcd.io/backup-now or by `kubectl create job --from`; checks that its Job completes and that
+# status.backup records it; 1 when it did not
+run_backup() {
+  local how=$1 arg=$2 job
+  if [ "$how" = annotation ]; then
+    check "kubectl annotate ec/$C cetcd.io/backup-now=$arg" \
+      k annotate ec "$C" "cetcd.io/backup-now=$arg" --overwrite || return 1
+    job=$(ez backup-job "$arg" 30) || { t_fail "a Job for token $arg" "$job"; return 1; }
+  else
+    job=$arg
+    check "kubectl create job --from=cronjob/$C-backup $job" \
+      k create job "--from=cronjob/$C-backup" "$job" || return 1
+  fi
+  waitc "Job $job completes" k wait --for=condition=complete "job/$job" --timeout=90s || return 1
+  waitc "status.backup.lastSuccess is $job's; BackupSucceeded=True" ez wait-backup "$job" ok 30 ||
+    return 1
+  if [ "$how" = annotation ]; then
+    check "status.backup.handledRequest = $arg, one Job for it" \
+      sh -c '[ "$1" = "$2" ] || { echo "handledRequest $1"; exit 1; }' _ \
+      "$(jp "ec/$C" '{.status.backup.handledRequest}')" "$arg"
+    check "one Job only for token $arg" one_job_for "$arg"
+  fi
+}
+
+stage_backup() {
+  waitc "precondition: converged at 3" converged 3 60 || return 0
+  check "the API server refuses a schedule that is not cron" refused "ec/$C" \
+    '{"spec":{"backup":{"schedule":"every night","storage":{"size":"64Mi"}}}}' "schedule must be a cron schedule"
+  check "... and storage with both existingClaim and size" refused "ec/$C" \
+    '{"spec":{"backup":{"schedule":"@daily","storage":{"size":"64Mi","existingClaim":"x"}}}}' "set exactly one of existingClaim"
+  check "kubectl patch ec/$C spec.backup (retention 2, a 64Mi claim)" \
+    k patch ec "$C" --type=merge -p "$BACKUP_SPEC" || return 1
+  waitc "CronJob $C-backup as spec.backup says (schedule, Forbid, image, command, claim, owner)" \
+    wait_for 30 "CronJob $C-backup" ez cronjob-ok || return 1
+  waitc "PVC $C-backup is Bound and has no owner reference (it outlives the cluster)" \
+    wait_for 30 "PVC $C-backup" backup_pvc_ok
+  waitc "condition BackupSucceeded=Unknown (NoBackupYet)" ez wait-condition BackupSucceeded Unknown NoBackupYet 30
+  run_backup annotation e2e-1 || return 1
+  check "an Event BackupCompleted about $C" ez wait-event BackupCompleted 10
+  check "the backup file is verified: name, whole pages, trailing sha256; status agrees" \
+    ez verify-backups "$(bk_dir)" --expect 1
+  check "write e2e-backup/1" put_key e2e-backup/1 one
+  run_backup job "$C-bk-e2e-2" || return 1
+  check "write e2e-backup/2" put_key e2e-backup/2 two
+  run_backup annotation e2e-3 || return 1
+  if check "retention 2: the newest 2 files are left, verified; status.backup.lastSuccess is the newest (size, sha256, revision)" \
+    ez verify-backups "$(bk_dir)" --expect 2; then
+    ez verify-backups "$(bk_dir)" --expect 2 | tail -1 | cut -d' ' -f1,3 >"$ST/backup.file"
+  fi
+  check "the annotation, already handled, makes no other Job" one_job_for e2e-3
+}
+
+# restored_keys ENDPOINT: the 20 keys and e2e-backup/1, 2 (written before the last backup)
+restored_keys() {
+  local out
+  keys_ok "$1" || return 1
+  out=$(run_bounded 10 "$CTL" --endpoints="$1" --command-timeout=4s get e2e-backup/ --prefix 2>&1)
+  [ "$out" = "$(printf 'e2e-backup/1\none\ne2e-backup/2\ntwo')" ] || { echo "e2e-backup/: $out"; return 1; }
+}
+
+stage_restore() {
+  local r=$C-rst file rev ip id0 id1
+  if ! read -r file rev <"$ST/backup.file" 2>/dev/null; then
+    t_fail "a verified backup from stage backup ($ST/backup.file)"
+    return 0
+  fi
+  check "the API server refuses spec.restore on the existing cluster $C" refused "ec/$C" \
+    "{\"spec\":{\"restore\":{\"claimName\":\"$C-backup\",\"file\":\"$file\"}}}" \
+    "spec.restore can only be set when the EtcdCluster is created"
+  k delete pvc "data-$r-0" "data-$r-1" "data-$r-2" --ignore-not-found --wait=false >/dev/null 2>&1
+  ez derive-restore "$SAMPLE" "$r" "$C-backup" "$file" >"$ST/restore.yaml"
+  check "kubectl apply $r: size 3, spec.restore {claimName: $C-backup, file: $file}" \
+    k apply -f "$ST/restore.yaml" || return 0
+  waitc "$r: the 3 members start together from the snapshot and converge" \
+    ez --cluster "$r" wait-converged 3 150 || return 0
+  waitc "$r: status.restore Restored (file, revision, clusterID: the members' data compared)" \
+    ez --cluster "$r" wait-restored "$file" 60
+  waitc "$r: status Running, 3 members" ez --cluster "$r" wait-status 3 30
+  check "$r: an Event Restored" ez --cluster "$r" wait-event Restored 10
+  check "$r: restored at the backup's revision $rev" test "$(jp "ec/$r" '{.status.restore.revision}')" = "$rev"
+  ip=$(pod_ip "$r-0")
+  check "$r: every key of the backup, on its own (--consistency=s at $r-0)" restored_keys "http://$ip:2379"
+  id0=$(jp "ec/$C" '{.status.clusterID}')
+  id1=$(jp "ec/$r" '{.status.clusterID}')
+  check "$r has a new cluster ID ($id1, $C's is $id0)" test -n "$id0" -a -n "$id1" -a "$id0" != "$id1"
+  check "$r takes writes" run_bounded 10 "$CTL" --endpoints="http://$ip:2379" --command-timeout=4s put e2e-restored yes
+  check "the API server refuses a change of spec.restore" refused "ec/$r" \
+    '{"spec":{"restore":{"file":"other.db"}}}' "spec.restore cannot be changed"
+  check "kubectl delete ec/$r" k delete ec "$r" --timeout=60s
+  waitc "its objects are gone" wait_for 60 "the objects of $r to be deleted" owned_gone "$r"
+  k delete pvc "data-$r-0" "data-$r-1" "data-$r-2" --ignore-not-found --wait=false >/dev/null 2>&1
+  restore_refused_file "$file"
+}
+
+# restore_refused_file FILE: a copy of FILE with one byte changed, in the backup claim; a cluster
+# restored from it does not start, and status.restore says why (the member's termination message)
+restore_refused_file() {
+  local r=$C-bad bad=e2e-flipped.db
+  if ! "$PY" -c 'import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+d[5000] ^= 0xff
+open(sys.argv[2], "wb").write(d)' "$(bk_dir)/$1" "$(bk_dir)/$bad"; then
+    t_fail "a corrupted copy of $1 in the backup claim"
+    return 0
+  fi
+  k delete pvc "data-$r-0" --ignore-not-found --wait=false >/dev/null 2>&1
+  ez derive-restore "$SAMPLE" "$r" "$C-backup" "$bad" | sed 's/^  size: 3$/  size: 1/' >"$ST/restore-bad.yaml"
+  if check "kubectl apply $r: size 1, spec.restore from a file with one byte changed" \
+    k apply -f "$ST/restore-bad.yaml"; then
+    waitc "$r stays Restoring; status.restore.message: the member refuses the file (sha256 mismatch)" \
+      wait_for 40 "status.restore.message of $r" restore_message_has "$r" "sha256 checksum mismatch"
+    k delete ec "$r" --wait=false >/dev/null 2>&1
+  fi
+  rm -f "$(bk_dir)/$bad"
+}
+restore_message_has() {
+  local got
+  got=$(jp "ec/$1" '{.status.phase}|{.status.restore.phase}|{.status.restore.message}')
+  echo "$1: $got"
+  [[ $got == "Restoring|Restoring|"*"$2"* ]]
+}
+
+no_endpoints() {
+  local a
+  a=$(jp "endpoints/$C" '{.subsets[*].addresses[*].ip}')
+  echo "ready addresses of $C: ${a:-none}"
+  [ -z "$a" ]
+}
+
+stage_backupfail() {
+  local job
+  [ -n "$(jp "ec/$C" '{.spec.backup.schedule}')" ] || { t_fail "spec.backup of $C (stage backup)"; return 0; }
+  waitc "precondition: converged at 3" converged 3 60 || return 0
+  check "froze the cetcd processes of $C-0, $C-1 and $C-2 (SIGSTOP)" freeze "$C-0" "$C-1" "$C-2" || { thaw_all; return 0; }
+  waitc "the client Service $C has no ready endpoint (readiness fails)" \
+    wait_for 40 "no ready endpoint" no_endpoints
+  if check "kubectl annotate ec/$C cetcd.io/backup-now=e2e-down" \
+    k annotate ec "$C" cetcd.io/backup-now=e2e-down --overwrite &&
+    job=$(ez backup-job e2e-down 30); then
+    waitc "Job $job fails: the cluster does not answer" k wait --for=condition=failed "job/$job" --timeout=120s
+    waitc "status.backup.lastFailure is $job's with the CLI's error; BackupSucceeded=False/BackupFailed" \
+      ez wait-backup "$job" failed 30
+    waitc "a Warning Event BackupFailed about $C" ez wait-event BackupFailed 30
+  else
+    t_fail "a Job for token e2e-down" "$job"
+  fi
+  thaw_all
+  waitc "after SIGCONT: converged at 3 again" ez wait-converged 3 120
+  check "keys readable" keys_via_service
 }
 
 stage_idempotence() {
@@ -556,9 +775,15 @@ stage_quorum() {
 }
 
 stage_delete() {
+  local bk
+  bk=$(k get pvc "$C-backup" -o name --ignore-not-found 2>/dev/null)
   check "kubectl delete ec/$C" k delete ec "$C" --timeout=60s
-  waitc "its StatefulSet, Services, PDB, ConfigMap and pods are gone (owner references)" \
+  waitc "its StatefulSet, Services, PDB, ConfigMap, backup CronJob and pods are gone (owner references)" \
     wait_for 60 "the objects of $C to be deleted" owned_gone "$C"
+  if [ -n "$bk" ]; then
+    check "the backup claim $C-backup stays (backups outlive the cluster)" \
+      test -n "$(k get pvc "$C-backup" -o name --ignore-not-found 2>/dev/null)"
+  fi
 }
 
 # --- run --------------------------------------------------------------------------------------

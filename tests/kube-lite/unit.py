@@ -338,6 +338,14 @@ def test_cel_rules():
     eq("CRD accepted: root rules may read metadata.name, apiVersion, kind", [],
        crd_problems(None, {"type": "object", "x-kubernetes-validations": [
            {"rule": "self.metadata.name.size() < 20 && self.kind == 'X' && has(self.apiVersion)"}]}))
+    eq("CRD accepted: root rules read metadata.name even when the schema declares metadata (as "
+       "an object without properties, like most CRDs do); other metadata fields stay hidden", [
+        "spec.validation.openAPIV3Schema.x-kubernetes-validations[1].rule: Invalid value: "
+        '"has(self.metadata.uid)": compilation failed: undefined field \'uid\''],
+       crd_problems(None, {"type": "object", "properties": {"metadata": {"type": "object"}},
+                           "x-kubernetes-validations": [
+                               {"rule": "size(self.metadata.name) <= 45"},
+                               {"rule": "has(self.metadata.uid)"}]}))
     tree, _ = schema.compile_validations({"type": "object", "x-kubernetes-validations": [
         {"rule": "self.metadata.name.startsWith('c')", "message": "name must start with c"}]})
     eq("root rule: field <nil>, metadata restricted to name", ['<nil>: Invalid value: "object": name must start with c'],

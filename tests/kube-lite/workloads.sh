@@ -21,8 +21,10 @@
 # following its ConfigMap (running pod and restarted container), a deleted pod getting its PVC
 # back, pvc-protection and a new PVC (new uid, empty) for a pod deleted after its PVC,
 # PodDisruptionBudget status and the eviction subresource (429 / Success), a Deployment with a
-# ServiceAccount token rolled by `kubectl set env`, ServiceAccount admission, and the image map
-# for cetcd-operator:*. Prints `ok N - ...` and `N passed, M failed`.
+# ServiceAccount token rolled by `kubectl set env`, ServiceAccount admission, the image map
+# for cetcd-operator:* and a command naming another program of an image (cetcdctl in cetcd:*),
+# and termination messages (the file at terminationMessagePath, FallbackToLogsOnError's log
+# tail), which the operator's backup status reads. Prints `ok N - ...` and `N passed, M failed`.
 # Invariants: every wait is bounded; the only background process (a kubectl watch) is killed
 # by its PID.
 set -uo pipefail
@@ -638,6 +640,78 @@ hist() { [ "$(k get jobs --no-headers 2>/dev/null | grep -c '^hello-')" = 1 ]; }
 poll_until 20 hist
 t_eq "successfulJobsHistoryLimit 1 keeps only the newest finished Job" "1" \
   "$(k get jobs --no-headers 2>/dev/null | grep -c '^hello-')"
+
+# Termination messages (what the cetcd operator's backup status reads) and a command naming
+# another program of the container's image (cetcdctl in cetcd:*)
+cat >"$M/term.yaml" <<'EOF'
+apiVersion: batch/v1
+kind: Job
+metadata: {name: tmsg}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      containers:
+      - {name: c, image: busybox:1.36, command: [sh, -c, 'printf "{\"file\":\"x.db\"}" >/dev/termination-log']}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: tfall}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox:1.36
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: [sh, -c, 'echo first; echo "the last words" >&2; exit 3']
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: tpath}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox:1.36
+    terminationMessagePath: /tmp/kl-wl-term
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: [sh, -c, 'echo "log, not the message"; echo custom >/tmp/kl-wl-term; exit 4']
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: tfile}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: c, image: busybox:1.36, command: [sh, -c, 'echo only in the log; exit 5']}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: sibling}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: c, image: "cetcd:0.1.0", command: [cetcdctl, version]}
+EOF
+k apply --validate=false -f "$M/term.yaml" >/dev/null 2>&1
+tdone() { case "$(jp "pod/$1" '{.status.phase}')" in Succeeded | Failed) return 0 ;; esac; return 1; }
+for p in tfall tpath tfile sibling; do poll_until 30 tdone "$p"; done
+tjob() { [ "$(jp job/tmsg '{.status.succeeded}')" = 1 ]; }
+poll_until 30 tjob
+tpod=$(k get pods -l job-name=tmsg -o 'jsonpath={.items[0].metadata.name}' 2>/dev/null)
+t_eq "a container's /dev/termination-log becomes state.terminated.message" '{"file":"x.db"}' \
+  "$(jp "pod/$tpod" '{.status.containerStatuses[0].state.terminated.message}')"
+t_eq "FallbackToLogsOnError, exit 3, empty file: the log's tail is the message" \
+  "$(printf 'first\nthe last words')" "$(jp pod/tfall '{.status.containerStatuses[0].state.terminated.message}')"
+t_eq "terminationMessagePath elsewhere: that file is the message (the log is not used)" custom \
+  "$(jp pod/tpath '{.status.containerStatuses[0].state.terminated.message}' | tr -d '\n')"
+t_eq "policy File (the default) with an empty file: no message" "5|" \
+  "$(jp pod/tfile '{.status.containerStatuses[0].state.terminated.exitCode}|{.status.containerStatuses[0].state.terminated.message}')"
+t_eq "image cetcd:* with command cetcdctl runs bin/cetcdctl" "$PWD/bin/cetcdctl version|Succeeded" \
+  "$("$PY" -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["argv"]))' \
+     "$KL_STATE/pods/$NS/sibling/c.launch.json" 2>&1)|$(jp pod/sibling '{.status.phase}')"
+k delete job tmsg --wait=false >/dev/null 2>&1
+k delete pod tfall tpath tfile sibling --wait=false >/dev/null 2>&1
 
 "$KUBECTL" delete namespace "$NS" --wait=false >/dev/null 2>&1
 t_done

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Unit checks of kube-lite's workload helpers (engineer B), no root or server needed:
 cron parsing and schedule search, label selectors, $(VAR) expansion, image-map argv
-resolution, probe thresholds, Endpoints subset merging, pvc-protection's notion of a PVC user,
+resolution (another program of the same image included), termination messages' log tail, probe
+thresholds, Endpoints subset merging, pvc-protection's notion of a PVC user,
 intstr scaling and the Deployment's pod-template-hash. Prints `ok N - ...` and
 `N passed, M failed`; exit status 1 on any failure."""
 
@@ -84,11 +85,36 @@ check("command named like the image's program runs the image's program",
       argv == ["/usr/bin/python3", "-c", "1"], argv)
 argv, _ = kl.resolve_argv(images, {"image": "busybox", "command": ["sh", "-c", "true"]})
 check("untagged image matches tag glob; command from PATH", argv == ["sh", "-c", "true"], argv)
+argv, _ = kl.resolve_argv(images, {"image": "cetcd:v1", "command": ["cetcdctl", "version"]})
+check("command naming another program of the image runs that program (cetcd:* cetcdctl)",
+      argv == [os.path.join(kl.REPO, "bin/cetcdctl"), "version"], argv)
+argv, _ = kl.resolve_argv(images, {"image": "cetcd:v1",
+                                   "command": ["/usr/local/bin/cetcdctl", "version"]})
+check("... also given as the image's own path (/usr/local/bin/cetcdctl)",
+      argv == [os.path.join(kl.REPO, "bin/cetcdctl"), "version"], argv)
+argv, _ = kl.resolve_argv(images, {"image": "cetcd:v1", "command": ["sh", "-c", "true"]})
+check("a command that is no program of the image comes from PATH", argv == ["sh", "-c", "true"],
+      argv)
 try:
     kl.resolve_argv(images, {"image": "nginx:1"})
     check("unmapped image without command is an error", False)
 except ValueError:
     check("unmapped image without command is an error", True)
+
+# termination messages: FallbackToLogsOnError takes the log's last lines, at most N bytes
+import tempfile  # noqa: E402
+with tempfile.NamedTemporaryFile("wb", delete=False) as f:
+    f.write(b"".join(b"line %d\n" % i for i in range(200)))
+try:
+    tail = kl.log_tail(f.name, 80, 2048)
+    check("log tail: the last 80 lines", tail.split(b"\n")[0] == b"line 120" and
+          tail.endswith(b"line 199") and len(tail.split(b"\n")) == 80, tail[:40])
+    tail = kl.log_tail(f.name, 80, 20)
+    check("log tail: at most the byte limit, from the end", tail == b"97\nline 198\nline 199",
+          tail)
+finally:
+    os.unlink(f.name)
+check("log tail of a missing file is empty", kl.log_tail("/nonexistent/x.log", 80, 2048) == b"")
 
 # probe thresholds
 p = kl.Probe({"periodSeconds": 1, "failureThreshold": 2, "successThreshold": 2,

@@ -4,9 +4,9 @@
  *
  * Builders are checked against whole expected objects in tests/unit/data/resources/ (one .json per object),
  * written by hand from the operator design (/tmp/op/design.md, docs/operator.md), not produced
- * by the code under test. Objects compare as parsed JSON trees (key order aside); a mismatch
- * prints every differing path with the expected and the built value. The data directory is
- * found next to this file (__FILE__), or in $RESOURCES_DATA_DIR.
+ * by the code under test. Objects compare as parsed JSON trees (key order aside, jsonfile.h); a
+ * mismatch prints every differing path with the expected and the built value. The data
+ * directory is found next to this file (__FILE__), or in $RESOURCES_DATA_DIR.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,135 +19,19 @@
 #include <string.h>
 
 #include "err.h"
+#include "jsonfile.h"
 #include "resources/resources.h"
 
-/* ---- helpers: files, parsing, tree diff ---- */
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n;
-
-    if (!f)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (buf = malloc((size_t)n + 1)) != NULL) {
-        if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-            free(buf);
-            buf = NULL;
-        } else {
-            buf[n] = '\0';
-        }
-    }
-    fclose(f);
-    return buf;
-}
+/* ---- helpers: expected objects (jsonfile.h), parsing ---- */
 
 static cJSON *load_json(const char *name)
 {
-    char path[1024];
-    const char *dir = getenv("RESOURCES_DATA_DIR");
-    const char *slash = strrchr(__FILE__, '/');
-    char *text;
-    cJSON *j;
-
-    if (dir)
-        snprintf(path, sizeof(path), "%s/%s", dir, name);
-    else
-        snprintf(path, sizeof(path), "%.*sdata/resources/%s",
-                 slash ? (int)(slash - __FILE__ + 1) : 0, __FILE__, name);
-    text = read_file(path);
-    if (!text)
-        fail_msg("cannot read %s", path);
-    j = cJSON_Parse(text);
-    free(text);
-    if (!j)
-        fail_msg("%s is not valid JSON", path);
-    return j;
-}
-
-static void print_value(const char *label, const cJSON *v)
-{
-    char *s = v ? cJSON_PrintUnformatted(v) : NULL;
-
-    fprintf(stderr, "      %s %s\n", label, s ? s : "(absent)");
-    free(s);
-}
-
-static int diff_at(const char *path, const cJSON *want, const cJSON *got);
-
-static void report(const char *path, const char *what, const cJSON *want, const cJSON *got)
-{
-    fprintf(stderr, "    %s: %s\n", path[0] ? path : "(root)", what);
-    print_value("want", want);
-    print_value("got ", got);
-}
-
-static int diff_objects(const char *path, const cJSON *want, const cJSON *got)
-{
-    char sub[1024];
-    const cJSON *e;
-    int n = 0;
-
-    cJSON_ArrayForEach(e, want) {
-        snprintf(sub, sizeof(sub), "%s.%s", path, e->string);
-        n += diff_at(sub, e, cJSON_GetObjectItemCaseSensitive(got, e->string));
-    }
-    cJSON_ArrayForEach(e, got) {
-        if (cJSON_GetObjectItemCaseSensitive(want, e->string))
-            continue;
-        snprintf(sub, sizeof(sub), "%s.%s", path, e->string);
-        report(sub, "unexpected field", NULL, e);
-        n++;
-    }
-    return n;
-}
-
-static int diff_arrays(const char *path, const cJSON *want, const cJSON *got)
-{
-    char sub[1024];
-    const cJSON *w = want->child, *g = got->child;
-    int i = 0, n = 0;
-
-    for (; w || g; i++, w = w ? w->next : NULL, g = g ? g->next : NULL) {
-        snprintf(sub, sizeof(sub), "%s[%d]", path, i);
-        n += diff_at(sub, w, g);
-    }
-    return n;
-}
-
-/* Prints each difference between two trees; returns how many there are. */
-static int diff_at(const char *path, const cJSON *want, const cJSON *got)
-{
-    if (!want || !got) {
-        report(path, want ? "missing" : "unexpected", want, got);
-        return 1;
-    }
-    if (cJSON_IsObject(want) && cJSON_IsObject(got))
-        return diff_objects(path, want, got);
-    if (cJSON_IsArray(want) && cJSON_IsArray(got))
-        return diff_arrays(path, want, got);
-    if (cJSON_Compare(want, got, true))
-        return 0;
-    report(path, "differs", want, got);
-    return 1;
+    return jsonfile_load("RESOURCES_DATA_DIR", "resources", name);
 }
 
 static void assert_json_file(const cJSON *got, const char *file)
 {
-    cJSON *want = load_json(file);
-    int n;
-
-    assert_non_null(got);
-    n = diff_at("", want, got);
-    if (n) {
-        char *s = cJSON_Print(got);
-        fprintf(stderr, "  %d difference(s) from %s; built object:\n%s\n", n, file, s);
-        free(s);
-    }
-    cJSON_Delete(want);
-    assert_int_equal(n, 0);
+    jsonfile_assert(got, "RESOURCES_DATA_DIR", "resources", file);
 }
 
 static void parse_file(const char *file, struct ec_spec *s)

@@ -25,9 +25,17 @@ waits (ContainerCreating) while its PVC is missing, not Bound, or being deleted 
 pod existed. Restart back-off is 0.5 s doubling up to 20 s (the real kubelet: 10 s up to 5 min).
 
 Image map (JSON: {glob over image: program}): a container whose `command` is empty runs
-[program] + args; otherwise command + args, command[0] looked up on PATH (or the image's program
-when its basename is the same). A program "builtin:<x>" means "no entrypoint": command required
-(run from the host's PATH). "<repo>" in a program is this repository's root.
+[program] + args; otherwise command + args, command[0] being the image's program when its
+basename is the same, else another program of the image (a file of that basename next to the
+image's program: `cetcdctl` in image cetcd:* is <repo>/bin/cetcdctl), else looked up on PATH. A
+program "builtin:<x>" means "no entrypoint": command required (run from the host's PATH).
+"<repo>" in a program is this repository's root.
+Termination messages: each container run gets an empty file DIR/pods/<ns>/<pod>/<c>.termination-log
+bound at its terminationMessagePath (default /dev/termination-log); when the container ends, the
+file's first 4096 bytes become state.terminated.message (and lastState's once it restarts); with
+terminationMessagePolicy FallbackToLogsOnError, a container that failed (exit code != 0) with an
+empty file gets the tail of its log instead (the last 80 lines, at most 2048 bytes), as the real
+kubelet does.
 Files (see /tmp/kl/design.md 'Agreed paths'): DIR/pods/<ns>/<pod>/<c>.log (+ .previous.log),
 <c>.pid ("pid starttime"), <c>.launch.json; /run/kube-lite-mountpoints.list (host paths
 created as mount points, removed by the last instance to shut down).
@@ -62,6 +70,10 @@ PY = "/usr/bin/python3"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 REFRESH = 2.0  # seconds between re-syncs of configMap/secret volumes of a running pod
+TERMINATION_PATH = "/dev/termination-log"
+TERMINATION_MAX = 4096       # bytes of a termination message (the kubelet's limit)
+TERMINATION_LOG_LINES = 80   # FallbackToLogsOnError: the log's last lines ...
+TERMINATION_LOG_BYTES = 2048  # ... and at most this many bytes of them
 
 _kubelets = {}
 
@@ -101,9 +113,13 @@ def resolve_argv(images, c):
             break
     cmd, args = list(c.get("command") or []), list(c.get("args") or [])
     if cmd:
-        if prog and not prog.startswith("builtin:") and \
-                os.path.basename(cmd[0]) == os.path.basename(prog):
-            cmd[0] = prog
+        if prog and not prog.startswith("builtin:"):
+            sibling = os.path.join(os.path.dirname(prog), os.path.basename(cmd[0]))
+            if os.path.basename(cmd[0]) == os.path.basename(prog):
+                cmd[0] = prog
+            elif os.path.basename(cmd[0]) and os.access(sibling, os.X_OK) and \
+                    os.path.isfile(sibling):
+                cmd[0] = sibling  # another program of the same image
         return cmd + args, prog or "host"
     if prog is None:
         raise ValueError("image %r is not in the kube-lite image map" % image)
@@ -205,6 +221,19 @@ def remove_mountpoints(state_dir):
         except OSError:
             pass
     os.unlink(p)
+
+
+def log_tail(path, lines, limit):
+    """The last `lines` lines of a file, at most `limit` bytes of them (b"" if unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            data = f.read()
+    except OSError:
+        return b""
+    tail = b"\n".join(data.rstrip(b"\n").split(b"\n")[-lines:])
+    return tail[-limit:]
 
 
 # --- probes ----------------------------------------------------------------------------
@@ -347,6 +376,10 @@ class Container:
             self.env = w.build_env(self.spec)
             argv = [expand(a, self.env) for a in argv]
             mounts = w.mounts_for(self.spec)
+            try:
+                mounts.append(self._termination_mount())
+            except OSError as e:
+                raise ConfigError("termination log: %s" % e) from e
         except ConfigError as e:
             self.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}}
             self.next_start = time.monotonic() + 1
@@ -382,6 +415,33 @@ class Container:
         self.state = {"running": {"startedAt": self.started_at}}
         self.event("Normal", "Started", "Started container %s" % self.name)
 
+    # --- termination messages ---
+    def termination_file(self):
+        return os.path.join(self.w.dir, self.name + ".termination-log")
+
+    def _termination_mount(self):
+        """An empty termination-log file for this run, bound at terminationMessagePath."""
+        dst = self.spec.get("terminationMessagePath") or TERMINATION_PATH
+        src = self.termination_file()
+        with open(src, "wb"):
+            pass
+        os.chmod(src, 0o666)  # the container may run as any user
+        ensure_mountpoint(self.w.kl.dir, dst, True)
+        return {"src": src, "dst": dst, "ro": False}
+
+    def termination_message(self, code):
+        """What the run left in its termination log; with FallbackToLogsOnError and a failure,
+        the log's tail when the file is empty."""
+        try:
+            with open(self.termination_file(), "rb") as f:
+                msg = f.read(TERMINATION_MAX)
+        except OSError:
+            msg = b""
+        if not msg.strip() and code != 0 and \
+                self.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            msg = log_tail(self.log_path(), TERMINATION_LOG_LINES, TERMINATION_LOG_BYTES)
+        return msg.decode("utf-8", errors="replace")
+
     def signal(self, sig):
         if self.proc is None:
             return
@@ -410,6 +470,9 @@ class Container:
         self.state = {"terminated": {"exitCode": code, "reason": reason,
                                      "startedAt": self.started_at, "finishedAt": now(),
                                      "containerID": "kube-lite://%s" % self.name}}
+        msg = self.termination_message(code)
+        if msg:
+            self.state["terminated"]["message"] = msg
         return True
 
     def stop(self, grace):

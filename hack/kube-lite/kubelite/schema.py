@@ -358,13 +358,15 @@ def _check_chain(s, chain, root):
     """A field selection chain must name fields the schema declares (as cel-go's type check)."""
     for i, f in enumerate(chain):
         props = s.get("properties") or {}
+        if root and i == 0 and f == "metadata":
+            # a resource's metadata is ObjectMeta to CEL whatever the schema says of it, with
+            # only name and generateName visible
+            if len(chain) > 1 and chain[1] not in ("name", "generateName"):
+                raise cel.CelError("undefined field '%s'" % chain[1])
+            return
         if f in props:
             s = props[f]
         elif root and i == 0 and f in ("apiVersion", "kind"):
-            return
-        elif root and i == 0 and f == "metadata":
-            if len(chain) > 1 and chain[1] not in ("name", "generateName"):
-                raise cel.CelError("undefined field '%s'" % chain[1])
             return
         elif isinstance(s.get("additionalProperties"), dict):
             s = s["additionalProperties"]
