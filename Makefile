@@ -39,7 +39,7 @@ TEST_SRC   := $(wildcard tests/unit/test_*.c)
 LIB_OBJ    := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC)) $(patsubst $(B)/gen/%.c,$(B)/obj/gen/%.o,$(GEN_C))
 TEST_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))
 
-.PHONY: all help run test unit asan integration compat bench fuzz sim cluster clean distclean deps check-deps e2e image
+.PHONY: all help run test unit asan integration compat bench fuzz sim cluster clean distclean deps check-deps e2e helm image
 
 all: $(BIN)/cetcd $(BIN)/cetcdctl $(BIN)/cetcd-operator ## build bin/cetcd, bin/cetcdctl and bin/cetcd-operator
 
@@ -70,8 +70,11 @@ asan: ## unit + integration tests built with AddressSanitizer and UndefinedBehav
 	@$(MAKE) --no-print-directory SAN=1 unit
 	@$(MAKE) --no-print-directory SAN=1 integration
 
-e2e: all ## operator end to end on kube-lite (needs root): CRD, RBAC, operator, scale 1-3-5-3-1, healing, failpoints
+e2e: all ## operator end to end on kube-lite (needs root): CRD, RBAC, operator, scale 1-3-5-3-1, healing, failpoints, backups, restore
 	@bash tests/e2e/run.sh
+
+helm: all ## Helm chart: template subset (hack/helm-render), chart checks, install on kube-lite (needs root)
+	@bash tests/helm/run.sh
 
 IMAGE_TAG ?= 0.1.0
 image: ## build the cetcd and cetcd-operator images with Docker (where a Docker engine exists)

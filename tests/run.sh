@@ -9,7 +9,8 @@
 #   4. kube-lite's own suite (hack/kube-lite: the local Kubernetes the operator is tested on),
 #      with kubectl and python3-kubernetes;
 #   5. the operator end to end on kube-lite (tests/e2e: CRD, RBAC, operator Deployment, scaling
-#      1-3-5-3-1, healing, failpoints), and the offline Dockerfile check.
+#      1-3-5-3-1, healing, failpoints, scheduled backups, restore), the Helm chart (tests/helm:
+#      the template renderer, chart checks, install on kube-lite), and the offline Dockerfile check.
 # Every suite runs even if an earlier one failed; the last line counts suites.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +47,7 @@ suite integration-asan make -s -j"$JOBS" SAN=1 integration
 suite compat make -s compat
 suite kube-lite bash tests/kube-lite/run.sh
 suite e2e bash tests/e2e/run.sh
+suite helm bash tests/helm/run.sh
 suite dockerfile bash hack/check-dockerfile.sh
 
 echo
