@@ -112,11 +112,13 @@ static void test_delayed_ordering(void **state)
     get_expect(q, "c");
     assert_true(mono_ms() - t0 >= 90);
     assert_true(mono_ms() - t0 < 4000); /* the 5 s deadline of "a" was not kept */
-    /* keys due together leave in deadline order even when fetched late */
-    assert_int_equal(wq_add_after(q, "z", 3), 0);
-    assert_int_equal(wq_add_after(q, "y", 2), 0);
-    assert_int_equal(wq_add_after(q, "x", 1), 0);
-    sleep_ms(20);
+    /* keys due together leave in deadline order even when fetched late; the deadlines are
+     * 100 ms apart so that a loaded machine pausing between the calls cannot reorder them */
+    assert_int_equal(wq_add_after(q, "z", 300), 0);
+    assert_int_equal(wq_add_after(q, "y", 200), 0);
+    assert_int_equal(wq_add_after(q, "x", 100), 0);
+    for (int i = 0; i < 500 && wq_len(q) < 3; i++) /* bounded: at most 5 s */
+        sleep_ms(10);
     assert_int_equal(wq_len(q), 3);
     get_expect(q, "x");
     get_expect(q, "y");
