@@ -3,7 +3,8 @@
 # (BIN_DIR/cetcd, else BIN_DIR/etcd; `tests/compat/run.sh /usr/bin` checks etcd against itself):
 # etcdctl.sh, python_etcd3.py, gateway.sh, patroni.sh (its own 3-member cluster; skips itself
 # without patroni/postgresql-15), and cetcdctl.sh when it and BIN_DIR/cetcdctl exist
-# (it gets a scratch server of its own: ENDPOINT CETCDCTL are its arguments). Each suite's output
+# (it gets a scratch server of its own: ENDPOINT CETCDCTL are its arguments), and cetcdctl.sh's
+# snapshot cases once more against a scratch etcd 3.4 (/usr/bin/etcd). Each suite's output
 # is shown; the last line sums their `N passed, M failed` lines; exit 1 on any failure.
 # Each suite is bounded (COMPAT_SUITE_TIMEOUT seconds, default 300).
 set -uo pipefail
@@ -39,6 +40,19 @@ if [ -f "$HERE/cetcdctl.sh" ] && [ -x "$BIN_DIR/cetcdctl" ]; then
     logs+=("$T_DIR/cetcdctl.sh.log")
   fi
   stop_all
+  # our CLI must read etcd's snapshot stream too: the snapshot cases against Debian's etcd 3.4
+  if [ -x /usr/bin/etcd ] && [ "$(resolve_server "$BIN_DIR")" != /usr/bin/etcd ]; then
+    alloc_ports CP PP || exit 2
+    start_member /usr/bin/etcd ref "$T_DIR/ref" "$CP" "$PP"
+    if wait_ready "http://127.0.0.1:$CP" 20; then
+      CASE=snapshot suite cetcdctl-vs-etcd34 bash "$HERE/cetcdctl.sh" "127.0.0.1:$CP" "$BIN_DIR/cetcdctl"
+    else
+      echo "### cetcdctl-vs-etcd34: etcd 3.4 did not start"
+      echo "0 passed, 1 failed" >"$T_DIR/cetcdctl-vs-etcd34.log"
+      logs+=("$T_DIR/cetcdctl-vs-etcd34.log")
+    fi
+    stop_all
+  fi
 else
   echo "### cetcdctl.sh: skipped (no $BIN_DIR/cetcdctl)"
 fi
