@@ -48,6 +48,7 @@
 
 #include "atomicfile.h"
 #include "bbolt.h"
+#include "fdio.h"
 #include "mvcc/mvcc.h"
 #include "snapfile.h"
 
@@ -73,14 +74,14 @@ static int status_etcd(const char *path, uint64_t db_size, struct snap_status *o
     int fd, rc;
 
     if (db_size == 0 || db_size > SIZE_MAX)
-        return snprintf(msg, MSG_LEN, "snapshot file is empty"), CE_CORRUPT;
+        return ce_errf(msg, MSG_LEN, CE_CORRUPT, "snapshot file is empty");
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return snprintf(msg, MSG_LEN, "open %s: %s", path, strerror(errno)), CE_IO;
+        return ce_errf(msg, MSG_LEN, CE_IO, "open %s: %s", path, strerror(errno));
     map = mmap(NULL, (size_t)db_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED)
-        return snprintf(msg, MSG_LEN, "mmap %s: %s", path, strerror(errno)), CE_IO;
+        return ce_errf(msg, MSG_LEN, CE_IO, "mmap %s: %s", path, strerror(errno));
     rc = bbolt_etcd_status(map, (size_t)db_size, &bs, msg, MSG_LEN);
     munmap(map, (size_t)db_size);
     if (rc == 0) {
@@ -181,38 +182,19 @@ static int cmd_status(struct ctl *c)
 
 /* ---------------------------------------------------------------- save */
 
-/* Go's rendering of an errno ("no such file or directory"). */
-static void go_errno(int e, char *buf, size_t sz)
-{
-    snprintf(buf, sz, "%s", strerror(e));
-    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
-        buf[0] = (char)(buf[0] - 'A' + 'a');
-}
-
 struct sink {
     int fd;
     int err;            /* errno of a failed write */
-    uint64_t bytes;
 };
 
 static int sink_write(void *ctx, const void *data, size_t len)
 {
     struct sink *s = ctx;
-    const char *p = data;
 
-    while (len) {
-        ssize_t n = write(s->fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            s->err = n < 0 ? errno : EIO;
-            return CE_IO;
-        }
-        p += n;
-        len -= (size_t)n;
-        s->bytes += (uint64_t)n;
-    }
-    return 0;
+    if (fd_write_full(s->fd, data, len) == 0)
+        return 0;
+    s->err = errno;
+    return CE_IO;
 }
 
 /* The directory part of path ("." if none), into buf. */
@@ -236,7 +218,7 @@ static void stream_msg(cetcd_client *cl, const char *ep, int rc, const struct si
     char e[128];
 
     if (s->err) {
-        go_errno(s->err, e, sizeof(e));
+        ctl_go_errno(s->err, e, sizeof(e));
         snprintf(msg, MSG_LEN, "write %s: %s", part, e);
     } else if (rc == CE_UNREACHABLE || rc == CE_TIMEOUT) {
         snprintf(msg, MSG_LEN, "%s: context deadline exceeded", ep);
@@ -297,7 +279,7 @@ static int fetch(cetcd_client *cl, const char *ep, const char *part, struct snap
     part_track(part);
     s.fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (s.fd < 0) {
-        go_errno(errno, e, sizeof(e));
+        ctl_go_errno(errno, e, sizeof(e));
         snprintf(msg, MSG_LEN, "could not open %s (open %s: %s)", part, part, e);
         part_untrack();
         return CE_IO;
@@ -308,15 +290,13 @@ static int fetch(cetcd_client *cl, const char *ep, const char *part, struct snap
         goto out_close;
     }
     if (fsync(s.fd) != 0) {
-        go_errno(errno, e, sizeof(e));
-        snprintf(msg, MSG_LEN, "fsync %s: %s", part, e);
-        rc = CE_IO;
+        ctl_go_errno(errno, e, sizeof(e));
+        rc = ce_errf(msg, MSG_LEN, CE_IO, "fsync %s: %s", part, e);
     }
 out_close:
     if (close(s.fd) != 0 && !rc) {
-        go_errno(errno, e, sizeof(e));
-        snprintf(msg, MSG_LEN, "close %s: %s", part, e);
-        rc = CE_IO;
+        ctl_go_errno(errno, e, sizeof(e));
+        rc = ce_errf(msg, MSG_LEN, CE_IO, "close %s: %s", part, e);
     }
     if (!rc)
         rc = snapfile_verify(part, true, info, msg, MSG_LEN);
@@ -333,7 +313,7 @@ static int publish(const char *part, const char *path, char *msg)
     char dir[4096], e[128];
 
     if (rename(part, path) != 0) {
-        go_errno(errno, e, sizeof(e));
+        ctl_go_errno(errno, e, sizeof(e));
         snprintf(msg, MSG_LEN, "could not rename %s to %s (%s)", part, path, e);
         unlink(part);
         part_untrack();
@@ -341,10 +321,8 @@ static int publish(const char *part, const char *path, char *msg)
     }
     part_untrack();
     dir_of(path, dir, sizeof(dir));
-    if (atomic_sync_dir(dir) != 0) {
-        snprintf(msg, MSG_LEN, "fsync of directory %s failed", dir);
-        return CE_IO;
-    }
+    if (atomic_sync_dir(dir) != 0)
+        return ce_errf(msg, MSG_LEN, CE_IO, "fsync of directory %s failed", dir);
     return 0;
 }
 
@@ -464,8 +442,7 @@ static int list_backups(DIR *d, const char *prefix, char ***out, size_t *n, char
     return 0;
 out_nomem:
     free_names(v, cnt);
-    snprintf(msg, MSG_LEN, "retention: out of memory listing the directory");
-    return CE_NOMEM;
+    return ce_errf(msg, MSG_LEN, CE_NOMEM, "retention: out of memory listing the directory");
 }
 
 /* Deletes the oldest backups beyond the newest b->retention; b->deleted lists them. */
@@ -479,18 +456,15 @@ static int apply_retention(struct backup *b, char *msg)
     if (b->retention <= 0)
         return 0;
     d = opendir(b->dir);
-    if (!d) {
-        snprintf(msg, MSG_LEN, "retention: open %s: %s", b->dir, strerror(errno));
-        return CE_IO;
-    }
+    if (!d)
+        return ce_errf(msg, MSG_LEN, CE_IO, "retention: open %s: %s", b->dir, strerror(errno));
     rc = list_backups(d, b->prefix, &v, &n, msg);
     if (rc)
         goto out_closedir;
     drop = n > (size_t)b->retention ? n - (size_t)b->retention : 0;
     b->deleted = calloc(drop ? drop : 1, sizeof(char *));
     if (!b->deleted) {
-        snprintf(msg, MSG_LEN, "retention: out of memory");
-        rc = CE_NOMEM;
+        rc = ce_errf(msg, MSG_LEN, CE_NOMEM, "retention: out of memory");
         goto out_free;
     }
     for (size_t i = 0; i < drop; i++) {
@@ -600,20 +574,20 @@ static int backup_args(struct ctl *c, struct backup *b, char *msg)
     b->prefix = ctl_flag(c, "prefix");
     b->result_file = ctl_flag(c, "result-file");
     if (c->n_args != 0)
-        return snprintf(msg, MSG_LEN, "snapshot save --dir takes no file argument"), CE_INVAL;
+        return ce_errf(msg, MSG_LEN, CE_INVAL, "snapshot save --dir takes no file argument");
     if (!b->dir || !*b->dir)
-        return snprintf(msg, MSG_LEN, "snapshot save: --dir must name a directory"), CE_INVAL;
+        return ce_errf(msg, MSG_LEN, CE_INVAL, "snapshot save: --dir must name a directory");
     if (!b->prefix || !*b->prefix || strchr(b->prefix, '/') || !strcmp(b->prefix, "true") ||
         strlen(b->prefix) > 200 || b->prefix[0] == '.')
-        return snprintf(msg, MSG_LEN, "snapshot save --dir: --prefix NAME is required (a file "
-                        "name prefix without '/')"), CE_INVAL;
+        return ce_errf(msg, MSG_LEN, CE_INVAL, "snapshot save --dir: --prefix NAME is required "
+                       "(a file name prefix without '/')");
     b->retention = 0;
     if (r) {
         errno = 0;
         b->retention = strtol(r, &end, 10);
         if (errno || end == r || *end || b->retention < 0 || b->retention > MAX_BACKUPS)
-            return snprintf(msg, MSG_LEN, "snapshot save: --retention must be an integer from "
-                            "0 to %d, got %s", MAX_BACKUPS, r), CE_INVAL;
+            return ce_errf(msg, MSG_LEN, CE_INVAL, "snapshot save: --retention must be an "
+                           "integer from 0 to %d, got %s", MAX_BACKUPS, r);
     }
     return 0;
 }
@@ -624,7 +598,7 @@ static int backup_stamp(struct backup *b, char *msg)
     struct tm tm;
 
     if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || !gmtime_r(&ts.tv_sec, &tm))
-        return snprintf(msg, MSG_LEN, "cannot read the clock"), CE_IO;
+        return ce_errf(msg, MSG_LEN, CE_IO, "cannot read the clock");
     strftime(b->stamp, sizeof(b->stamp), "%Y%m%dT%H%M%SZ", &tm);
     strftime(b->when, sizeof(b->when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     return 0;
@@ -654,9 +628,9 @@ static int backup_fetch(struct ctl *c, struct backup *b, char *msg)
 
     if (snprintf(part, sizeof(part), "%s/%s-%s.part", b->dir, b->prefix, b->stamp) >=
         (int)sizeof(part))
-        return snprintf(msg, MSG_LEN, "snapshot save: --dir path too long"), CE_INVAL;
+        return ce_errf(msg, MSG_LEN, CE_INVAL, "snapshot save: --dir path too long");
     if ((rc = ctl_client(c, NULL, 0, &cl)))
-        return snprintf(msg, MSG_LEN, "cannot create a client for %s", c->endpoints[0]), rc;
+        return ce_errf(msg, MSG_LEN, rc, "cannot create a client for %s", c->endpoints[0]);
     rc = fetch(cl, c->endpoints[0], part, &b->info, msg);
     cetcd_client_free(cl);
     if (rc)

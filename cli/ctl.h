@@ -117,6 +117,9 @@ int ctl_out_watch(const struct ctl *c, const struct cetcd_watch_resp *r);
 /* fields format pieces: Go's %q quoting (to stdout, or to f), and the four header lines */
 void ctl_go_quote(const char *s, size_t n);
 void ctl_go_quote_f(FILE *f, const char *s, size_t n);
+/* Go's text for a syscall errno: strerror with a lower-case first letter ("no such file or
+ * directory"), into buf */
+void ctl_go_errno(int err, char *buf, size_t sz);
 void ctl_fields_hdr(const struct cetcd_header *h);
 
 /* ---- watch's exec-command (exec.c) ---- */

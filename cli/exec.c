@@ -129,14 +129,6 @@ static int report(char *const *argv, const char *why)
     return EXIT_ERROR;
 }
 
-/* Go's text for a syscall errno: strerror with a lower-case first letter. */
-static void errno_text(int err, char *buf, size_t sz)
-{
-    snprintf(buf, sz, "%s", strerror(err));
-    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
-        buf[0] = (char)(buf[0] - 'A' + 'a');
-}
-
 /* Waits for pid; the exec error the child sent over fd, or its exit, in Go's words. */
 static int wait_child(char *const *argv, const char *path, pid_t pid, int fd)
 {
@@ -149,7 +141,7 @@ static int wait_child(char *const *argv, const char *path, pid_t pid, int fd)
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (n == (ssize_t)sizeof(child_errno)) {
-        errno_text(child_errno, txt, sizeof(txt));
+        ctl_go_errno(child_errno, txt, sizeof(txt));
         snprintf(why, sizeof(why), "fork/exec %s: %s", path, txt);
         return report(argv, why);
     }
@@ -178,7 +170,7 @@ static int spawn(char *const *argv, const char *path, char **env)
     char txt[256], why[512];
 
     if (pipe2(p, O_CLOEXEC)) {
-        errno_text(errno, txt, sizeof(txt));
+        ctl_go_errno(errno, txt, sizeof(txt));
         snprintf(why, sizeof(why), "pipe: %s", txt);
         return report(argv, why);
     }
@@ -195,7 +187,7 @@ static int spawn(char *const *argv, const char *path, char **env)
     }
     close(p[1]);
     if (pid < 0) {
-        errno_text(errno, txt, sizeof(txt));
+        ctl_go_errno(errno, txt, sizeof(txt));
         close(p[0]);
         snprintf(why, sizeof(why), "fork/exec %s: %s", path, txt);
         return report(argv, why);

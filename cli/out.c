@@ -278,6 +278,13 @@ void ctl_jw_txn_body(struct jw *w, const struct cetcd_txn_resp *r)
 
 /* ---------------------------------------------------------------- fields format */
 
+void ctl_go_errno(int err, char *buf, size_t sz)
+{
+    snprintf(buf, sz, "%s", strerror(err));
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+}
+
 /* Go's strconv.Quote (%q): printable runes as they are, the rest escaped. */
 void ctl_go_quote_f(FILE *f, const char *str, size_t n)
 {

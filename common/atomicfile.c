@@ -3,6 +3,7 @@
  */
 #include "atomicfile.h"
 #include "err.h"
+#include "fdio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,21 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return ce_from_errno(errno);
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 int atomic_write(int dfd, const char *name, const void *buf, size_t size, bool sync)
 {
@@ -37,7 +23,7 @@ int atomic_write(int dfd, const char *name, const void *buf, size_t size, bool s
     fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return ce_from_errno(errno);
-    rc = write_all(fd, buf, size);
+    rc = fd_write_full(fd, buf, size);
     if (!rc && sync && fsync(fd) != 0)
         rc = ce_from_errno(errno);
     close(fd);

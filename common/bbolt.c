@@ -45,13 +45,13 @@
  */
 #include "bbolt.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "crc32c.h"
 #include "err.h"
+#include "fnv1a.h"
 #include "lebytes.h"
 
 #define PAGE_HDR 16
@@ -88,31 +88,8 @@ struct walk {
 
 static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
-static int fail(char *err, size_t errsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errsz, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errsz) {
-        va_start(ap, fmt);
-        vsnprintf(err, errsz, fmt, ap);
-        va_end(ap);
-    }
-    return CE_CORRUPT;
-}
-
-static uint64_t fnv64a(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
+/* Every refusal is CE_CORRUPT with its message in err. */
+#define fail(err, errsz, ...) ce_errf((err), (errsz), CE_CORRUPT, __VA_ARGS__)
 
 bool bbolt_is_image(const void *head, size_t len)
 {
@@ -131,7 +108,7 @@ static bool meta_parse(const uint8_t *p, size_t len, struct bbolt_meta *m)
         return false;
     if (le_get32(p + 16) != BBOLT_MAGIC || le_get32(p + 20) != BBOLT_VERSION)
         return false;
-    if (fnv64a(p + 16, META_CHECKSUM_END - 16) != le_get64(p + META_CHECKSUM_END))
+    if (fnv1a64(p + 16, META_CHECKSUM_END - 16) != le_get64(p + META_CHECKSUM_END))
         return false;
     m->page_size = le_get32(p + 24);
     m->root = le_get64(p + 32);
@@ -502,8 +479,8 @@ static int status_kv(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, s
         s->st->hash = crc32c(s->st->hash, v, vl);
     if (s->key_bucket) {
         if (kl < 8)
-            return fail(w->err, w->errsz, "bbolt: bucket \"key\": key of %zu bytes is not a revision",
-                        kl);
+            return fail(w->err, w->errsz, "bbolt: bucket \"key\": key of %zu bytes is not a "
+                        "revision", kl);
         s->st->revision = (int64_t)(((uint64_t)k[0] << 56) | ((uint64_t)k[1] << 48) |
                                     ((uint64_t)k[2] << 40) | ((uint64_t)k[3] << 32) |
                                     ((uint64_t)k[4] << 24) | ((uint64_t)k[5] << 16) |

@@ -25,7 +25,6 @@
 #include "urlcheck.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,17 +46,6 @@ struct span {
     const char *p;
     size_t n;
 };
-
-static void errf(char *err, size_t errsz, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || !errsz)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errsz, fmt, ap);
-    va_end(ap);
-}
 
 static struct span trim(struct span s)
 {
@@ -216,31 +204,27 @@ static int parse_line(struct bootstrap_entry *e, struct span line, int lineno, i
     struct span k, v;
     int key, rc;
 
-    if (memchr(line.p, 0, line.n)) {
-        errf(err, errsz, "line %d: contains a NUL byte", lineno);
-        return CE_INVAL;
-    }
-    if (!eq) {
-        errf(err, errsz, "line %d: \"%.*s\": want key=value", lineno, (int)line.n, line.p);
-        return CE_INVAL;
-    }
+    if (memchr(line.p, 0, line.n))
+        return ce_errf(err, errsz, CE_INVAL, "line %d: contains a NUL byte", lineno);
+    if (!eq)
+        return ce_errf(err, errsz, CE_INVAL, "line %d: \"%.*s\": want key=value", lineno,
+                       (int)line.n, line.p);
     k = trim((struct span){line.p, (size_t)(eq - line.p)});
     v = trim((struct span){eq + 1, line.n - (size_t)(eq - line.p) - 1});
     key = find_key(k);
     if (key < 0)
         return 0; /* a key from a newer writer */
-    if (seen[key]) {
-        errf(err, errsz, "line %d: %s given twice", lineno, key_names[key]);
-        return CE_INVAL;
-    }
+    if (seen[key])
+        return ce_errf(err, errsz, CE_INVAL, "line %d: %s given twice", lineno, key_names[key]);
     seen[key] = lineno;
     rc = set_value(e, (enum key)key, v);
     if (rc == CE_INVAL)
-        errf(err, errsz, "line %d: invalid %s \"%.*s\": %s", lineno, key_names[key],
-             (int)(v.n > 200 ? 200 : v.n), v.p, value_hint((enum key)key));
-    else if (rc)
-        errf(err, errsz, "line %d: %s", lineno, ce_strerror(rc));
-    return rc;
+        return ce_errf(err, errsz, rc, "line %d: invalid %s \"%.*s\": %s", lineno,
+                       key_names[key], (int)(v.n > 200 ? 200 : v.n), v.p,
+                       value_hint((enum key)key));
+    if (rc)
+        return ce_errf(err, errsz, rc, "line %d: %s", lineno, ce_strerror(rc));
+    return 0;
 }
 
 int bootstrap_entry_parse(const char *text, size_t len, struct bootstrap_entry *out, char *err,
@@ -251,7 +235,8 @@ int bootstrap_entry_parse(const char *text, size_t len, struct bootstrap_entry *
     int lineno = 0, rc = 0;
 
     memset(out, 0, sizeof(*out));
-    errf(err, errsz, "%s", "");
+    if (err && errsz)
+        err[0] = 0;
     while (pos < len && !rc) {
         const char *nl = memchr(text + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - text) : len;
@@ -263,15 +248,13 @@ int bootstrap_entry_parse(const char *text, size_t len, struct bootstrap_entry *
             continue;
         rc = parse_line(out, line, lineno, seen, err, errsz);
     }
-    if (!rc && (!seen[KEY_STATE] || !seen[KEY_CLUSTER])) {
-        errf(err, errsz, "%s is missing", key_names[seen[KEY_STATE] ? KEY_CLUSTER : KEY_STATE]);
-        rc = CE_INVAL;
-    }
-    if (!rc && out->restore_from && !out->state_new) {
-        errf(err, errsz, "line %d: restore-from needs initial-cluster-state=new (a member that "
-             "joins an existing cluster gets its data from the leader)", seen[KEY_RESTORE_FROM]);
-        rc = CE_INVAL;
-    }
+    if (!rc && (!seen[KEY_STATE] || !seen[KEY_CLUSTER]))
+        rc = ce_errf(err, errsz, CE_INVAL, "%s is missing",
+                     key_names[seen[KEY_STATE] ? KEY_CLUSTER : KEY_STATE]);
+    if (!rc && out->restore_from && !out->state_new)
+        rc = ce_errf(err, errsz, CE_INVAL, "line %d: restore-from needs "
+                     "initial-cluster-state=new (a member that joins an existing cluster gets "
+                     "its data from the leader)", seen[KEY_RESTORE_FROM]);
     if (rc)
         bootstrap_entry_clear(out);
     return rc;

@@ -1,9 +1,11 @@
 /*
- * err.c: lookups in the error table of err.h. Pure functions, no state.
+ * err.c: lookups in the error table of err.h, and the message helper ce_errf. Pure
+ * functions, no state.
  */
 #include "err.h"
 
 #include <errno.h>
+#include <stdio.h>
 
 struct ce_entry {
     int code;
@@ -63,4 +65,21 @@ int ce_from_errno(int errnum)
     default:
         return CE_IO;
     }
+}
+
+int ce_verrf(char *err, size_t errsz, int rc, const char *fmt, va_list ap)
+{
+    if (err && errsz)
+        vsnprintf(err, errsz, fmt, ap);
+    return rc;
+}
+
+int ce_errf(char *err, size_t errsz, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    rc = ce_verrf(err, errsz, rc, fmt, ap);
+    va_end(ap);
+    return rc;
 }

@@ -9,6 +9,9 @@
 #ifndef CETCD_ERR_H
 #define CETCD_ERR_H
 
+#include <stdarg.h>
+#include <stddef.h>
+
 /* X(name, value, grpc_code, message) */
 #define CE_ERRORS(X)                                                                          \
     X(CE_NOMEM,            -1, 8,  "etcdserver: out of memory")                               \
@@ -91,5 +94,12 @@ const char *ce_strerror(int err);
 int ce_grpc_code(int err);
 /* CE_IO or CE_NOMEM etc. from an errno value, for system-call failures. */
 int ce_from_errno(int errnum);
+/* For functions that explain a failure in a caller's buffer: formats the message into
+ * err[0..errsz) (nothing when err is NULL or errsz 0; cut to fit) and returns rc, so that
+ * `return ce_errf(err, errsz, CE_CORRUPT, "page %u is ...", n);` reports both at once. */
+int ce_errf(char *err, size_t errsz, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int ce_verrf(char *err, size_t errsz, int rc, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 #endif

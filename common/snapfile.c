@@ -33,7 +33,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +41,7 @@
 
 #include "bbolt.h"
 #include "err.h"
+#include "fdio.h"
 #include "lebytes.h"
 
 #define HASH_LEN 32
@@ -57,21 +57,6 @@ struct layout {
     uint32_t page_size;
     uint64_t min_size;      /* bytes the image must have at least */
 };
-
-static int say(char *err, size_t errsz, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int say(char *err, size_t errsz, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errsz) {
-        va_start(ap, fmt);
-        vsnprintf(err, errsz, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 static bool lmdb_is_image(const uint8_t *h, size_t len)
 {
@@ -100,11 +85,11 @@ static int lmdb_layout(const uint8_t *h, size_t len, struct layout *l, char *err
     uint32_t ps;
 
     if (len < LMDB_META_END)
-        return say(err, errsz, CE_CORRUPT, "snapshot file is truncated: %zu bytes cannot hold "
-                   "the LMDB meta page", len);
+        return ce_errf(err, errsz, CE_CORRUPT, "snapshot file is truncated: %zu bytes cannot hold "
+                       "the LMDB meta page", len);
     ps = le_get32(h + 40);
     if (ps < 512 || ps > 65536 || (ps & (ps - 1)))
-        return say(err, errsz, CE_CORRUPT, "snapshot file is corrupt: LMDB page size %u", ps);
+        return ce_errf(err, errsz, CE_CORRUPT, "snapshot file is corrupt: LMDB page size %u", ps);
     for (int i = 0; i < 2; i++) {
         const uint8_t *m = h + (size_t)i * ps;
         if ((size_t)i * ps + LMDB_META_END > len)
@@ -118,7 +103,7 @@ static int lmdb_layout(const uint8_t *h, size_t len, struct layout *l, char *err
         }
     }
     if (!found || last < 1 || last > UINT64_MAX / ps - 1)
-        return say(err, errsz, CE_CORRUPT, "snapshot file is corrupt: no valid LMDB meta page");
+        return ce_errf(err, errsz, CE_CORRUPT, "snapshot file is corrupt: no valid LMDB meta page");
     l->kind = SNAPFILE_CETCD;
     l->page_size = ps;
     l->min_size = (last + 1) * ps;
@@ -131,10 +116,10 @@ static int bbolt_layout(const uint8_t *h, size_t len, struct layout *l, char *er
     char why[160];
 
     if (bbolt_meta_read(h, len, &m, why, sizeof(why)))
-        return say(err, errsz, CE_CORRUPT, "snapshot file is corrupt: %s", why);
+        return ce_errf(err, errsz, CE_CORRUPT, "snapshot file is corrupt: %s", why);
     if (m.pgid < 2 || m.pgid > UINT64_MAX / m.page_size)
-        return say(err, errsz, CE_CORRUPT, "snapshot file is corrupt: bbolt meta says %llu pages",
-                   (unsigned long long)m.pgid);
+        return ce_errf(err, errsz, CE_CORRUPT, "snapshot file is corrupt: bbolt meta says %llu "
+                       "pages", (unsigned long long)m.pgid);
     l->kind = SNAPFILE_ETCD;
     l->page_size = m.page_size;
     l->min_size = m.pgid * m.page_size;
@@ -162,47 +147,30 @@ static int sha256_prefix(int fd, uint64_t n, uint8_t out[HASH_LEN], char *err, s
     int rc = 0;
 
     if (!md || !buf || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-        rc = say(err, errsz, CE_NOMEM, "snapshot file: out of memory");
+        rc = ce_errf(err, errsz, CE_NOMEM, "snapshot file: out of memory");
         goto out_free;
     }
     (void)posix_fadvise(fd, 0, (off_t)n, POSIX_FADV_SEQUENTIAL);
     while (off < n) {
-        size_t want = n - off < READ_CHUNK ? (size_t)(n - off) : READ_CHUNK;
-        ssize_t got = pread(fd, buf, want, (off_t)off);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0) {
-            rc = say(err, errsz, CE_IO, "snapshot file: read failed at offset %llu: %s",
-                     (unsigned long long)off, got < 0 ? strerror(errno) : "unexpected end");
+        size_t want = n - off < READ_CHUNK ? (size_t)(n - off) : READ_CHUNK, got;
+        int r = fd_pread_upto(fd, buf, want, off, &got);
+        if (r || got < want) {
+            rc = ce_errf(err, errsz, CE_IO, "snapshot file: read failed at offset %llu: %s",
+                         (unsigned long long)(off + got), r ? strerror(errno) : "unexpected end");
             goto out_free;
         }
-        if (!EVP_DigestUpdate(md, buf, (size_t)got)) {
-            rc = say(err, errsz, CE_NOMEM, "snapshot file: sha256 failed");
+        if (!EVP_DigestUpdate(md, buf, got)) {
+            rc = ce_errf(err, errsz, CE_NOMEM, "snapshot file: sha256 failed");
             goto out_free;
         }
-        off += (uint64_t)got;
+        off += got;
     }
     if (!EVP_DigestFinal_ex(md, out, &mdlen) || mdlen != HASH_LEN)
-        rc = say(err, errsz, CE_NOMEM, "snapshot file: sha256 failed");
+        rc = ce_errf(err, errsz, CE_NOMEM, "snapshot file: sha256 failed");
 out_free:
     free(buf);
     EVP_MD_CTX_free(md);
     return rc;
-}
-
-static int pread_full(int fd, void *buf, size_t n, uint64_t off)
-{
-    size_t done = 0;
-
-    while (done < n) {
-        ssize_t got = pread(fd, (uint8_t *)buf + done, n - done, (off_t)(off + done));
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return CE_IO;
-        done += (size_t)got;
-    }
-    return 0;
 }
 
 /* Compares the trailing hash with the image's; fills info's hash fields. */
@@ -212,16 +180,16 @@ static int check_hash(int fd, struct snapfile_info *in, char *err, size_t errsz)
     char want[2 * HASH_LEN + 1], got[2 * HASH_LEN + 1];
     int rc;
 
-    if (pread_full(fd, in->sha256, HASH_LEN, in->db_size))
-        return say(err, errsz, CE_IO, "snapshot file: cannot read the sha256: %s",
-                   strerror(errno));
+    if (fd_pread_full(fd, in->sha256, HASH_LEN, in->db_size))
+        return ce_errf(err, errsz, CE_IO, "snapshot file: cannot read the sha256: %s",
+                       strerror(errno));
     if ((rc = sha256_prefix(fd, in->db_size, sum, err, errsz)))
         return rc;
     if (memcmp(sum, in->sha256, HASH_LEN)) {
         hex(in->sha256, HASH_LEN, want);
         hex(sum, HASH_LEN, got);
-        return say(err, errsz, CE_CORRUPT, "snapshot file is corrupt: sha256 checksum mismatch "
-                   "(expected %s, got %s)", want, got);
+        return ce_errf(err, errsz, CE_CORRUPT, "snapshot file is corrupt: sha256 checksum mismatch "
+                       "(expected %s, got %s)", want, got);
     }
     return 0;
 }
@@ -237,8 +205,8 @@ static int unknown_kind(int fd, struct snapfile_info *in, char *err, size_t errs
         if (rc)
             return rc;
     }
-    return say(err, errsz, CE_CORRUPT, "not a snapshot file: neither a cetcd (LMDB) nor an "
-               "etcd (bbolt) database");
+    return ce_errf(err, errsz, CE_CORRUPT, "not a snapshot file: neither a cetcd (LMDB) nor an "
+                   "etcd (bbolt) database");
 }
 
 /* Size shape for the kind: whole pages, then optionally the 32-byte hash. */
@@ -253,18 +221,18 @@ static int check_shape(const struct layout *l, bool require_hash, struct snapfil
     } else if (rem == 0) {
         in->db_size = in->file_size;
         if (require_hash)
-            return say(err, errsz, CE_CORRUPT, "snapshot file is truncated or has no sha256: "
-                       "%llu bytes is whole %u-byte pages without the trailing sha256",
-                       (unsigned long long)in->file_size, l->page_size);
+            return ce_errf(err, errsz, CE_CORRUPT, "snapshot file is truncated or has no sha256: "
+                           "%llu bytes is whole %u-byte pages without the trailing sha256",
+                           (unsigned long long)in->file_size, l->page_size);
     } else {
-        return say(err, errsz, CE_CORRUPT, "snapshot file is truncated: %llu bytes is not whole "
-                   "%u-byte pages%s", (unsigned long long)in->file_size, l->page_size,
-                   require_hash ? " plus a sha256" : " (with or without a sha256)");
+        return ce_errf(err, errsz, CE_CORRUPT, "snapshot file is truncated: %llu bytes is not "
+                       "whole %u-byte pages%s", (unsigned long long)in->file_size, l->page_size,
+                       require_hash ? " plus a sha256" : " (with or without a sha256)");
     }
     if (in->db_size < l->min_size)
-        return say(err, errsz, CE_CORRUPT, "snapshot file is truncated: the %s database needs "
-                   "%llu bytes, the file has %llu", snapfile_kind_name(l->kind),
-                   (unsigned long long)l->min_size, (unsigned long long)in->db_size);
+        return ce_errf(err, errsz, CE_CORRUPT, "snapshot file is truncated: the %s database needs "
+                       "%llu bytes, the file has %llu", snapfile_kind_name(l->kind),
+                       (unsigned long long)l->min_size, (unsigned long long)in->db_size);
     return 0;
 }
 
@@ -278,9 +246,9 @@ static int verify_fd(int fd, bool require_hash, struct snapfile_info *in, char *
 
     head = malloc(hl ? hl : 1);
     if (!head)
-        return say(err, errsz, CE_NOMEM, "snapshot file: out of memory");
-    if (pread_full(fd, head, hl, 0)) {
-        rc = say(err, errsz, CE_IO, "snapshot file: read failed: %s", strerror(errno));
+        return ce_errf(err, errsz, CE_NOMEM, "snapshot file: out of memory");
+    if (fd_pread_full(fd, head, hl, 0)) {
+        rc = ce_errf(err, errsz, CE_IO, "snapshot file: read failed: %s", strerror(errno));
         goto out_free_head;
     }
     in->kind = snapfile_kind_of(head, hl);
@@ -318,15 +286,15 @@ int snapfile_verify(const char *path, bool require_hash, struct snapfile_info *o
         err[0] = 0;
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return say(err, errsz, errno == ENOENT ? CE_NOTFOUND : ce_from_errno(errno),
-                   "cannot open snapshot file %s: %s", path, strerror(errno));
+        return ce_errf(err, errsz, errno == ENOENT ? CE_NOTFOUND : ce_from_errno(errno),
+                       "cannot open snapshot file %s: %s", path, strerror(errno));
     if (fstat(fd, &st) != 0) {
-        rc = say(err, errsz, ce_from_errno(errno), "cannot stat snapshot file %s: %s", path,
-                 strerror(errno));
+        rc = ce_errf(err, errsz, ce_from_errno(errno), "cannot stat snapshot file %s: %s", path,
+                     strerror(errno));
         goto out_close;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = say(err, errsz, CE_INVAL, "snapshot file %s is not a regular file", path);
+        rc = ce_errf(err, errsz, CE_INVAL, "snapshot file %s is not a regular file", path);
         goto out_close;
     }
     in.file_size = (uint64_t)st.st_size;

@@ -3,8 +3,9 @@
  * `snapshot restore` and the operator's backups read).
  *
  * A snapshot file is a database file followed by the 32-byte SHA-256 of every byte before it:
- *   cetcd: an LMDB data file (4096-byte pages; meta page magic 0xBEEFC0DE), the compacted
- *          consistent copy mvcc_snapshot_fd writes;
+ *   cetcd: an LMDB data file (4096-byte pages; meta page magic 0xBEEFC0DE), a consistent copy
+ *          of the store (Maintenance.Snapshot streams mvcc_copy_run's, free pages included;
+ *          mvcc_snapshot_fd writes a compacted one);
  *   etcd:  a bbolt file (meta page magic 0xED0CDAED; page size in the meta, 4096 on amd64).
  * Both have whole pages before the hash, so size % 512 == 32 marks a file carrying the hash
  * (etcd's own test). Anything else is "not a snapshot file". The byte layouts are documented in

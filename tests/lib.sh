@@ -241,6 +241,36 @@ t_aggregate() {
 # run_bounded SECONDS CMD...: runs CMD with a hard time limit (timeout(1), KILL 2 s later).
 run_bounded() { timeout -k 2 "$@"; }
 
+# --- snapshot files ----------------------------------------------------------------------------
+# snap_file_problem FILE KIND: succeeds silently when FILE passes etcd's own test for a snapshot
+# file (size % 512 == 32, the last 32 bytes the SHA-256 of the rest) and its database is of KIND
+# (bbolt: etcd's, lmdb: cetcd's, by the meta page's magic at offset 16); else prints the problem
+# and fails.
+snap_file_problem() {
+  "$PY" - "$1" "$2" <<'PY'
+import hashlib, struct, sys
+d = open(sys.argv[1], "rb").read()
+if len(d) < 4096 + 32 or len(d) % 512 != 32:
+    sys.exit("size %d: not whole pages plus a sha256 (size %% 512 = %d)" % (len(d), len(d) % 512))
+if hashlib.sha256(d[:-32]).digest() != d[-32:]:
+    sys.exit("trailing sha256 does not match the content")
+magic = struct.unpack_from("<I", d, 16)[0]
+kind = {0xED0CDAED: "bbolt", 0xBEEFC0DE: "lmdb"}.get(magic, "unknown %#x" % magic)
+if kind != sys.argv[2]:
+    sys.exit("database kind %s, expected %s" % (kind, sys.argv[2]))
+PY
+}
+
+# flip_byte SRC DST OFFSET MASK: DST = SRC with the byte at OFFSET xor-ed with MASK (0x01..0xff).
+flip_byte() {
+  "$PY" - "$@" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[int(sys.argv[3])] ^= int(sys.argv[4], 0)
+open(sys.argv[2], "wb").write(b)
+PY
+}
+
 # --- clusters ----------------------------------------------------------------------------------
 # Multi-member helpers (cluster.sh, recovery.sh, partition.sh). Member I (1-based) is described by
 # C_NAME[I], C_HOST[I] (IP it listens on), C_CP[I]/C_PP[I] (client/peer ports), C_DIR[I] (data dir),

@@ -24,36 +24,33 @@
  * snapshots at once -> "etcdserver: too many requests"; a failed copy -> its error. An i/o error
  * while streaming ends the stream with that error before the hash (the client has no valid file).
  *
- * Non-blocking: the request pins the store's state (mvcc_copy_begin, on the loop: one flush and
- * an LMDB read transaction) and a thread of the job copies it into an unnamed temp file beside
- * the store (mvcc_copy_run: in the kernel, no user-space pass), while the loop goes on serving
- * writes. The thread's end is signalled through an eventfd the loop watches; the loop then
- * unpins and streams the temp file: it reads, hashes and sends chunks while the call's unsent
- * output is below SNAP_QUEUE, then waits for the transport's on_writable (HTTP/2 flow control
- * opened, the socket took bytes). So a stream holds about SNAP_QUEUE of memory whatever the
- * store's size or the client's speed, and each turn of the loop does a bounded amount of it.
+ * Non-blocking: the request starts a copy of the store off the loop (node_copy_start: the
+ * state pinned on the loop, one flush and an LMDB read transaction, then a thread copies it into
+ * an unnamed temp file beside the store, in the kernel), while the loop goes on serving writes.
+ * When the copy is done (copy_done, on the loop) the job streams the temp file: it reads,
+ * hashes and sends chunks while the call's unsent output is below SNAP_QUEUE, then waits for
+ * the transport's on_writable (HTTP/2 flow control opened, the socket took bytes). So a stream
+ * holds about SNAP_QUEUE of memory whatever the store's size or the client's speed, and each
+ * turn of the loop does a bounded amount of it.
  *
- * Lifetimes: a job lives until its call closed and its thread was joined. A client gone during
- * the copy (on_close) stops the copy (mvcc_copy_stop: between two slices) and leaves the job to
- * the copy's end, which frees it; at shutdown svc_snapshot_fini (after the transport closed every
- * call, before the node closes the store) stops and joins the copies still running and frees
- * every job. The temp file has no name: closing it with the job deletes it, whatever happened.
- * Invariants: thread_live while the thread may run (copy_rc is written by the thread and read
- * only after the join); call is NULL once the call closed; copy is non-NULL (pinned) until the
- * thread was joined; sha is non-NULL once streaming began; every job is on s->snaps until freed.
+ * Lifetimes: a job lives until its call closed and its copy ended. A client gone during the
+ * copy (on_close) stops the copy (node_copy_stop: between two slices) and leaves the job to
+ * copy_done, which frees it; at shutdown svc_snapshot_fini (after the transport closed every
+ * call, before the node closes the store) frees every job, node_copy_free stopping and joining
+ * the copies still running. The temp file has no name: freeing the copy deletes it.
+ * Invariants: copied once copy_done came (until then the copy may be running); call is NULL
+ * once the call closed; copy is non-NULL from the start to the job's end; sha is non-NULL once
+ * streaming began; every job is on s->snaps until freed.
  */
 #include "services_int.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "err.h"
+#include "fdio.h"
 #include "log.h"
 
 #define SNAP_CHUNK (32u * 1024u)   /* bytes of the copy per message (etcd's) */
@@ -64,13 +61,8 @@
 struct snap_job {
     services *s;
     rpc_call *call;
-    mvcc_copy *copy;
-    int fd;                        /* the temp file */
-    int efd;                       /* the thread's "done" */
-    ev_io done_io;
-    pthread_t thread;
-    bool thread_live;
-    int copy_rc;
+    node_copy *copy;               /* the copy, then its temp file */
+    bool copied;                   /* the copy's thread ended (its done came) */
     int64_t rev;
     uint64_t size, sent;
     EVP_MD_CTX *sha;
@@ -93,15 +85,10 @@ static void job_unlink(struct snap_job *j)
     s->nsnaps--;
 }
 
-/* Frees a job whose thread was joined (or never started) and whose call is closed. */
+/* Frees a job whose call is closed (a copy still running is stopped and joined). */
 static void job_free(struct snap_job *j)
 {
-    evloop_io_stop(j->s->loop, &j->done_io);
-    if (j->efd >= 0)
-        close(j->efd);
-    mvcc_copy_end(j->copy);
-    if (j->fd >= 0)
-        close(j->fd);
+    node_copy_free(j->copy);
     EVP_MD_CTX_free(j->sha);
     free(j->buf);
     job_unlink(j);
@@ -115,7 +102,6 @@ static struct snap_job *job_new(services *s)
     if (!j)
         return NULL;
     j->s = s;
-    j->fd = j->efd = -1;
     j->next = s->snaps;
     if (s->snaps)
         s->snaps->prev = j;
@@ -124,50 +110,23 @@ static struct snap_job *job_new(services *s)
     return j;
 }
 
-/* ---- the copy (its own thread) ---- */
-
-static void *copy_thread(void *arg)
-{
-    struct snap_job *j = arg;
-    uint64_t one = 1;
-
-    j->copy_rc = mvcc_copy_run(j->copy, j->fd);
-    while (write(j->efd, &one, sizeof(one)) < 0 && errno == EINTR) {
-    }
-    return NULL;
-}
-
-/* Ends the thread and unpins; true when the job lives on (its call is still open). */
-static bool copy_reap(struct snap_job *j)
-{
-    pthread_join(j->thread, NULL);
-    j->thread_live = false;
-    mvcc_copy_end(j->copy);
-    j->copy = NULL;
-    if (j->call)
-        return true;
-    job_free(j);
-    return false;
-}
+/* ---- the copy (off the loop) ---- */
 
 static void pump(struct snap_job *j);
 
 /* The copy is done: stream it, or report its failure. */
-static void copy_done(evloop *l, ev_io *w, int events)
+static void copy_done(void *arg, int rc)
 {
-    struct snap_job *j = w->data;
-    uint64_t v;
+    struct snap_job *j = arg;
 
-    (void)l;
-    (void)events;
-    if (read(j->efd, &v, sizeof(v)) < 0 && errno == EAGAIN)
-        return;                   /* not yet */
-    evloop_io_stop(j->s->loop, &j->done_io);
-    if (!copy_reap(j))
+    j->copied = true;
+    if (!j->call) {
+        job_free(j);
         return;
-    if (j->copy_rc) {
-        log_warn("snapshot: copying the store failed: %s", ce_strerror(j->copy_rc));
-        rpc_finish(j->call, j->copy_rc);
+    }
+    if (rc) {
+        log_warn("snapshot: copying the store failed: %s", ce_strerror(rc));
+        rpc_finish(j->call, rc);
         return;
     }
     j->sha = EVP_MD_CTX_new();
@@ -179,55 +138,26 @@ static void copy_done(evloop *l, ev_io *w, int events)
     pump(j);
 }
 
-/* Pins the store, makes the temp file, starts the thread. 0 or CE_*. */
+/* Pins the store and starts the copy. 0 or CE_*. */
 static int copy_start(struct snap_job *j)
 {
-    mvcc *store = node_store(j->s->node);
-    int rc;
+    int rc = node_copy_start(j->s->node, copy_done, j, &j->copy);
 
-    if ((rc = mvcc_tmpfile(store, &j->fd)) != 0)
-        return rc;
-    if ((rc = mvcc_copy_begin(store, &j->copy)) != 0) {
-        j->copy = NULL;
-        return rc;
-    }
-    j->rev = mvcc_copy_rev(j->copy);
-    j->size = mvcc_copy_size(j->copy);
-    j->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (j->efd < 0)
-        return ce_from_errno(errno);
-    rc = evloop_io_start(j->s->loop, &j->done_io, j->efd, EV_READ, copy_done, j);
     if (rc)
         return rc;
-    if (pthread_create(&j->thread, NULL, copy_thread, j))
-        return CE_NOMEM;
-    j->thread_live = true;
+    j->rev = node_copy_rev(j->copy);
+    j->size = node_copy_size(j->copy);
     return 0;
 }
 
 /* ---- streaming (the loop) ---- */
-
-static int pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-    size_t got = 0;
-
-    while (got < len) {
-        ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? ce_from_errno(errno) : CE_IO;
-        got += (size_t)n;
-    }
-    return 0;
-}
 
 /* The next data message. 0, or CE_* (CE_STOPPED: the call is over). */
 static int send_chunk(struct snap_job *j, Etcdserverpb__ResponseHeader *h)
 {
     Etcdserverpb__SnapshotResponse r = ETCDSERVERPB__SNAPSHOT_RESPONSE__INIT;
     size_t n = j->size - j->sent < SNAP_CHUNK ? (size_t)(j->size - j->sent) : SNAP_CHUNK;
-    int rc = pread_all(j->fd, j->buf, n, j->sent);
+    int rc = fd_pread_full(node_copy_fd(j->copy), j->buf, n, j->sent);
 
     if (rc)
         return rc;
@@ -340,22 +270,16 @@ void svc_snapshot_close(rpc_call *c)
         return;
     rpc_call_set_data(c, NULL);
     j->call = NULL;
-    if (j->thread_live)
-        mvcc_copy_stop(j->copy);  /* copy_done frees it */
-    else
+    if (j->copied)
         job_free(j);
+    else
+        node_copy_stop(j->copy);  /* copy_done frees it */
 }
 
 void svc_snapshot_fini(services *s)
 {
     while (s->snaps) {
-        struct snap_job *j = s->snaps;
-        j->call = NULL;
-        if (!j->thread_live) {
-            job_free(j);
-            continue;
-        }
-        mvcc_copy_stop(j->copy);
-        copy_reap(j);
+        s->snaps->call = NULL;
+        job_free(s->snaps);
     }
 }

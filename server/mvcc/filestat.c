@@ -14,7 +14,6 @@
  */
 #include <errno.h>
 #include <lmdb.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,21 +24,6 @@
 
 #define MAX_TABLES 64
 #define NAME_MAX_LEN 511
-
-static int say(char *err, size_t errsz, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int say(char *err, size_t errsz, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errsz) {
-        va_start(ap, fmt);
-        vsnprintf(err, errsz, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 static uint64_t be64(const void *q)
 {
@@ -141,15 +125,15 @@ static int check_size(MDB_env *env, const char *path, mvcc_file_stat *out, char 
     uint64_t need;
 
     if (mdb_env_info(env, &info) || mdb_env_stat(env, &st))
-        return say(err, errsz, CE_CORRUPT, "snapshot file %s: cannot read its LMDB meta", path);
+        return ce_errf(err, errsz, CE_CORRUPT, "snapshot file %s: cannot read its LMDB meta", path);
     if (stat(path, &fst) != 0)
-        return say(err, errsz, ce_from_errno(errno), "cannot stat %s: %s", path,
-                   strerror(errno));
+        return ce_errf(err, errsz, ce_from_errno(errno), "cannot stat %s: %s", path,
+                       strerror(errno));
     need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
     if ((uint64_t)fst.st_size < need)
-        return say(err, errsz, CE_CORRUPT, "snapshot file is truncated: the database needs %llu "
-                   "bytes, the file has %llu", (unsigned long long)need,
-                   (unsigned long long)fst.st_size);
+        return ce_errf(err, errsz, CE_CORRUPT, "snapshot file is truncated: the database needs "
+                       "%llu bytes, the file has %llu", (unsigned long long)need,
+                       (unsigned long long)fst.st_size);
     out->total_size = (int64_t)need;
     return 0;
 }
@@ -161,20 +145,21 @@ int mvcc_stat_file(const char *path, mvcc_file_stat *out, char *err, size_t errs
     int rc;
 
     if ((rc = mdb_env_create(&env)))
-        return say(err, errsz, CE_NOMEM, "lmdb: %s", mdb_strerror(rc));
+        return ce_errf(err, errsz, CE_NOMEM, "lmdb: %s", mdb_strerror(rc));
     rc = mdb_env_set_maxdbs(env, MAX_TABLES);
     if (rc == 0)
         rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOTLS, 0400);
     if (rc) {
-        rc = say(err, errsz, rc == ENOENT ? CE_NOTFOUND : rc == EACCES ? CE_IO : CE_CORRUPT,
-                 "cannot open snapshot file %s as a cetcd database: %s", path, mdb_strerror(rc));
+        rc = ce_errf(err, errsz, rc == ENOENT ? CE_NOTFOUND : rc == EACCES ? CE_IO : CE_CORRUPT,
+                     "cannot open snapshot file %s as a cetcd database: %s", path,
+                     mdb_strerror(rc));
         goto out_close;
     }
     if ((rc = check_size(env, path, &s, err, errsz)))
         goto out_close;
     if ((rc = walk_all(env, &s))) {
-        rc = say(err, errsz, CE_CORRUPT, "snapshot file %s: reading the cetcd database failed: %s",
-                 path, mdb_strerror(rc));
+        rc = ce_errf(err, errsz, CE_CORRUPT, "snapshot file %s: reading the cetcd database "
+                     "failed: %s", path, mdb_strerror(rc));
         goto out_close;
     }
     *out = s;

@@ -111,14 +111,16 @@ void mvcc_set_event_feed(mvcc *m, mvcc_event_fn fn, mvcc_batch_fn done, void *ar
 /* The same without the batch hook. */
 void mvcc_set_event_sink(mvcc *m, mvcc_event_fn fn, void *arg);
 
-/* Writes a consistent copy of the whole database (an LMDB file, free pages left out) to fd,
- * e.g. for Maintenance.Snapshot or a Raft snapshot; outside a batch. A store opened on a
- * directory holding that file as data.mdb is the same store (revision, compaction point,
- * consistent index included). Returns 0 or CE_*. */
+/* Writes a consistent copy of the whole database (an LMDB file, free pages left out) to fd, on
+ * the writer's thread and blocking it until done (the server copies with mvcc_copy_* below;
+ * this compacting copy serves tests and tools); outside a batch. A store opened on a directory
+ * holding that file as data.mdb is the same store (revision, compaction point, consistent
+ * index included). Returns 0 or CE_*. */
 int mvcc_snapshot_fd(mvcc *m, int fd);
 
 /*
- * Point-in-time copies written off the writer's thread (snapcopy.c; Maintenance.Snapshot):
+ * Point-in-time copies written off the writer's thread (snapcopy.c; driven by the node's
+ * node_copy_* for Maintenance.Snapshot and Raft snapshot data):
  * a copy of a store of any size without stalling its writer. mvcc_copy_begin (writer's thread,
  * outside a batch) makes committed batches durable and pins the state they form: its pages are
  * not reused while pinned. mvcc_copy_run (any thread, once) writes the copy to fd at offset 0:
@@ -140,8 +142,8 @@ void mvcc_copy_end(mvcc_copy *c);
 int mvcc_tmpfile(const mvcc *m, int *fd);
 
 /*
- * Read-only statistics of a cetcd snapshot file (an LMDB data file as mvcc_snapshot_fd writes
- * it, optionally followed by its 32-byte SHA-256; or a store's data.mdb), what `cetcdctl
+ * Read-only statistics of a cetcd snapshot file (an LMDB data file as mvcc_copy_run or
+ * mvcc_snapshot_fd writes it, optionally followed by its 32-byte SHA-256; or a store's data.mdb), what `cetcdctl
  * snapshot status` prints. The file is opened read-only in place (no lock file, no copy); its
  * size is checked against the LMDB meta before any page is read. Verify an untrusted file with
  * snapfile_verify first: LMDB does not check the pages it reads.

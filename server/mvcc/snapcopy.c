@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "fdio.h"
 #include "mvcc_int.h"
 
 #define COPY_SLICE (8u << 20)      /* bytes copied between two looks at the stop flag */
@@ -82,37 +83,6 @@ void mvcc__copies_release(mvcc *m)
         release_pin(m->copies);
 }
 
-/* Reads exactly len bytes at off; CE_IO on a short file or an error. */
-static int pread_all(int fd, void *buf, size_t len, off_t off)
-{
-    size_t got = 0;
-
-    while (got < len) {
-        ssize_t n = pread(fd, (uint8_t *)buf + got, len - got, off + (off_t)got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? ce_from_errno(errno) : CE_IO;
-        got += (size_t)n;
-    }
-    return 0;
-}
-
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-    size_t put = 0;
-
-    while (put < len) {
-        ssize_t n = pwrite(fd, (const uint8_t *)buf + put, len - put, off + (off_t)put);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? ce_from_errno(errno) : CE_IO;
-        put += (size_t)n;
-    }
-    return 0;
-}
-
 /* The state right now, as described in the file comment (steps 2 and 3); the flush is done. */
 static int pin_state(mvcc *m, mvcc_copy *c)
 {
@@ -141,7 +111,7 @@ static int pin_state(mvcc *m, mvcc_copy *c)
     c->meta = malloc(c->meta_len);
     if (!c->meta)
         return CE_NOMEM;
-    return pread_all(c->src, c->meta, c->meta_len, 0);
+    return fd_pread_full(c->src, c->meta, c->meta_len, 0);
 }
 
 int mvcc_copy_begin(mvcc *m, mvcc_copy **out)
@@ -193,9 +163,9 @@ static int copy_by_hand(mvcc_copy *c, int fd, off_t off, size_t len)
 
     for (size_t done = 0; !rc && done < len;) {
         size_t n = len - done < bl ? len - done : bl;
-        rc = pread_all(c->src, buf, n, off + (off_t)done);
+        rc = fd_pread_full(c->src, buf, n, (uint64_t)off + done);
         if (!rc)
-            rc = pwrite_all(fd, buf, n, off + (off_t)done);
+            rc = fd_pwrite_full(fd, buf, n, (uint64_t)off + done);
         done += n;
     }
     free(buf);
@@ -224,7 +194,7 @@ static int copy_slice(mvcc_copy *c, int fd, off_t off, size_t len)
 
 int mvcc_copy_run(mvcc_copy *c, int fd)
 {
-    int rc = pwrite_all(fd, c->meta, c->meta_len, 0);
+    int rc = fd_pwrite_full(fd, c->meta, c->meta_len, 0);
 
     for (uint64_t at = c->meta_len; !rc && at < c->size;) {
         size_t n = c->size - at < COPY_SLICE ? (size_t)(c->size - at) : COPY_SLICE;

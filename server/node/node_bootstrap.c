@@ -22,6 +22,7 @@
  */
 #include "bootstrap.h"
 #include "err.h"
+#include "fdio.h"
 #include "log.h"
 #include "node_int.h"
 #include "restore.h"
@@ -45,24 +46,15 @@ static bool name_is_file(const char *name)
 /* Reads path into buf (NUL-terminated, *len bytes); CE_NOTFOUND if it does not exist. */
 static int read_entry(const char *path, char *buf, size_t cap, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t r = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
 
     if (fd < 0)
         return errno == ENOENT || errno == ENOTDIR ? CE_NOTFOUND : ce_from_errno(errno);
-    *len = 0;
-    while (*len < cap - 1) {
-        r = read(fd, buf + *len, cap - 1 - *len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        *len += (size_t)r;
-    }
+    rc = fd_read_upto(fd, buf, cap - 1, len);
     close(fd);
     buf[*len] = 0;
-    if (r < 0)
-        return ce_from_errno(errno);
+    if (rc)
+        return rc;
     return *len == cap - 1 ? CE_INVAL : 0;
 }
 

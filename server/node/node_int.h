@@ -68,6 +68,7 @@ struct node {
     uint64_t incoming_snap_index;
     node_member *incoming_members; /* the member list that came with it */
     size_t incoming_nmembers;
+    struct snap_send *snap_sends; /* MsgSnaps whose data is being copied (node_peer.c) */
     wal *wal;
     mvcc *store;
     struct lessor *lessor;        /* leases; mirrors the store (node_lease.c) */

@@ -3,13 +3,16 @@
  * in, snapshots out and in, and the member list for a member that joins.
  *
  * Snapshot data: a MsgSnap from Raft carries only metadata; the data sent with it is a
- * consistent copy of the whole store (mvcc_snapshot_fd, an LMDB file whose consistent index is
- * the applied index at the time of the copy, >= the snapshot's index) plus the member list
- * (members.json text) as the transfer's side payload. The receiver steps the MsgSnap as soon
- * as the file is complete and installs it in the same loop callback if Raft accepts it: replaces the store's file, the member list and the
- * snapshot metadata. Entries between the snapshot's index and the copy's consistent index
- * arrive again from the leader and are skipped by the store (consistent index), conf changes
- * among them re-apply idempotently.
+ * consistent copy of the whole store plus the member list (members.json text) as the
+ * transfer's side payload. The copy is pinned when the MsgSnap comes out of Raft and written
+ * off the loop (node_copy: an LMDB file, free pages included, whose consistent index is the
+ * applied index at that moment, >= the snapshot's index; the member list is taken at the same
+ * moment); the transfer starts when the copy is done, unless the term changed meanwhile. The
+ * receiver steps the MsgSnap as soon as the file is complete and installs it in the same loop
+ * callback if Raft accepts it: replaces the store's file, the member list and the snapshot
+ * metadata. Entries between the snapshot's index and the copy's consistent index arrive again
+ * from the leader and are skipped by the store (consistent index), conf changes among them
+ * re-apply idempotently.
  *
  * Invariant: a received data file is installed only for the snapshot Raft accepted (same
  * index); any other is deleted.
@@ -22,12 +25,10 @@
 #include "peer/peer.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- transport callbacks ------------------------------------------------------------------ */
@@ -185,8 +186,12 @@ int node_peers_start(node *n)
     return 0;
 }
 
+static void snap_send_free(struct snap_send *s);
+
 void node_peers_stop(node *n)
 {
+    while (n->snap_sends)
+        snap_send_free(n->snap_sends);
     peer_free(n->peers);
     n->peers = 0;
     drop_incoming(n);
@@ -194,34 +199,110 @@ void node_peers_stop(node *n)
 
 /* ---- sending ------------------------------------------------------------------------------ */
 
-/* A MsgSnap: a consistent copy of the store in an unnamed file, and the member list. */
-static void send_snapshot(node *n, const raft_msg *m)
-{
-    char *extra = 0;
-    struct stat st;
-    int fd = open(n->member_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), rc = 0;
+/* A MsgSnap waiting for its data: the store copied off the loop (node_copy), then sent. */
+struct snap_send {
+    node *n;
+    raft_msg m;                    /* the MsgSnap; m.snapshot.conf points into ids */
+    uint64_t *ids;                 /* its voters, then its learners */
+    char *extra;                   /* members.json as it was when the copy was pinned */
+    node_copy *copy;
+    struct snap_send *next, *prev; /* on n->snap_sends */
+};
 
-    if (fd < 0)
-        rc = ce_from_errno(errno);
-    if (!rc)
-        rc = mvcc_snapshot_fd(n->store, fd);
-    if (!rc && (fstat(fd, &st) || lseek(fd, 0, SEEK_SET) < 0))
-        rc = ce_from_errno(errno);
-    if (!rc && !(extra = members_to_json(n->members, n->nmembers, n->cluster_id)))
-        rc = CE_NOMEM;
-    if (!rc)
-        rc = peer_send_snapshot(n->peers, m, (const uint8_t *)extra, strlen(extra), fd,
-                                (uint64_t)st.st_size);
-    else if (fd >= 0)
-        close(fd);
-    free(extra);
-    if (rc) {
-        log_warn("node: cannot send a snapshot to %016" PRIx64 ": %s", m->to, ce_strerror(rc));
-        raft_report_snapshot(n->raft, m->to, false);
+static void snap_send_free(struct snap_send *s)
+{
+    node *n = s->n;
+
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        n->snap_sends = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    node_copy_free(s->copy);
+    free(s->extra);
+    free(s->ids);
+    free(s);
+}
+
+/* The MsgSnap, its conf arrays copied (valid beyond this update). */
+static int keep_msg(struct snap_send *s, const raft_msg *m)
+{
+    const raft_conf_state *cs = &m->snapshot.conf;
+    size_t nv = cs->n_voters, nl = cs->n_learners;
+
+    s->m = *m;
+    s->m.entries = NULL;
+    s->m.n_entries = 0;
+    s->ids = malloc((nv + nl ? nv + nl : 1) * sizeof(uint64_t));
+    if (!s->ids)
+        return CE_NOMEM;
+    if (nv)
+        memcpy(s->ids, cs->voters, nv * sizeof(uint64_t));
+    if (nl)
+        memcpy(s->ids + nv, cs->learners, nl * sizeof(uint64_t));
+    s->m.snapshot.conf.voters = s->ids;
+    s->m.snapshot.conf.learners = s->ids + nv;
+    return 0;
+}
+
+static void snap_failed(node *n, uint64_t to, int rc)
+{
+    log_warn("node: cannot send a snapshot to %016" PRIx64 ": %s", to, ce_strerror(rc));
+    raft_report_snapshot(n->raft, to, false);
+}
+
+/* The copy is done: hand it to the transport (which owns the file from then on). A MsgSnap of
+ * an earlier term is dropped unreported: that leadership is over, and a report would touch the
+ * progress of a later one. */
+static void snap_copied(void *arg, int rc)
+{
+    struct snap_send *s = arg;
+    node *n = s->n;
+    uint64_t size = node_copy_size(s->copy);
+
+    if (raft_term(n->raft) != s->m.term) {
+        log_info("node: snapshot to %016" PRIx64 " dropped: term %" PRIu64 " is over", s->m.to,
+                 s->m.term);
+        snap_send_free(s);
         return;
     }
-    log_info("node: sending snapshot at index %" PRIu64 " (%lld bytes) to %016" PRIx64,
-             m->snapshot.index, (long long)st.st_size, m->to);
+    if (!rc)
+        rc = peer_send_snapshot(n->peers, &s->m, (const uint8_t *)s->extra, strlen(s->extra),
+                                node_copy_take_fd(s->copy), size);
+    if (rc)
+        snap_failed(n, s->m.to, rc);
+    else
+        log_info("node: sending snapshot at index %" PRIu64 " (%" PRIu64 " bytes) to %016"
+                 PRIx64, s->m.snapshot.index, size, s->m.to);
+    snap_send_free(s);
+}
+
+/* A MsgSnap: its data is a copy of the store made off the loop, pinned now, so its consistent
+ * index is the applied index now (>= the snapshot's); the member list of this moment goes with
+ * it. The send happens when the copy is done (snap_copied). */
+static void send_snapshot(node *n, const raft_msg *m)
+{
+    struct snap_send *s = calloc(1, sizeof(*s));
+    int rc = s ? 0 : CE_NOMEM;
+
+    if (!rc) {
+        s->n = n;
+        s->next = n->snap_sends;
+        if (n->snap_sends)
+            n->snap_sends->prev = s;
+        n->snap_sends = s;
+        rc = keep_msg(s, m);
+    }
+    if (!rc && !(s->extra = members_to_json(n->members, n->nmembers, n->cluster_id)))
+        rc = CE_NOMEM;
+    if (!rc)
+        rc = node_copy_start(n, snap_copied, s, &s->copy);
+    if (rc) {
+        if (s)
+            snap_send_free(s);
+        snap_failed(n, m->to, rc);
+    }
 }
 
 /* Everything queued in this loop iteration leaves now: one write per peer. */

@@ -12,6 +12,7 @@
 #include "restore.h"
 #include "atomicfile.h"
 #include "err.h"
+#include "fdio.h"
 #include "members.h"
 #include "mvcc/mvcc.h"
 #include "snap/snap.h"
@@ -60,15 +61,14 @@ struct plan {
 
 static int fail(struct plan *p, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* rc, with the message in the caller's buffer. */
 static int fail(struct plan *p, int rc, const char *fmt, ...)
 {
     va_list ap;
 
-    if (p->err && p->errsz) {
-        va_start(ap, fmt);
-        vsnprintf(p->err, p->errsz, fmt, ap);
-        va_end(ap);
-    }
+    va_start(ap, fmt);
+    rc = ce_verrf(p->err, p->errsz, rc, fmt, ap);
+    va_end(ap);
     return rc;
 }
 
@@ -360,20 +360,6 @@ static int make_member_dirs(struct plan *p, const char *const *subs)
 
 /* ---- the store ----------------------------------------------------------------------------- */
 
-static int write_all(int fd, const uint8_t *b, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return ce_from_errno(w < 0 ? errno : EIO);
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Copies len bytes of in to out, hashing them into ctx. */
 static int copy_hashed(struct plan *p, int in, int out, uint64_t len, EVP_MD_CTX *ctx)
 {
@@ -381,20 +367,17 @@ static int copy_hashed(struct plan *p, int in, int out, uint64_t len, EVP_MD_CTX
     int rc = buf ? 0 : CE_NOMEM;
 
     while (!rc && len) {
-        ssize_t r = read(in, buf, len < COPY_CHUNK ? (size_t)len : COPY_CHUNK);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            rc = fail(p, r < 0 ? ce_from_errno(errno) : CE_CORRUPT,
-                      "reading %s: %s", p->o->snapshot_path,
-                      r < 0 ? strerror(errno) : "the file shrank while it was being restored");
+        size_t want = len < COPY_CHUNK ? (size_t)len : COPY_CHUNK, got;
+        if ((rc = fd_read_upto(in, buf, want, &got)) != 0 || got < want) {
+            rc = fail(p, rc ? rc : CE_CORRUPT, "reading %s: %s", p->o->snapshot_path,
+                      rc ? strerror(errno) : "the file shrank while it was being restored");
             break;
         }
-        if (EVP_DigestUpdate(ctx, buf, (size_t)r) != 1)
+        if (EVP_DigestUpdate(ctx, buf, got) != 1)
             rc = CE_NOMEM;
         if (!rc)
-            rc = write_all(out, buf, (size_t)r);
-        len -= (uint64_t)r;
+            rc = fd_write_full(out, buf, got);
+        len -= got;
     }
     free(buf);
     return rc;

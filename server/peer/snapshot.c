@@ -26,6 +26,7 @@
 
 #include "crc32c.h"
 #include "err.h"
+#include "fdio.h"
 #include "lebytes.h"
 #include "log.h"
 #include "peer_int.h"
@@ -328,27 +329,13 @@ static int snap_begin(conn *c, const frame *f)
     return open_file(c);
 }
 
-static int write_all_fd(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return CE_IO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int snap_chunk(conn *c, const frame *f)
 {
     snap_in *si = c->si;
 
     if (f->len == 0 || f->len > PEER_SNAP_CHUNK || f->len > si->expect - si->got)
         return CE_CORRUPT;
-    if (write_all_fd(si->fd, f->data, f->len))
+    if (fd_write_full(si->fd, f->data, f->len))
         return store_failed(c, "write failed");
     si->crc = crc32c(si->crc, f->data, f->len);
     si->got += f->len;

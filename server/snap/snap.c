@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "fdio.h"
 #include "log.h"
 #include "crc32c.h"
 #include "atomicfile.h"
@@ -250,16 +251,8 @@ static int read_file(int dfd, const char *name, uint8_t **out, size_t *len)
     size_t n = rc == 0 ? (size_t)st.st_size : 0, got = 0;
     if (rc == 0 && !(buf = malloc(n ? n : 1)))
         rc = CE_NOMEM;
-    while (rc == 0 && got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            rc = ce_from_errno(errno);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
+    if (rc == 0)
+        rc = fd_read_upto(fd, buf, n, &got);
     close(fd);
     if (rc != 0) {
         free(buf);

@@ -108,6 +108,7 @@
 #include "hexname.h"
 #include "lebytes.h"
 #include "err.h"
+#include "fdio.h"
 #include "log.h"
 
 enum rec_type {
@@ -215,21 +216,6 @@ static int fsync_dir_fd(int dirfd)
     return fsync(dirfd) == 0 ? 0 : ce_from_errno(errno);
 }
 
-static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-    while (n > 0) {
-        ssize_t r = pwrite(fd, p, n, (off_t)off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return ce_from_errno(errno);
-        p += r;
-        off += (uint64_t)r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 static bool all_zero(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -256,13 +242,10 @@ static int read_whole(const char *path, uint8_t **out, size_t *len)
         rc = CE_NOMEM;
         goto out_close;
     }
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
+    rc = fd_read_upto(fd, buf, n, &got);
+    if (rc) {
+        free(buf);
+        goto out_close;
     }
     *out = buf;
     *len = got;
@@ -710,7 +693,7 @@ static void extend_zeros(wal *w, uint64_t end)
     }
     while (w->fsize < target) {
         size_t n = target - w->fsize < sizeof zeros ? (size_t)(target - w->fsize) : sizeof zeros;
-        if (pwrite_all(w->fd, zeros, n, w->fsize) != 0)
+        if (fd_pwrite_full(w->fd, zeros, n, w->fsize) != 0)
             return;
         w->fsize += n;
     }
@@ -720,7 +703,7 @@ static int flush_buf(wal *w)
 {
     if (w->buflen == 0)
         return 0;
-    int rc = pwrite_all(w->fd, w->buf, w->buflen, w->off);
+    int rc = fd_pwrite_full(w->fd, w->buf, w->buflen, w->off);
     if (rc != 0)
         return fail(w, rc);
     w->off += w->buflen;
@@ -777,7 +760,7 @@ static int create_segment(wal *w, uint64_t seq, uint64_t first)
     w->salt = segment_salt(seq);
     int rc = append_segment_start(w, seq, first);
     if (rc == 0)
-        rc = pwrite_all(fd, w->buf, w->buflen, 0);
+        rc = fd_pwrite_full(fd, w->buf, w->buflen, 0);
     w->fsize = w->buflen;
     if (rc == 0)
         extend_zeros(w, w->buflen);

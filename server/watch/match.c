@@ -15,20 +15,10 @@
 #include <string.h>
 
 #include "err.h"
+#include "fnv1a.h"
 #include "watch_int.h"
 
 #define KB_INITIAL 64
-
-static uint64_t hash_bytes(const uint8_t *p, size_t n)
-{
-    uint64_t x = 14695981039346656037ull;
-
-    for (size_t i = 0; i < n; i++) {
-        x ^= p[i];
-        x *= 1099511628211ull;
-    }
-    return x;
-}
 
 static int bytes_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
@@ -159,7 +149,7 @@ static int group_new(watch_hub *h, const ProtobufCBinaryData *key,
 static int group_get(watch_hub *h, const ProtobufCBinaryData *key,
                      const ProtobufCBinaryData *end, enum gkind kind, wgroup **out)
 {
-    uint64_t hash = kind == G_KEY ? hash_bytes(key->data, key->len) : 0;
+    uint64_t hash = kind == G_KEY ? fnv1a64(key->data, key->len) : 0;
     ProtobufCBinaryData none = {0, NULL};
     wgroup *g = kind == G_KEY ? key_find(h, key, hash) : range_find(h, key, end, kind);
 
@@ -238,7 +228,7 @@ void match_key(watch_hub *h, const ProtobufCBinaryData *key,
 {
     wgroup *g;
 
-    if (h->nkeys && (g = key_find(h, key, hash_bytes(key->data, key->len))) != NULL)
+    if (h->nkeys && (g = key_find(h, key, fnv1a64(key->data, key->len))) != NULL)
         each_class(h, g, fn, arg);
     for (g = h->ranges; g; g = g->next)
         if (range_holds(g, key))

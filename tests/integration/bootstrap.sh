@@ -204,12 +204,7 @@ t_eq "restore-from: the restarted member keeps what was written since" "after re
 # --- 6. restore-from refusals --------------------------------------------------------------------
 SIZE=$(stat -c %s "$SNAP")
 head -c $((SIZE - 100)) "$SNAP" >"$T_DIR/trunc.db"
-"$PY" - "$SNAP" "$T_DIR/flip.db" <<'EOF'
-import sys
-b = bytearray(open(sys.argv[1], "rb").read())
-b[len(b) // 3] ^= 0x10
-open(sys.argv[2], "wb").write(b)
-EOF
+flip_byte "$SNAP" "$T_DIR/flip.db" $((SIZE / 3)) 0x10
 # refused_restore I NAME FILE WHAT PROBLEM: member I (NAME) with entry restore-from=FILE is refused
 refused_restore() {
   member_define "$1" "$2" 127.0.0.1 || exit 2

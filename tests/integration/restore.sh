@@ -168,12 +168,7 @@ refused() {
   t_eq "$what: data dir untouched" "$before" "$after"
 }
 head -c $((SIZE - 4096)) "$BACKUP" >"$T_DIR/truncated.db"
-"$PY" - "$BACKUP" "$T_DIR/flipped.db" <<'EOF'
-import sys
-b = bytearray(open(sys.argv[1], "rb").read())
-b[len(b) // 2] ^= 0x01
-open(sys.argv[2], "wb").write(b)
-EOF
+flip_byte "$BACKUP" "$T_DIR/flipped.db" $((SIZE / 2)) 0x01
 refused "truncated file" "Error: snapshot file is truncated" "$T_DIR/r1" "$T_DIR/truncated.db"
 refused "flipped byte" "Error: snapshot file is corrupt: sha256 checksum mismatch" "$T_DIR/r2" "$T_DIR/flipped.db"
 mkdir -p "$T_DIR/r3"

@@ -71,20 +71,8 @@ rev() { E get nokey -w json 2>/dev/null | "$PY" -c 'import json,sys; print(json.
 # check_file NAME FILE: etcd's hash test, and the database kind
 check_file() {
   local out
-  out=$("$PY" - "$2" "$REAL" <<'PY'
-import hashlib, struct, sys
-d = open(sys.argv[1], "rb").read()
-want = "bbolt" if sys.argv[2] == "1" else "lmdb"
-if len(d) < 4096 + 32 or len(d) % 512 != 32:
-    sys.exit("size %d: not whole pages plus a sha256 (size %% 512 = %d)" % (len(d), len(d) % 512))
-if hashlib.sha256(d[:-32]).digest() != d[-32:]:
-    sys.exit("trailing sha256 does not match the content")
-magic = struct.unpack_from("<I", d, 16)[0]
-kind = {0xED0CDAED: "bbolt", 0xBEEFC0DE: "lmdb"}.get(magic, "unknown %#x" % magic)
-if kind != want:
-    sys.exit("database kind %s, expected %s" % (kind, want))
-PY
-  ) && t_ok "$1: whole pages + sha256, right kind" || t_fail "$1: whole pages + sha256, right kind" "$out"
+  out=$(snap_file_problem "$2" "$([ "$REAL" = 1 ] && echo bbolt || echo lmdb)" 2>&1) &&
+    t_ok "$1: whole pages + sha256, right kind" || t_fail "$1: whole pages + sha256, right kind" "$out"
 }
 
 # check_stream NAME OUTPUT BEFORE AFTER: snapshot_client.py's summary; the header's revision

@@ -30,46 +30,13 @@
 #include "bbolt.h"
 #include "crc32c.h"
 #include "err.h"
+#include "fnv1a.h"
 #include "lebytes.h"
+#include "testfile.h"
 
 #define PS 4096
 
 /* ---------------------------------------------------------------- helpers */
-
-static uint8_t *read_fixture(const char *name, size_t *len)
-{
-    char path[1024];
-    const char *slash = strrchr(__FILE__, '/');
-    FILE *f;
-    uint8_t *buf;
-    long n;
-
-    snprintf(path, sizeof(path), "%.*sdata/snapshot/%s", slash ? (int)(slash - __FILE__ + 1) : 0,
-             __FILE__, name);
-    f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
-static uint64_t fnv64a(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -88,7 +55,7 @@ static void page_hdr(uint8_t *p, uint64_t id, uint16_t flags, uint16_t count, ui
 /* Recomputes the checksum of the meta page at p. */
 static void meta_sum(uint8_t *p)
 {
-    le_put64(p + 72, fnv64a(p + 16, 56));
+    le_put64(p + 72, fnv1a64(p + 16, 56));
 }
 
 static void meta_page(uint8_t *p, uint64_t id, uint64_t root, uint64_t hwm, uint64_t txid)
@@ -245,7 +212,7 @@ static void expect_corrupt(const uint8_t *img, size_t len, const char *want)
 static void test_fixture_status(void **state)
 {
     size_t len;
-    uint8_t *f = read_fixture("etcd34.db", &len);
+    uint8_t *f = testfile_read_data("snapshot/etcd34.db", &len);
     struct bbolt_status st;
     char err[256];
 
@@ -297,7 +264,7 @@ static int collect_kv(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, 
 static void test_fixture_walk(void **state)
 {
     size_t len;
-    uint8_t *f = read_fixture("etcd34.db", &len);
+    uint8_t *f = testfile_read_data("snapshot/etcd34.db", &len);
     struct bbolt *db;
     struct collect root = {0}, keys = {0};
     struct bbolt_name key = {(const uint8_t *)"key", 3}, nope = {(const uint8_t *)"nope", 4};
@@ -431,6 +398,23 @@ static void fix_metas(uint8_t *img)
     meta_sum(img + PS);
 }
 
+/* A fresh synthetic image whose little-endian field of width bytes at off is set to v is
+ * refused with a message containing want. */
+static void patched_refused(size_t off, int width, uint64_t v, const char *want)
+{
+    size_t len;
+    uint8_t *img = synthetic(&len);
+
+    if (width == 2)
+        put16(img + off, (uint16_t)v);
+    else if (width == 4)
+        le_put32(img + off, (uint32_t)v);
+    else
+        le_put64(img + off, v);
+    expect_corrupt(img, len, want);
+    free(img);
+}
+
 static void test_damage(void **state)
 {
     size_t len;
@@ -438,48 +422,22 @@ static void test_damage(void **state)
 
     (void)state;
     /* branch child pointing back at the branch: a cycle */
-    img = synthetic(&len);
-    le_put64(img + 3 * PS + 16 + 8, 3);
-    expect_corrupt(img, len, "reached twice");
-    free(img);
-    /* child past the high-water mark */
-    img = synthetic(&len);
-    le_put64(img + 3 * PS + 32 + 8, 99);
-    expect_corrupt(img, len, "out of range");
-    /* child pointing at a meta page */
-    le_put64(img + 3 * PS + 32 + 8, 1);
-    expect_corrupt(img, len, "out of range");
-    free(img);
+    patched_refused(3 * PS + 16 + 8, 8, 3, "reached twice");
+    /* child past the high-water mark, child pointing at a meta page */
+    patched_refused(3 * PS + 32 + 8, 8, 99, "out of range");
+    patched_refused(3 * PS + 32 + 8, 8, 1, "out of range");
     /* an element's key outside its page */
-    img = synthetic(&len);
-    le_put32(img + 4 * PS + 16 + 4, 0x7fffffff);
-    expect_corrupt(img, len, "out of the page");
-    free(img);
+    patched_refused(4 * PS + 16 + 4, 4, 0x7fffffff, "out of the page");
     /* value size past the page span */
-    img = synthetic(&len);
-    le_put32(img + 4 * PS + 16 + 12, 9000);
-    expect_corrupt(img, len, "out of the page");
-    free(img);
+    patched_refused(4 * PS + 16 + 12, 4, 9000, "out of the page");
     /* overflow past the last page */
-    img = synthetic(&len);
-    le_put32(img + 5 * PS + 12, 2);
-    expect_corrupt(img, len, "past the last page");
-    free(img);
+    patched_refused(5 * PS + 12, 4, 2, "past the last page");
     /* page header naming another page */
-    img = synthetic(&len);
-    le_put64(img + 4 * PS, 6);
-    expect_corrupt(img, len, "header says page 6");
-    free(img);
+    patched_refused(4 * PS, 8, 6, "header says page 6");
     /* a meta, freelist or unknown page inside the tree */
-    img = synthetic(&len);
-    put16(img + 4 * PS + 8, 0x10);
-    expect_corrupt(img, len, "not a branch or leaf");
-    free(img);
+    patched_refused(4 * PS + 8, 2, 0x10, "not a branch or leaf");
     /* too many elements for the page */
-    img = synthetic(&len);
-    put16(img + 4 * PS + 10, 300);
-    expect_corrupt(img, len, "do not fit");
-    free(img);
+    patched_refused(4 * PS + 10, 2, 300, "do not fit");
     /* keys out of order across leaves: swap the branch's children */
     img = synthetic(&len);
     le_put64(img + 3 * PS + 16 + 8, 5);
@@ -487,20 +445,11 @@ static void test_damage(void **state)
     expect_corrupt(img, len, "out of order");
     free(img);
     /* empty branch */
-    img = synthetic(&len);
-    put16(img + 3 * PS + 10, 0);
-    expect_corrupt(img, len, "empty branch");
-    free(img);
+    patched_refused(3 * PS + 10, 2, 0, "empty branch");
     /* a top-level entry that is not a bucket */
-    img = synthetic(&len);
-    le_put32(img + 2 * PS + 16, 0);
-    expect_corrupt(img, len, "cannot get hash of bucket alpha");
-    free(img);
+    patched_refused(2 * PS + 16, 4, 0, "cannot get hash of bucket alpha");
     /* inline bucket too short for its page header */
-    img = synthetic(&len);
-    le_put32(img + 2 * PS + 16 + 12, 20);
-    expect_corrupt(img, len, "too short");
-    free(img);
+    patched_refused(2 * PS + 16 + 12, 4, 20, "too short");
     /* inline bucket whose page is not a leaf */
     img = synthetic(&len);
     {
@@ -511,10 +460,7 @@ static void test_damage(void **state)
     expect_corrupt(img, len, "not a leaf");
     free(img);
     /* a "key" bucket key shorter than a revision */
-    img = synthetic(&len);
-    le_put32(img + 4 * PS + 16 + 8, 4);
-    expect_corrupt(img, len, "not a revision");
-    free(img);
+    patched_refused(4 * PS + 16 + 8, 4, 4, "not a revision");
     /* high-water mark beyond the image, root out of range */
     img = synthetic(&len);
     le_put64(img + PS + 56, 100), le_put64(img + 56, 100), fix_metas(img);
@@ -623,7 +569,7 @@ static void test_fuzz(void **state)
     uint64_t seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)clock();
     int iters = it ? atoi(it) : 3000;
     size_t slen, flen;
-    uint8_t *syn = synthetic(&slen), *fix = read_fixture("etcd34.db", &flen);
+    uint8_t *syn = synthetic(&slen), *fix = testfile_read_data("snapshot/etcd34.db", &flen);
 
     (void)state;
     print_message("bbolt fuzz seed: %" PRIu64 " (replay: BBOLT_FUZZ_SEED=%" PRIu64 ")\n", seed,

@@ -26,7 +26,7 @@
 
 #include "common/err.h"
 #include "server/lease/lease.h"
-#include "server/mvcc/mvcc.h"
+#include "mvccfx.h"
 #include "tmpdir.h"
 
 static ProtobufCBinaryData B(const char *s)
@@ -486,15 +486,6 @@ typedef struct fx {
     bool defer;
 } fx;
 
-static mvcc *open_at(const char *dir, bool defer)
-{
-    mvcc_options o = {.dir = dir, .no_sync = true, .defer_durability = defer};
-    mvcc *m = NULL;
-
-    assert_int_equal(mvcc_open(&o, &m), 0);
-    return m;
-}
-
 static int setup_with(void **state, bool defer)
 {
     fx *f = calloc(1, sizeof(*f));
@@ -502,7 +493,7 @@ static int setup_with(void **state, bool defer)
     strcpy(f->dir, "/tmp/test_lease.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     f->defer = defer;
-    f->m = open_at(f->dir, defer);
+    f->m = mvccfx_open(f->dir, defer);
     *state = f;
     return 0;
 }
@@ -530,7 +521,7 @@ static int teardown(void **state)
 static void reopen(fx *f)
 {
     mvcc_close(f->m);
-    f->m = open_at(f->dir, f->defer);
+    f->m = mvccfx_open(f->dir, f->defer);
 }
 
 static void lease_put(fx *f, int64_t id, int64_t ttl, uint64_t idx)

@@ -22,7 +22,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,10 +30,11 @@
 
 #include "bootstrap.h"
 #include "err.h"
-#include "mvcc/mvcc.h"
+#include "mvccfx.h"
 #include "node/members.h"
 #include "node/restore.h"
 #include "snap/snap.h"
+#include "testfile.h"
 #include "tmpdir.h"
 #include "wal/wal.h"
 
@@ -53,88 +53,28 @@ struct fx {
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-static void put(mvcc *m, const char *k, const char *v, int64_t lease)
-{
-    Etcdserverpb__PutRequest r = ETCDSERVERPB__PUT_REQUEST__INIT;
-    Etcdserverpb__PutResponse *resp = NULL;
-
-    r.key = (ProtobufCBinaryData){strlen(k), (uint8_t *)k};
-    r.value = (ProtobufCBinaryData){strlen(v), (uint8_t *)v};
-    r.lease = lease;
-    assert_int_equal(mvcc_put(m, &r, &resp), 0);
-    protobuf_c_message_free_unpacked(&resp->base, NULL);
-}
-
-static void sha256(const void *p, size_t n, uint8_t out[32])
-{
-    unsigned int len = 0;
-
-    assert_int_equal(EVP_Digest(p, n, out, &len, EVP_sha256(), NULL), 1);
-}
-
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    struct stat st;
-    uint8_t *buf;
-    int fd = open(path, O_RDONLY);
-
-    assert_true(fd >= 0);
-    assert_int_equal(fstat(fd, &st), 0);
-    buf = malloc((size_t)st.st_size + 1);
-    assert_non_null(buf);
-    assert_int_equal(read(fd, buf, (size_t)st.st_size), st.st_size);
-    close(fd);
-    *len = (size_t)st.st_size;
-    return buf;
-}
-
-static void write_file(const char *path, const void *p, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, p, n), (ssize_t)n);
-    close(fd);
-}
-
 /* A store in dir with nkeys keys, lease 7 (TTL 60) holding key "leased", consistent index
  * SRC_CI; copied into path followed by its SHA-256 (when with_hash). Returns the revision. */
 static int64_t make_snapshot(const char *dir, const char *path, int nkeys, bool with_hash,
                              uint8_t sha[32])
 {
-    mvcc_options mo = {.dir = dir, .no_sync = true};
     mvcc_lease l = {.id = 7, .ttl = 60, .renewed_index = 3};
     char k[32], v[32];
-    uint8_t *db;
-    size_t len;
     int64_t rev;
-    mvcc *m;
-    int fd;
+    mvcc *m = mvccfx_open(dir, false);
 
-    assert_int_equal(mvcc_open(&mo, &m), 0);
     assert_int_equal(mvcc_begin(m), 0);
     assert_int_equal(mvcc_lease_put(m, &l), 0);
-    put(m, "leased", "x", 7);
+    mvccfx_put(m, "leased", "x", 7);
     for (int i = 0; i < nkeys; i++) {
         snprintf(k, sizeof(k), "k%03d", i);
         snprintf(v, sizeof(v), "value-%d", i);
-        put(m, k, v, 0);
+        mvccfx_put(m, k, v, 0);
     }
     assert_int_equal(mvcc_commit(m, SRC_CI, 5), 0);
     rev = mvcc_rev(m);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    assert_int_equal(mvcc_snapshot_fd(m, fd), 0);
-    close(fd);
+    mvccfx_snapshot_file(m, path, with_hash, sha);
     mvcc_close(m);
-    db = read_file(path, &len);
-    sha256(db, len, sha);
-    if (with_hash) {
-        fd = open(path, O_WRONLY | O_APPEND);
-        assert_int_equal(write(fd, sha, 32), 32);
-        close(fd);
-    }
-    free(db);
     return rev;
 }
 
@@ -238,7 +178,7 @@ static void check_members_file(const char *data, const struct node_restore_resul
     char err[128];
 
     snprintf(path, sizeof(path), "%s/member/members.json", data);
-    json = (char *)read_file(path, &len);
+    json = (char *)testfile_read(path, &len);
     json[len] = 0;
     assert_int_equal(members_from_json(json, &ms, &n, &cid), 0);
     assert_int_equal(members_parse_initial(IC3, TOKEN, &want, &nwant, err, sizeof(err)), 0);
@@ -356,7 +296,7 @@ static uint64_t expected_cluster_id(const uint8_t db_sha[32])
     for (int i = 0; i < 8; i++)
         in[i] = (uint8_t)(base >> (56 - 8 * i));
     memcpy(in + 8, db_sha, 32);
-    sha256(in, sizeof(in), md);
+    testfile_sha256(in, sizeof(in), md);
     for (int i = 0; i < 8; i++)
         cid = (cid << 8) | md[i];
     assert_true(cid != base);
@@ -430,7 +370,7 @@ static void test_targets_not_empty(void **state)
     /* a data dir holding a file */
     assert_int_equal(mkdir(f->data, 0700), 0);
     snprintf(path, sizeof(path), "%s/keep.txt", f->data);
-    write_file(path, "keep", 4);
+    testfile_write(path, "keep", 4);
     listing(f->data, before, sizeof(before));
     snprintf(msg, sizeof(msg), "data-dir \"%s\" exists and is not empty", f->data);
     refused(&o, CE_EXISTS, msg);
@@ -456,12 +396,12 @@ static void test_targets_not_empty(void **state)
 static void damaged_copy(const struct fx *f, const char *path, size_t len, long flip_at)
 {
     size_t n;
-    uint8_t *b = read_file(f->snap, &n);
+    uint8_t *b = testfile_read(f->snap, &n);
 
     assert_true(len <= n);
     if (flip_at >= 0)
         b[flip_at] ^= 0x40;
-    write_file(path, b, len);
+    testfile_write(path, b, len);
     free(b);
 }
 
@@ -472,7 +412,7 @@ static void test_bad_files(void **state)
     char path[192];
     size_t n;
 
-    free(read_file(f->snap, &n));
+    free(testfile_read(f->snap, &n));
     snprintf(path, sizeof(path), "%s/bad.db", f->root);
     o.snapshot_path = path;
 
@@ -482,7 +422,7 @@ static void test_bad_files(void **state)
     refused(&o, CE_CORRUPT, "sha256 checksum mismatch");
     damaged_copy(f, path, n - 32, -1); /* the database alone: only with skip_hash_check */
     refused(&o, CE_CORRUPT, "without the trailing sha256");
-    write_file(path, "hello, not a snapshot\n", 22);
+    testfile_write(path, "hello, not a snapshot\n", 22);
     refused(&o, CE_CORRUPT, "not a snapshot file");
     unlink(path);
     refused(&o, CE_NOTFOUND, "cannot open snapshot file");
@@ -507,7 +447,7 @@ static void test_empty_dir_and_leftovers(void **state)
     snprintf(left, sizeof(left), "%s/.cetcd-restore.AbC123", f->data);
     assert_int_equal(mkdir(left, 0700), 0);
     snprintf(junk, sizeof(junk), "%s/half-copied", left);
-    write_file(junk, "x", 1);
+    testfile_write(junk, "x", 1);
     restore_ok(&o);
     listing(f->data, list, sizeof(list));
     assert_string_equal(list, "member ");
@@ -558,12 +498,12 @@ static void test_failure_while_building(void **state)
     struct node_restore_opts o = opts(f, "n2", NULL, ADV2, NULL);
     char path[192], data[192], wal[192], top[192];
     size_t n;
-    uint8_t *b = read_file(f->snap, &n);
+    uint8_t *b = testfile_read(f->snap, &n);
 
     n -= 32;
     memset(b + 2 * 4096, 0, n - 2 * 4096);
     snprintf(path, sizeof(path), "%s/zeroed.db", f->root);
-    write_file(path, b, n);
+    testfile_write(path, b, n);
     free(b);
     snprintf(top, sizeof(top), "%s/a", f->root);
     snprintf(data, sizeof(data), "%s/a/b/data", f->root);

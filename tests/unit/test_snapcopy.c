@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
-#include "server/mvcc/mvcc.h"
+#include "mvccfx.h"
 #include "tmpdir.h"
 
 #define NKEYS 300
@@ -42,15 +42,6 @@ typedef struct fx {
     unsigned seed;
 } fx;
 
-static mvcc *open_at(const char *dir, bool defer)
-{
-    mvcc_options o = {.dir = dir, .no_sync = true, .defer_durability = defer};
-    mvcc *m = NULL;
-
-    assert_int_equal(mvcc_open(&o, &m), 0);
-    return m;
-}
-
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
@@ -60,7 +51,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     strcpy(f->copy_dir, "/tmp/test_snapcopy.XXXXXX");
     assert_non_null(mkdtemp(f->copy_dir));
-    f->m = open_at(f->dir, true);
+    f->m = mvccfx_open(f->dir, true);
     f->seed = s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)time(NULL);
     *state = f;
     return 0;
@@ -173,7 +164,7 @@ static void check_copy(fx *f, int fd, uint64_t size, const struct expect *e)
     assert_int_equal(write(out, buf, size), (ssize_t)size);
     close(out);
     free(buf);
-    c = open_at(f->copy_dir, false);
+    c = mvccfx_open(f->copy_dir, false);
     assert_int_equal(mvcc_rev(c), e->rev);
     assert_int_equal(mvcc_compact_rev(c), e->compact);
     assert_int_equal(mvcc_consistent_index(c), e->ci);
@@ -299,7 +290,7 @@ static void test_copy_survives_close(void **state)
     assert_int_equal(mvcc_copy_begin(f->m, &cp), 0);
     assert_int_equal(mvcc_tmpfile(f->m, &fd), 0);
     mvcc_close(f->m);
-    f->m = open_at(f->dir, true);   /* reopened: writes go on in the same file */
+    f->m = mvccfx_open(f->dir, true);   /* reopened: writes go on in the same file */
     fill(f, 3);
     assert_int_equal(mvcc_copy_run(cp, fd), 0);
     check_copy(f, fd, mvcc_copy_size(cp), &e);

@@ -22,7 +22,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +29,9 @@
 #include <unistd.h>
 
 #include "err.h"
-#include "mvcc/mvcc.h"
+#include "mvccfx.h"
 #include "snapfile.h"
+#include "testfile.h"
 #include "tmpdir.h"
 
 struct fx {
@@ -60,52 +60,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static uint8_t *read_all(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    uint8_t *buf;
-    long n;
-
-    if (!fp)
-        fail_msg("cannot open %s", path);
-    fseek(fp, 0, SEEK_END);
-    n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    buf = malloc(n ? (size_t)n : 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    *len = (size_t)n;
-    return buf;
-}
-
-static void write_all(const char *path, const void *p, size_t n)
-{
-    FILE *fp = fopen(path, "wb");
-
-    assert_non_null(fp);
-    assert_int_equal(fwrite(p, 1, n, fp), n);
-    assert_int_equal(fclose(fp), 0);
-}
-
-static uint8_t *fixture(size_t *len)
-{
-    char path[1024];
-    const char *slash = strrchr(__FILE__, '/');
-
-    snprintf(path, sizeof(path), "%.*sdata/snapshot/etcd34.db",
-             slash ? (int)(slash - __FILE__ + 1) : 0, __FILE__);
-    return read_all(path, len);
-}
-
-static void sha256(const void *p, size_t n, uint8_t out[32])
-{
-    unsigned int l = 0;
-
-    assert_int_equal(EVP_Digest(p, n, out, &l, EVP_sha256(), NULL), 1);
-    assert_int_equal(l, 32);
-}
-
 /* Verifies path and checks the outcome: rc and a message containing want (when not NULL). */
 static void expect(const char *path, bool require_hash, int want_rc, const char *want)
 {
@@ -126,11 +80,11 @@ static void test_etcd_ok(void **state)
 {
     struct fx *f = *state;
     size_t len;
-    uint8_t *img = fixture(&len);
+    uint8_t *img = testfile_read_data("snapshot/etcd34.db", &len);
     struct snapfile_info in;
     char err[256];
 
-    write_all(f->path, img, len);
+    testfile_write(f->path, img, len);
     assert_int_equal(snapfile_verify(f->path, true, &in, err, sizeof(err)), 0);
     assert_int_equal(in.kind, SNAPFILE_ETCD);
     assert_true(in.has_hash);
@@ -146,35 +100,35 @@ static void test_etcd_refused(void **state)
 {
     struct fx *f = *state;
     size_t len;
-    uint8_t *img = fixture(&len);
+    uint8_t *img = testfile_read_data("snapshot/etcd34.db", &len);
 
-    write_all(f->path, img, 10000);
+    testfile_write(f->path, img, 10000);
     expect(f->path, true, CE_CORRUPT,
            "snapshot file is truncated: 10000 bytes is not whole 4096-byte pages plus a sha256");
-    write_all(f->path, img, 8192);
+    testfile_write(f->path, img, 8192);
     expect(f->path, true, CE_CORRUPT, "truncated or has no sha256");
     expect(f->path, false, CE_CORRUPT, "truncated: the etcd database needs 98304 bytes");
     /* a flipped byte in the data, in the last byte of the hash, in the magic */
     img[50000] ^= 0x20;
-    write_all(f->path, img, len);
+    testfile_write(f->path, img, len);
     expect(f->path, true, CE_CORRUPT, "snapshot file is corrupt: sha256 checksum mismatch");
     expect(f->path, false, CE_CORRUPT, "sha256 checksum mismatch");
     img[50000] ^= 0x20;
     img[len - 1] ^= 1;
-    write_all(f->path, img, len);
+    testfile_write(f->path, img, len);
     expect(f->path, true, CE_CORRUPT, "sha256 checksum mismatch");
     img[len - 1] ^= 1;
     img[17] ^= 1;
-    write_all(f->path, img, len);
+    testfile_write(f->path, img, len);
     expect(f->path, true, CE_CORRUPT, "sha256 checksum mismatch");
     img[17] ^= 1;
     /* a damaged meta checksum field is named by the hash too */
     img[4096 + 72] ^= 1;
-    write_all(f->path, img, len);
+    testfile_write(f->path, img, len);
     expect(f->path, true, CE_CORRUPT, "sha256 checksum mismatch");
     img[4096 + 72] ^= 1;
     /* the database without its hash: a copied db file */
-    write_all(f->path, img, len - 32);
+    testfile_write(f->path, img, len - 32);
     expect(f->path, true, CE_CORRUPT, "no sha256");
     expect(f->path, false, 0, NULL);
     free(img);
@@ -186,12 +140,12 @@ static void test_not_snapshot(void **state)
     char text[8192 + 32];
 
     memset(text, 'a', sizeof(text));
-    write_all(f->path, text, 100);
+    testfile_write(f->path, text, 100);
     expect(f->path, true, CE_CORRUPT, "not a snapshot file");
-    write_all(f->path, text, 0);
+    testfile_write(f->path, text, 0);
     expect(f->path, true, CE_CORRUPT, "not a snapshot file");
     /* the size of a snapshot with a hash, but neither kind: the hash names the damage */
-    write_all(f->path, text, sizeof(text));
+    testfile_write(f->path, text, sizeof(text));
     expect(f->path, true, CE_CORRUPT, "sha256 checksum mismatch");
     expect(f->dir, true, CE_INVAL, "not a regular file");
     snprintf(f->path, sizeof(f->path), "%s/missing.db", f->dir);
@@ -201,68 +155,31 @@ static void test_not_snapshot(void **state)
 
 /* ---------------------------------------------------------------- cetcd snapshot */
 
-static void put(mvcc *m, const char *k, const char *v)
-{
-    Etcdserverpb__PutRequest r = ETCDSERVERPB__PUT_REQUEST__INIT;
-    Etcdserverpb__PutResponse *resp = NULL;
-
-    r.key.data = (uint8_t *)k;
-    r.key.len = strlen(k);
-    r.value.data = (uint8_t *)v;
-    r.value.len = strlen(v);
-    assert_int_equal(mvcc_put(m, &r, &resp), 0);
-    protobuf_c_message_free_unpacked(&resp->base, NULL);
-}
-
-static void del(mvcc *m, const char *k)
-{
-    Etcdserverpb__DeleteRangeRequest r = ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
-    Etcdserverpb__DeleteRangeResponse *resp = NULL;
-
-    r.key.data = (uint8_t *)k;
-    r.key.len = strlen(k);
-    assert_int_equal(mvcc_delete(m, &r, &resp), 0);
-    protobuf_c_message_free_unpacked(&resp->base, NULL);
-}
-
 /* A store with n keys (value of key 0 given), a delete, a lease; its snapshot plus hash at
  * path. Returns the store's revision. */
 static int64_t make_cetcd_snapshot(const char *dir, const char *path, int n, const char *v0)
 {
     char sdir[256], k[32], v[64];
-    mvcc_options o = {.dir = sdir, .no_sync = true};
     mvcc_lease l = {.id = 7, .ttl = 100, .renewed_index = 3};
     mvcc *m;
-    uint8_t *img, sum[32];
-    size_t len;
     int64_t rev;
-    int fd;
 
     snprintf(sdir, sizeof(sdir), "%s/store", dir);
     tmpdir_remove(sdir);
-    assert_int_equal(mvcc_open(&o, &m), 0);
+    m = mvccfx_open(sdir, false);
     assert_int_equal(mvcc_begin(m), 0);
     for (int i = 0; i < n; i++) {
         snprintf(k, sizeof(k), "key%04d", i);
         snprintf(v, sizeof(v), "value-%d", i);
-        put(m, k, i == 0 ? v0 : v);
+        mvccfx_put(m, k, i == 0 ? v0 : v, 0);
     }
-    del(m, "key0001");
+    mvccfx_del(m, "key0001");
     assert_int_equal(mvcc_lease_put(m, &l), 0);
     assert_int_equal(mvcc_commit(m, 5, 2), 0);
     rev = mvcc_rev(m);
-    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    assert_int_equal(mvcc_snapshot_fd(m, fd), 0);
-    close(fd);
+    mvccfx_snapshot_file(m, path, true, NULL);
     mvcc_close(m);
     tmpdir_remove(sdir);
-    img = read_all(path, &len);
-    img = realloc(img, len + 32);
-    sha256(img, len, sum);
-    memcpy(img + len, sum, 32);
-    write_all(path, img, len + 32);
-    free(img);
     return rev;
 }
 
@@ -314,42 +231,42 @@ static void test_cetcd_refused(void **state)
     char err[256];
 
     make_cetcd_snapshot(f->dir, f->path, 20, "v");
-    img = read_all(f->path, &len);
+    img = testfile_read(f->path, &len);
     assert_int_equal(snapfile_kind_of(img, len), SNAPFILE_CETCD);
     /* flipped byte in the data */
     img[len / 2] ^= 0x40;
-    write_all(f->path, img, len);
+    testfile_write(f->path, img, len);
     expect(f->path, true, CE_CORRUPT, "sha256 checksum mismatch");
     img[len / 2] ^= 0x40;
     /* flipped byte in the LMDB magic */
     img[16] ^= 0x40;
-    write_all(f->path, img, len);
+    testfile_write(f->path, img, len);
     expect(f->path, true, CE_CORRUPT, "sha256 checksum mismatch");
     img[16] ^= 0x40;
     /* truncated in the middle */
-    write_all(f->path, img, len - 100);
+    testfile_write(f->path, img, len - 100);
     expect(f->path, true, CE_CORRUPT, "truncated");
     /* cut to its first page plus a hash of it: the meta needs more pages */
     {
         uint8_t head[4096 + 32];
         memcpy(head, img, 4096);
-        sha256(head, 4096, head + 4096);
-        write_all(f->path, head, sizeof(head));
+        testfile_sha256(head, 4096, head + 4096);
+        testfile_write(f->path, head, sizeof(head));
         expect(f->path, true, CE_CORRUPT, "truncated: the cetcd database needs");
         /* mvcc_stat_file on its own refuses a short file too, before reading pages */
-        write_all(f->path, img, 8192);
+        testfile_write(f->path, img, 8192);
         assert_int_equal(mvcc_stat_file(f->path, &st, err, sizeof(err)) != 0, true);
     }
     /* every truncation point is refused */
     for (size_t cut = 0; cut < len; cut += cut < 200 ? 1 : 509) {
         char msg[64];
-        write_all(f->path, img, cut);
+        testfile_write(f->path, img, cut);
         snprintf(msg, sizeof(msg), "cut at %zu", cut);
         if (snapfile_verify(f->path, true, NULL, err, sizeof(err)) == 0)
             fail_msg("%s accepted", msg);
     }
     /* without the hash: accepted only when not required, and readable */
-    write_all(f->path, img, len - 32);
+    testfile_write(f->path, img, len - 32);
     expect(f->path, true, CE_CORRUPT, "no sha256");
     expect(f->path, false, 0, NULL);
     assert_int_equal(mvcc_stat_file(f->path, &st, err, sizeof(err)), 0);

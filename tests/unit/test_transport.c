@@ -673,6 +673,25 @@ static int grpc_messages(const struct resp *r, Mvccpb__KeyValue **out, int max)
     return n;
 }
 
+/* r is a finished OK stream of exactly count messages: versions 1..count in order, values of
+ * size bytes. */
+static void expect_versions(const struct resp *r, int count, size_t size)
+{
+    Mvccpb__KeyValue **m = calloc((size_t)count + 1, sizeof(*m));
+    int n;
+
+    assert_non_null(m);
+    assert_non_null(strstr(r->headers, "grpc-status: 0"));
+    n = grpc_messages(r, m, count + 1);
+    assert_int_equal(n, count);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(m[i]->version, i + 1);
+        assert_int_equal(m[i]->value.len, size);
+        mvccpb__key_value__free_unpacked(m[i], NULL);
+    }
+    free(m);
+}
+
 /* ---- HTTP/1.1 gateway ---- */
 
 static void test_gateway_unary(void **state)
@@ -1158,22 +1177,14 @@ static void test_grpc_streams(void **state)
 {
     uint8_t buf[256];
     size_t len = 0;
-    Mvccpb__KeyValue *m[3000];
+    Mvccpb__KeyValue *m[4];
     struct resp *r;
-    int n;
 
     (void)state;
     /* 2000 messages of 1 KiB: more than the peer's flow-control windows */
     grpc_frame(buf, &len, "s", 2000, 1000);
     r = grpc("/test.Echo/Stream", buf, len);
-    assert_non_null(strstr(r->headers, "grpc-status: 0"));
-    n = grpc_messages(r, m, 3000);
-    assert_int_equal(n, 2000);
-    for (int i = 0; i < n; i++) {
-        assert_int_equal(m[i]->version, i + 1);
-        assert_int_equal(m[i]->value.len, 1000);
-        mvccpb__key_value__free_unpacked(m[i], NULL);
-    }
+    expect_versions(r, 2000, 1000);
     free(r);
     len = 0;
     grpc_frame(buf, &len, "fail", 0, 0);
@@ -1203,22 +1214,13 @@ static void test_grpc_pull(void **state)
 {
     uint8_t buf[256];
     size_t len = 0;
-    Mvccpb__KeyValue *m[200];
     struct resp *r;
-    int n;
 
     (void)state;
     pull_reset();
     grpc_frame(buf, &len, "p", 150, 10000);
     r = grpc("/test.Echo/Pull", buf, len);
-    assert_non_null(strstr(r->headers, "grpc-status: 0"));
-    n = grpc_messages(r, m, 200);
-    assert_int_equal(n, 150);
-    for (int i = 0; i < n; i++) {
-        assert_int_equal(m[i]->version, i + 1);
-        assert_int_equal(m[i]->value.len, 10000);
-        mvccpb__key_value__free_unpacked(m[i], NULL);
-    }
+    expect_versions(r, 150, 10000);
     assert_true(atomic_load(&pull_writable) > 0);
     free(r);
     wait_closes();
@@ -1712,6 +1714,23 @@ static void test_ws_vanish(void **state)
     wait_closes();
 }
 
+/* Reads count text messages {"result":{"version":"<i>",...}} with i = 1..count in order, each
+ * of size bytes at least, then the server's close. */
+static void ws_expect_versions(int fd, int count, size_t size)
+{
+    char key[48], *p;
+    size_t n;
+
+    for (int i = 1; i <= count; i++) {
+        assert_int_equal(ws_read(fd, &p, &n), 1);
+        snprintf(key, sizeof(key), "{\"result\":{\"version\":\"%d\",", i);
+        if (!strstr(p, key) || n < size)
+            fail_msg("message %d: %.80s", i, p);
+        free(p);
+    }
+    ws_expect_eof(fd);
+}
+
 /* Bounded memory both ways: output waits in rpc_call_pending (the producer holds back), and
  * a client that sends without reading stops being read. Then everything arrives in order. */
 static void test_ws_backpressure(void **state)
@@ -1736,15 +1755,7 @@ static void test_ws_backpressure(void **state)
     assert_true(stable >= 5);
     assert_true(seen < N / 2);   /* 20 MB asked for; held back at what the socket took */
     assert_true(atomic_load(&flood_max_pending) < FLOOD_HIGH + 2 * SIZE);
-    for (int i = 1; i <= N; i++) {
-        char key[48];
-        assert_int_equal(ws_read(fd, &p, &n), 1);
-        snprintf(key, sizeof(key), "{\"result\":{\"version\":\"%d\",", i);
-        if (!strstr(p, key) || n < SIZE)
-            fail_msg("message %d: %.80s", i, p);
-        free(p);
-    }
-    ws_expect_eof(fd);
+    ws_expect_versions(fd, N, SIZE);
     /* input: ~1 KB requests, sent while the socket takes them, none of the echoes read */
     fd = ws_open("/v3/test/bidi");
     memcpy(frame, "{\"key\":\"", 8);
@@ -1772,8 +1783,6 @@ static void test_ws_backpressure(void **state)
 static void test_ws_pull(void **state)
 {
     enum { N = 2000, SIZE = 10000 };
-    size_t n;
-    char *p;
     int fd;
 
     (void)state;
@@ -1781,15 +1790,7 @@ static void test_ws_pull(void **state)
     fd = ws_open("/v3/test/pull");
     ws_text(fd, "{\"version\":\"2000\",\"lease\":\"10000\"}");
     assert_true(pull_wait_held() < N / 2);
-    for (int i = 1; i <= N; i++) {
-        char key[48];
-        assert_int_equal(ws_read(fd, &p, &n), 1);
-        snprintf(key, sizeof(key), "{\"result\":{\"version\":\"%d\",", i);
-        if (!strstr(p, key) || n < SIZE)
-            fail_msg("message %d: %.80s", i, p);
-        free(p);
-    }
-    ws_expect_eof(fd);
+    ws_expect_versions(fd, N, SIZE);
     assert_true(atomic_load(&pull_writable) > 0);
     wait_closes();
 }

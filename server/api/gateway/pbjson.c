@@ -95,13 +95,13 @@ struct dec {
 static int fail(struct dec *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(struct dec *d, const char *fmt, ...)
 {
-    if (d->err && d->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(d->err, d->errlen, fmt, ap);
-        va_end(ap);
-    }
-    return CE_BAD_JSON;
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = ce_verrf(d->err, d->errlen, CE_BAD_JSON, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 /* Go's quoteChar: the byte c as Go prints it in a syntax error, quotes included. */
