@@ -449,6 +449,23 @@ c_since_start() {
 # now_ms: wall-clock milliseconds (for measuring bounded waits).
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
+# wait_for SECONDS WHAT CMD...: polls CMD (every 0.5 s) until it succeeds; on timeout says what
+# it waited for and shows CMD's last output, and fails.
+wait_for() {
+  local secs=$1 what=$2 out deadline
+  shift 2
+  deadline=$((SECONDS + secs))
+  while :; do
+    if out=$("$@" 2>&1); then return 0; fi
+    if [ $SECONDS -ge $deadline ]; then
+      echo "timeout after ${secs}s waiting for $what"
+      [ -n "$out" ] && echo "last output: $out"
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
 # retry_while SECONDS PATTERN CMD...: runs CMD until it succeeds, or its output stops matching the
 # extended regex PATTERN (a different error), or SECONDS pass (0.3 s between tries). CMD's last
 # output is in T_OUT; returns CMD's last status.

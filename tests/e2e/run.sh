@@ -271,23 +271,6 @@ waitc() {
   return 1
 }
 
-# wait_for SECONDS WHAT CMD...: polls CMD until it succeeds; on timeout says what it waited
-# for and shows CMD's last output
-wait_for() {
-  local secs=$1 what=$2 out deadline
-  shift 2
-  deadline=$((SECONDS + secs))
-  while :; do
-    if out=$("$@" 2>&1); then return 0; fi
-    if [ $SECONDS -ge $deadline ]; then
-      echo "timeout after ${secs}s waiting for $what"
-      [ -n "$out" ] && echo "last output: $out"
-      return 1
-    fi
-    sleep 0.5
-  done
-}
-
 jp() { k get "$1" -o "jsonpath=$2" 2>/dev/null; }
 pod_ip() { jp "pod/$1" '{.status.podIP}'; }
 svc_ep() { echo "http://$(jp "svc/$C" '{.spec.clusterIP}'):2379"; }

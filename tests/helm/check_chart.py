@@ -43,23 +43,12 @@ _spec = importlib.util.spec_from_loader("helm_render", _loader)
 hr = importlib.util.module_from_spec(_spec)
 _loader.exec_module(hr)
 
-N = {"n": int(os.environ.get("T_NUM_START", "0")), "pass": 0, "fail": 0}
+sys.path.insert(0, HERE)
+from tap import finish, report  # noqa: E402
+
 CRD_SRC = "manifests/crd/etcdclusters.cetcd.io.yaml"
 CRD_DST = "charts/cetcd-operator/crds/etcdclusters.cetcd.io.yaml"
 FULL = os.path.join(HERE, "values-full.yaml")
-
-
-def report(name, ok, detail=""):
-    N["n"] += 1
-    if ok:
-        N["pass"] += 1
-        print("ok %d - %s" % (N["n"], name))
-    else:
-        N["fail"] += 1
-        print("not ok %d - %s" % (N["n"], name))
-        for line in str(detail).splitlines():
-            print("#   " + line)
-    return ok
 
 
 def read(rel):
@@ -716,5 +705,4 @@ for fn in (check_sync, check_chart_meta, check_default, check_full, check_varian
         import traceback
         report("%s ran" % fn.__name__, False, "".join(traceback.format_exception(e))[-2000:])
 
-print("%d passed, %d failed" % (N["pass"], N["fail"]))
-sys.exit(1 if N["fail"] else 0)
+finish()

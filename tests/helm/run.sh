@@ -142,23 +142,6 @@ trap finish EXIT
 
 kc() { run_bounded 40 "$KUBECTL" --kubeconfig "$KCFG" --cache-dir "$ST/kcache" --request-timeout=20s "$@"; }
 
-# wait_for SECONDS WHAT CMD...: polls CMD until it succeeds; on timeout says what it waited
-# for and shows CMD's last output
-wait_for() {
-  local secs=$1 what=$2 out deadline
-  shift 2
-  deadline=$((SECONDS + secs))
-  while :; do
-    if out=$("$@" 2>&1); then return 0; fi
-    if [ $SECONDS -ge $deadline ]; then
-      echo "timeout after ${secs}s waiting for $what"
-      [ -n "$out" ] && echo "last: $out"
-      return 1
-    fi
-    sleep 1
-  done
-}
-
 # waitc NAME SECONDS WHAT CMD...: a check that waits; the name gets the time taken; on
 # failure shows the state of the namespaces involved ($DUMP_NS)
 waitc() {

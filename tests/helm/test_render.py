@@ -22,20 +22,8 @@ _loader = importlib.machinery.SourceFileLoader("helm_render", os.path.join(ROOT,
 _spec = importlib.util.spec_from_loader("helm_render", _loader)
 hr = importlib.util.module_from_spec(_spec)
 _loader.exec_module(hr)
-
-N = {"n": 0, "pass": 0, "fail": 0}
-
-
-def report(name, ok, detail=""):
-    N["n"] += 1
-    if ok:
-        N["pass"] += 1
-        print("ok %d - %s" % (N["n"], name))
-    else:
-        N["fail"] += 1
-        print("not ok %d - %s" % (N["n"], name))
-        for line in detail.splitlines():
-            print("#   " + line)
+sys.path.insert(0, HERE)
+from tap import finish, report  # noqa: E402
 
 
 def render(tpl, values=None, **kw):
@@ -381,5 +369,4 @@ for t in [test_text_and_trim, test_control, test_define_include_template, test_v
           test_to_yaml, test_refusals, test_values, test_chart_output, test_go_float]:
     t()
 
-print("%d passed, %d failed" % (N["pass"], N["fail"]))
-sys.exit(1 if N["fail"] else 0)
+finish()
