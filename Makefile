@@ -82,7 +82,7 @@ image: ## build the cetcd and cetcd-operator images with Docker (where a Docker 
 	docker build --target cetcd -t cetcd:$(IMAGE_TAG) .
 	docker build --target cetcd-operator -t cetcd-operator:$(IMAGE_TAG) .
 
-bench: all ## side-by-side benchmark against etcd 3.4: one member, 3-member clusters, watch+lease (BENCH=single|cluster|watch|all)
+bench: all ## side-by-side benchmark against etcd 3.4: one member, 3-member clusters, watch+lease, snapshot save and restore (BENCH=single|cluster|watch|snapshot|all)
 	@bash hack/bench.sh
 
 SIM_SRC    := $(wildcard tests/sim/*.c)

@@ -19,17 +19,20 @@
 # (256), BENCH_CONNS ("1 64"). Prints a table (row, etcd, cetcd, ratio cetcd/etcd) and saves it
 # to build/bench/results.md. Only the PIDs started here are ended; the temp dir is removed.
 #
-# BENCH=single|cluster|watch|all (default all) picks what runs: this single-member benchmark, the
-# 3-member cluster benchmark (hack/bench/cluster.sh, same BIN_DIR argument, its own knobs and
-# table in build/bench/cluster-results.md), the watch and lease benchmark (hack/bench/watch.sh,
-# likewise, table in build/bench/watch-results.md), or all three in that order.
+# BENCH=single|cluster|watch|snapshot|all (default all) picks what runs: this single-member
+# benchmark, the 3-member cluster benchmark (hack/bench/cluster.sh, same BIN_DIR argument, its own
+# knobs and table in build/bench/cluster-results.md), the watch and lease benchmark
+# (hack/bench/watch.sh, likewise, table in build/bench/watch-results.md), the snapshot save /
+# status / restore benchmark (hack/bench/snapshot.sh, likewise, table in
+# build/bench/snapshot-results.md), or all four in that order.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 case ${BENCH:-all} in
   single | all) ;;
   cluster) exec bash "$ROOT/hack/bench/cluster.sh" "$@" ;;
   watch) exec bash "$ROOT/hack/bench/watch.sh" "$@" ;;
-  *) echo "bench: BENCH must be single, cluster, watch or all" >&2; exit 2 ;;
+  snapshot) exec bash "$ROOT/hack/bench/snapshot.sh" "$@" ;;
+  *) echo "bench: BENCH must be single, cluster, watch, snapshot or all" >&2; exit 2 ;;
 esac
 . "$ROOT/tests/lib.sh"
 BD=$ROOT/hack/bench
@@ -122,5 +125,7 @@ if [ "${BENCH:-all}" = all ]; then
   bash "$ROOT/hack/bench/cluster.sh" "$@" || rc=1
   echo
   bash "$ROOT/hack/bench/watch.sh" "$@" || rc=1
+  echo
+  bash "$ROOT/hack/bench/snapshot.sh" "$@" || rc=1
   exit $rc
 fi
