@@ -101,6 +101,39 @@ static void test_base64(void **state)
     assert_int_equal(n, 2);
     assert_int_equal(cetcd_b64_decode("Z", 1, dec, &n), CE_CORRUPT);
     assert_int_equal(cetcd_b64_decode("Zm9*", 4, dec, &n), CE_CORRUPT);
+    assert_int_equal(cetcd_b64_decode("-_-_", 4, dec, &n), 0); /* URL-safe alphabet */
+    assert_int_equal(n, 3);
+    assert_memory_equal(dec, "\xfb\xff\xbf", 3);
+}
+
+/* Random bytes of every length up to 200 round-trip; one character outside the alphabets, at
+ * any position (in a full group or in the tail), is refused. Seed: B64_SEED. */
+static void test_base64_random(void **state)
+{
+    unsigned seed = getenv("B64_SEED") ? (unsigned)strtoul(getenv("B64_SEED"), NULL, 10)
+                                       : (unsigned)time(NULL);
+    unsigned char in[200], dec[200 + 3];
+    char enc[272];
+    size_t n;
+
+    (void)state;
+    printf("test_base64_random seed %u (replay: B64_SEED=%u)\n", seed, seed);
+    srand(seed);
+    for (size_t len = 0; len <= sizeof in; len++) {
+        for (size_t i = 0; i < len; i++)
+            in[i] = (unsigned char)rand();
+        cetcd_b64_encode(in, len, enc);
+        assert_int_equal(cetcd_b64_decode(enc, strlen(enc), (char *)dec, &n), 0);
+        assert_int_equal(n, len);
+        assert_memory_equal(dec, in, len);
+        if (len == 0)
+            continue;
+        size_t at = (size_t)rand() % strlen(enc);
+        if (enc[at] == '=')
+            continue;
+        enc[at] = "*.\n\x80 "[rand() % 5];
+        assert_int_equal(cetcd_b64_decode(enc, strlen(enc), (char *)dec, &n), CE_CORRUPT);
+    }
 }
 
 static void test_prefix_end(void **state)
@@ -1311,6 +1344,7 @@ int main(void)
         cmocka_unit_test(test_endpoint_normalize),
         cmocka_unit_test(test_client_new_endpoints),
         cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_base64_random),
         cmocka_unit_test(test_prefix_end),
         cmocka_unit_test(test_build_put),
         cmocka_unit_test(test_build_range),
