@@ -188,7 +188,9 @@ struct record {
     struct backup_result r; /* success: r.ok when the result is known; failure: r.error */
 };
 
-/* a replaces b: a newer time (then Job name); for one Job, a known result over none */
+/* a replaces b: a newer time; in the same second (times have whole seconds) the higher
+ * revision, as a cluster's revisions only grow; then the Job name. For one Job, a known result
+ * over none. */
 static bool newer(const struct record *a, const struct record *b)
 {
     int c;
@@ -198,6 +200,8 @@ static bool newer(const struct record *a, const struct record *b)
     if (!strcmp(a->job, b->job))
         return a->r.ok && !b->r.ok;
     c = strcmp(a->time, b->time);
+    if (c == 0 && a->r.ok && b->r.ok && a->r.revision != b->r.revision)
+        return a->r.revision > b->r.revision;
     return c > 0 || (c == 0 && strcmp(a->job, b->job) > 0);
 }
 
@@ -329,6 +333,8 @@ static void old_record(const cJSON *old, const char *kind, struct record *out)
         return;
     out->set = out->from_old = true;
     out->r.ok = k8s_str(o, "file", NULL) != NULL;
+    if (cJSON_IsNumber(get(o, "revision")))
+        out->r.revision = (int64_t)get(o, "revision")->valuedouble;
     snprintf(out->time, sizeof(out->time), "%s", t);
     snprintf(out->job, sizeof(out->job), "%s", j);
 }
