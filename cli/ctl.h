@@ -80,6 +80,9 @@ int ctl_cmd_move_leader(struct ctl *c);
 int ctl_cmd_snapshot(struct ctl *c, const char *sub);     /* save, status (cmd_snapshot.c) */
 int ctl_cmd_snapshot_restore(struct ctl *c);              /* restore (cmd_restore.c) */
 int ctl_cmd_watch(struct ctl *c);
+int ctl_cmd_auth(struct ctl *c, const char *sub);     /* enable, disable (cmd_auth.c) */
+int ctl_cmd_user(struct ctl *c, const char *sub);
+int ctl_cmd_role(struct ctl *c, const char *sub);
 
 /* ---- output (out.c) ---- */
 /* JSON writer in Go's encoding/json style (HTML-safe escapes, numbers unquoted). */

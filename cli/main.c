@@ -40,7 +40,7 @@ static const struct flag_def flag_defs[] = {
     {"prefix", 0, false, "snapshot save"}, {"from-key", 0, false}, {"keys-only", 0, false},
     {"count-only", 0, false}, {"print-value-only", 0, false}, {"interactive", 'i', false},
     {"physical", 0, false}, {"cluster", 0, false}, {"keys", 0, false}, {"once", 0, false},
-    {"learner", 0, false},
+    {"learner", 0, false}, {"no-password", 0, false}, {"detail", 0, false},
     /* snapshot save (backup mode; --prefix above takes a value there) and snapshot restore */
     {"dir", 0, true}, {"retention", 0, true}, {"result-file", 0, true},
     {"name", 0, true}, {"data-dir", 0, true}, {"wal-dir", 0, true},
@@ -88,6 +88,21 @@ static const struct command commands[] = {
      "name data-dir wal-dir initial-cluster initial-cluster-token initial-advertise-peer-urls "
      "skip-hash-check",
      "Restores an etcd member snapshot to an etcd directory"},
+    {"auth", "enable", "", "Enables authentication"},
+    {"auth", "disable", "", "Disables authentication"},
+    {"user", "add", "no-password interactive", "Adds a new user"},
+    {"user", "delete", "", "Deletes a user"},
+    {"user", "get", "detail", "Gets detailed information of a user"},
+    {"user", "list", "", "Lists all users"},
+    {"user", "passwd", "interactive", "Changes password of user"},
+    {"user", "grant-role", "", "Grants a role to a user"},
+    {"user", "revoke-role", "", "Revokes a role from a user"},
+    {"role", "add", "", "Adds a new role"},
+    {"role", "delete", "", "Deletes a role"},
+    {"role", "get", "", "Gets detailed information of a role"},
+    {"role", "list", "", "Lists all roles"},
+    {"role", "grant-permission", "prefix from-key", "Grants a key to a role"},
+    {"role", "revoke-permission", "prefix from-key", "Revokes a key from a role"},
     {"version", NULL, "", "Prints the version of etcdctl"},
     {"help", NULL, "", "Help about any command"},
 };
@@ -530,6 +545,12 @@ static int run(struct ctl *c, const struct command *cmd)
         return ctl_cmd_snapshot(c, cmd->sub);
     if (!strcmp(n, "watch"))
         return ctl_cmd_watch(c);
+    if (!strcmp(n, "auth"))
+        return ctl_cmd_auth(c, cmd->sub);
+    if (!strcmp(n, "user"))
+        return ctl_cmd_user(c, cmd->sub);
+    if (!strcmp(n, "role"))
+        return ctl_cmd_role(c, cmd->sub);
     if (!strcmp(n, "version")) {
         puts("cetcdctl version: 0.1.0\nAPI version: 3.4");
         return 0;

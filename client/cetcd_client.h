@@ -400,6 +400,42 @@ int cetcd_snapshot(cetcd_client *c, const char *endpoint, cetcd_blob_sink sink, 
 /* ---- Auth ---- */
 /* Authenticates and installs the returned token on the client. */
 int cetcd_authenticate(cetcd_client *c, const char *user, const char *password);
+/* The Auth service (client/auth.c), each one request; results live in an arena (free with
+ * cetcd_names_free / cetcd_role_perms_free). Permission types: 0 READ, 1 WRITE, 2 READWRITE;
+ * end_len 0 = the key alone, end "\0" (length 1) = every key from key on. */
+struct cetcd_names {
+    struct cetcd_mem *mem;
+    char **names;
+    size_t n;
+};
+struct cetcd_perm {
+    int type;
+    char *key, *end;
+    size_t key_len, end_len;
+};
+struct cetcd_role_perms {
+    struct cetcd_mem *mem;
+    struct cetcd_perm *perms;
+    size_t n;
+};
+int cetcd_auth_enable(cetcd_client *c);
+int cetcd_auth_disable(cetcd_client *c);
+int cetcd_user_add(cetcd_client *c, const char *name, const char *password, bool no_password);
+int cetcd_user_delete(cetcd_client *c, const char *name);
+int cetcd_user_passwd(cetcd_client *c, const char *name, const char *password);
+int cetcd_user_grant_role(cetcd_client *c, const char *user, const char *role);
+int cetcd_user_revoke_role(cetcd_client *c, const char *user, const char *role);
+int cetcd_user_get(cetcd_client *c, const char *name, struct cetcd_names *roles);
+int cetcd_user_list(cetcd_client *c, struct cetcd_names *out);
+int cetcd_role_add(cetcd_client *c, const char *name);
+int cetcd_role_delete(cetcd_client *c, const char *name);
+int cetcd_role_grant(cetcd_client *c, const char *role, const struct cetcd_perm *p);
+int cetcd_role_revoke(cetcd_client *c, const char *role, const char *key, size_t klen,
+                      const char *end, size_t elen);
+int cetcd_role_get(cetcd_client *c, const char *role, struct cetcd_role_perms *out);
+int cetcd_role_list(cetcd_client *c, struct cetcd_names *out);
+void cetcd_names_free(struct cetcd_names *r);
+void cetcd_role_perms_free(struct cetcd_role_perms *r);
 
 /* ---- Freeing results (each safe on a zeroed struct; leaves it zeroed) ---- */
 void cetcd_range_resp_free(struct cetcd_range_resp *r);

@@ -68,6 +68,12 @@
     X(CE_ROOT_NOT_EXIST,   -68, 9, "etcdserver: root user does not exist")                    \
     X(CE_AUTH_NOT_ENABLED, -69, 9, "etcdserver: authentication is not enabled")               \
     X(CE_AUTH_STORE_TOKEN, -70, 2, "auth: invalid auth token") /* untranslated (Snapshot) */  \
+    X(CE_ROOT_ROLE_NOT_EXIST, -71, 9, "etcdserver: root user does not have root role")     \
+    X(CE_INVALID_AUTH_MGMT, -72, 9, "etcdserver: invalid auth management")                  \
+    X(CE_ROLE_NOT_GRANTED, -73, 9, "etcdserver: role is not granted to the user")            \
+    X(CE_ROLE_EMPTY,       -74, 3, "etcdserver: role name is empty")                          \
+    X(CE_PERM_NOT_GRANTED, -75, 9, "etcdserver: permission is not granted to the role")      \
+    X(CE_AUTH_STORE_DENIED, -76, 2, "auth: permission denied") /* untranslated (Maintenance) */ \
     X(CE_BAD_PROTO,        -80, 13, "grpc: error unmarshalling request")                      \
     X(CE_BAD_JSON,         -81, 3, "invalid JSON request body")                               \
     X(CE_UNIMPLEMENTED,    -82, 12, "unknown method")                                         \

@@ -53,6 +53,7 @@ static const struct option options[] = {
     UOPT("quota-backend-bytes", quota_backend_bytes, 0, (uint64_t)1 << 43),
     UOPT("max-request-bytes", max_request_bytes, 1, (uint64_t)1 << 31),
     UOPT("max-txn-ops", max_txn_ops, 1, 1 << 20),
+    UOPT("auth-token-ttl", auth_token_ttl, 1, 1u << 30),
     UOPT("max-snapshots", max_snapshots, 0, 1 << 20),
     UOPT("max-wals", max_wals, 0, 1 << 20),
     OPT("log-level", K_STR, log_level),
@@ -503,6 +504,7 @@ static int apply_defaults(config *cfg)
     rc |= set_default(cfg, "initial-cluster-state", "new");
     rc |= set_default(cfg, "heartbeat-interval", "100");
     rc |= set_default(cfg, "election-timeout", "1000");
+    rc |= set_default(cfg, "auth-token-ttl", "300");
     rc |= set_default(cfg, "snapshot-count", "100000");
     rc |= set_default(cfg, "max-request-bytes", "1572864");
     rc |= set_default(cfg, "max-txn-ops", "128");
@@ -605,6 +607,7 @@ const char *config_usage(void)
            "  --snapshot-count '100000'           committed transactions that trigger a snapshot\n"
            "  --heartbeat-interval '100'          time (ms) of a heartbeat interval\n"
            "  --election-timeout '1000'           time (ms) for an election to time out\n"
+           "  --auth-token-ttl '300'              seconds a simple auth token lives after its last use\n"
            "  --listen-peer-urls 'http://localhost:2380'\n"
            "  --listen-client-urls 'http://localhost:2379'\n"
            "  --listen-metrics-urls ''            extra URLs answering /metrics and /health\n"

@@ -60,6 +60,7 @@ typedef struct config {
     bool pre_vote;
     bool strict_reconfig_check;
     uint64_t watch_progress_notify_ms; /* --experimental-watch-progress-notify-interval */
+    uint64_t auth_token_ttl;         /* --auth-token-ttl, seconds (simple tokens) */
     config_tls client_tls;
     config_tls peer_tls;
     bool show_version;

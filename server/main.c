@@ -5,10 +5,12 @@
  * (e.g. a corrupt WAL), 2 configuration error.
  */
 #include "api/services.h"
+#include "api/tls.h"
 #include "config.h"
 #include "err.h"
 #include "evloop.h"
 #include "log.h"
+#include "node/autocompact.h"
 #include "node/node.h"
 #include "version.h"
 
@@ -54,6 +56,37 @@ static void node_config_from(const config *c, node_config *nc)
     nc->max_txn_ops = (uint32_t)c->max_txn_ops;
     nc->max_request_bytes = (uint32_t)c->max_request_bytes;
     nc->unsafe_no_fsync = c->unsafe_no_fsync;
+    nc->auth_token_ttl = (uint32_t)c->auth_token_ttl;
+}
+
+/* Auto-compaction (etcd's flags). CETCD_TEST_AUTOCOMPACT_CHECK_MS shortens the revision mode's
+ * 5-minute check interval: for tests only. */
+static int start_autocompact(const config *c, node *n, autocompact **ac)
+{
+    const char *env = getenv("CETCD_TEST_AUTOCOMPACT_CHECK_MS");
+    uint64_t check_ms = env ? strtoull(env, 0, 10) : 0;
+
+    return autocompact_new(main_loop, n, c->auto_compaction_mode, c->auto_compaction_retention,
+                           check_ms, ac);
+}
+
+/* Peer TLS (H8) from --peer-* flags: the server side, and the client side made from it (the
+ * same certificate, for mutual TLS; an auto-TLS certificate is not verified, as etcd). */
+static int peer_tls_from(const config *c, tls_setup *srv, tls_files *cli, node_config *nc)
+{
+    bool use;
+    int rc = tls_setup_from_config(&c->peer_tls, c->data_dir, "peer",
+                                   (const char *const *)c->listen_peer_urls.list,
+                                   c->listen_peer_urls.n, srv, &use);
+
+    if (rc || !use)
+        return rc;
+    *cli = srv->files;
+    cli->client_cert_auth = false;
+    cli->insecure_skip_verify = srv->auto_cert != NULL;
+    nc->peer_tls_server = &srv->files;
+    nc->peer_tls_client = cli;
+    return 0;
 }
 
 static void install_signals(void)
@@ -70,14 +103,20 @@ static void install_signals(void)
 static int serve(const config *cfg)
 {
     node_config nc;
+    tls_setup peer_srv = {0};
+    tls_files peer_cli = {0};
     node *n = 0;
     services *svc = 0;
+    autocompact *ac = 0;
     int rc;
 
     rc = evloop_new(&main_loop);
     if (rc)
         return rc;
     node_config_from(cfg, &nc);
+    rc = peer_tls_from(cfg, &peer_srv, &peer_cli, &nc);
+    if (rc)
+        goto out_loop;
     rc = node_new(&nc, main_loop, &n);
     if (rc)
         goto out_loop;
@@ -87,16 +126,21 @@ static int serve(const config *cfg)
     rc = node_start(n);
     if (rc)
         goto out_services;
+    rc = start_autocompact(cfg, n, &ac);
+    if (rc)
+        goto out_services;
     install_signals();
     log_info("cetcd %s serving clients on %s (member %s, data %s)", CETCD_VERSION,
              cfg->listen_client_urls.list[0], cfg->name, cfg->data_dir);
     rc = evloop_run(main_loop);
     log_info("cetcd stopping");
+    autocompact_free(ac);
 out_services:
     services_free(svc);
 out_node:
     node_free(n);
 out_loop:
+    tls_setup_fini(&peer_srv);
     evloop_free(main_loop);
     main_loop = 0;
     return rc;

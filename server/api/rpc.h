@@ -61,6 +61,9 @@ const rpc_method *rpc_call_method(const rpc_call *c);
 /* A request metadata value (gRPC header / HTTP header, lowercase name), or NULL:
  * "token" (gRPC) / "authorization" (HTTP), "hasleader". */
 const char *rpc_call_metadata(const rpc_call *c, const char *name);
+/* The CN of the client certificate verified on this call's TLS connection, NULL if none
+ * (plaintext, or no --client-cert-auth). With client-cert-auth, etcd takes it as the user. */
+const char *rpc_call_tls_cn(const rpc_call *c);
 /* True for calls that came through the JSON gateway. */
 bool rpc_call_is_gateway(const rpc_call *c);
 
@@ -97,12 +100,15 @@ typedef int (*rpc_http_get_fn)(void *ctx, const char *path, rpc_http_reply *repl
 /* The transport. */
 typedef struct rpc_server rpc_server;
 typedef struct rpc_server_config {
-    const char *const *listen_urls;   /* "http://127.0.0.1:2379" (https later) */
+    const char *const *listen_urls;   /* "http://127.0.0.1:2379" or "https://..." */
     int nlisten;
     const rpc_method *methods;        /* table, terminated by an entry with grpc_path NULL */
     void *ctx;                        /* returned by rpc_call_ctx */
     rpc_http_get_fn http_get;
     uint32_t max_request_bytes;       /* --max-request-bytes; larger messages: CE_REQ_TOO_LARGE */
+    /* TLS for the https:// listeners (http:// ones stay plaintext, as etcd): NULL = no TLS
+     * configured, then an https:// URL is a configuration error (CE_INVAL). */
+    const struct tls_files *tls;
 } rpc_server_config;
 
 #include "evloop.h"
@@ -111,5 +117,20 @@ int rpc_server_new(evloop *loop, const rpc_server_config *cfg, rpc_server **out)
 int rpc_server_port(const rpc_server *s, int idx);
 /* Closes listeners and every connection (each open call gets on_close). */
 void rpc_server_free(rpc_server *s);
+
+/* Per-method call counters (grpc_server_started_total, _handled_total by status code,
+ * _msg_received_total, _msg_sent_total), over every protocol (gRPC, gateway, WebSocket: etcd's
+ * gateway goes through its gRPC server too). Entry i belongs to cfg.methods[i]. */
+#define RPC_NCODES 17
+typedef struct rpc_method_stats {
+    uint64_t started, msg_received, msg_sent;
+    uint64_t handled[RPC_NCODES];     /* by gRPC status code 0 (OK) .. 16 (Unauthenticated) */
+} rpc_method_stats;
+/* The table (one entry per method) and its length in *n. */
+const rpc_method_stats *rpc_server_stats(const rpc_server *s, size_t *n);
+/* Bytes of the protobuf messages received from and sent to gRPC clients (etcd's
+ * etcd_network_client_grpc_{received,sent}_bytes_total count message sizes; the JSON gateway
+ * and WebSocket calls are not counted yet). */
+void rpc_server_msg_bytes(const rpc_server *s, uint64_t *in, uint64_t *out);
 
 #endif

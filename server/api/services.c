@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "pbutil.h"
 #include "rpc.h"
+#include "tls.h"
 #include "version.h"
 
 #include "health.pb-c.h"
@@ -117,15 +118,13 @@ void svc_on_close_waiting(rpc_call *c)
     svc_waiting_free(w);
 }
 
-/* Authentication is not built yet (issue 8), so no token was ever issued: like etcd 3.4 with
- * auth disabled, a request carrying one (gRPC "token", gateway "Authorization") is refused. */
+/* A request carrying an unknown or expired token (gRPC "token", gateway "Authorization") is
+ * refused, as etcd 3.4 does with auth on or off (services_auth.c). */
 int svc_token_error(const rpc_call *c)
 {
-    const char *t = rpc_call_metadata(c, "token");
+    const char *user;
 
-    if (!t)
-        t = rpc_call_metadata(c, "authorization");
-    return t && *t ? CE_INVALID_TOKEN : 0;
+    return svc_auth_user((rpc_call *)c, &user);
 }
 
 bool svc_learner_refused(rpc_call *c, ProtobufCMessage *req)
@@ -184,7 +183,7 @@ static void submit(rpc_call *c, ProtobufCMessage *m, Cetcdpb__InternalRequest *i
     if (node_is_learner(svc_of(c)->node))
         rc = CE_LEARNER_NOT_SUPPORTED;
     if (!rc)
-        rc = svc_token_error(c);
+        rc = svc_check_write(c, ir);
     if (!rc)
         rc = propose(c, ir);
     svc_free_msg(m);
@@ -270,7 +269,7 @@ static void kv_range(rpc_call *c, ProtobufCMessage *m)
     if (!rc && leader_required_missing(c))
         rc = CE_NO_LEADER;
     if (!rc)
-        rc = svc_token_error(c);
+        rc = svc_check_range(c, &r->key, &r->range_end, false);
     if (!rc && r->serializable) {
         do_range(c, r);
         svc_free_msg(m);
@@ -362,7 +361,7 @@ static void maint_hash_kv(rpc_call *c, ProtobufCMessage *m)
     int64_t crev = 0;
     int rc = resp ? mvcc_hash_kv(node_store(svc_of(c)->node), r->revision, &hash, &crev) : CE_NOMEM;
 
-    if (svc_learner_refused(c, m)) {
+    if (svc_maint_refused(c, m)) {
         free(resp);
         return;
     }
@@ -386,7 +385,7 @@ static void maint_hash(rpc_call *c, ProtobufCMessage *m)
     int64_t crev = 0;
     int rc = resp ? mvcc_hash_kv(node_store(svc_of(c)->node), 0, &hash, &crev) : CE_NOMEM;
 
-    if (svc_learner_refused(c, m)) {
+    if (svc_maint_refused(c, m)) {
         free(resp);
         return;
     }
@@ -435,11 +434,13 @@ static void maint_alarm(rpc_call *c, ProtobufCMessage *m)
     svc_reply(c, &resp->base);
 }
 
+/* Maintenance.Defragment: this member's store only, as etcd (node_defrag.c). */
 static void maint_defrag(rpc_call *c, ProtobufCMessage *m)
 {
     Etcdserverpb__DefragmentResponse *resp = malloc(sizeof(*resp));
+    int rc;
 
-    if (svc_learner_refused(c, m)) {
+    if (svc_maint_refused(c, m)) {
         free(resp);
         return;
     }
@@ -447,6 +448,12 @@ static void maint_defrag(rpc_call *c, ProtobufCMessage *m)
     svc_free_msg(m);
     if (!resp) {
         rpc_finish(c, CE_NOMEM);
+        return;
+    }
+    rc = node_defrag(svc_of(c)->node);
+    if (rc) {
+        free(resp);
+        rpc_finish(c, rc);
         return;
     }
     etcdserverpb__defragment_response__init(resp);
@@ -493,6 +500,7 @@ static const rpc_method methods[] = {
     {"/etcdserverpb.Lease/LeaseKeepAlive", "/v3/lease/keepalive", D(lease_keep_alive_request), D(lease_keep_alive_response), true, true, svc_lease_keepalive, svc_lease_keepalive_close, svc_lease_keepalive_end},
     {"/etcdserverpb.Watch/Watch", "/v3/watch", D(watch_request), D(watch_response), true, true, svc_watch, svc_watch_close, svc_watch_end},
     {"/etcdserverpb.Maintenance/Snapshot", "/v3/maintenance/snapshot", D(snapshot_request), D(snapshot_response), false, true, svc_snapshot, svc_snapshot_close, 0, svc_snapshot_writable},
+    SVC_AUTH_METHODS,
     UNARY("/grpc.health.v1.Health/Check", 0, &grpc__health__v1__health_check_request__descriptor, &grpc__health__v1__health_check_response__descriptor, health_check, 0),
     {0, 0, 0, 0, false, false, 0, 0},
 };
@@ -508,6 +516,55 @@ static int set_body(rpc_http_reply *r, int status, const char *type, const char 
     return status;
 }
 
+
+/* etcd 3.4's /health: false (503) while any alarm is active or no leader is known.
+ * TODO(H10): etcd also waits for a linearizable read (1 s timeout); needs an async GET. */
+static int health(services *s, const node_status *st, rpc_http_reply *r)
+{
+    if (st->leader && !st->nalarms) {
+        s->health_ok++;
+        return set_body(r, 200, "application/json", "{\"health\":\"true\"}");
+    }
+    s->health_failed++;
+    return set_body(r, 503, "application/json", "{\"health\":\"false\"}");
+}
+
+static int metrics(services *s, rpc_http_reply *r)
+{
+    metrics_source src = {s->node, s->rpc, methods, s->quota_bytes, s->health_ok, s->health_failed, {0}};
+
+    svc_watch_stats(s, &src.watch);
+
+    r->status = 200;
+    r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    if (metrics_render(&src, &r->body, &r->len))
+        return set_body(r, 500, "text/plain", "out of memory");
+    return 200;
+}
+
+static int http_get(void *ctx, const char *path, rpc_http_reply *r);
+
+/* The --listen-metrics-urls listener: plain HTTP GETs only, no service methods. */
+static const rpc_method no_methods[] = {{0, 0, 0, 0, false, false, 0, 0}};
+
+static int metrics_listen(services *s, evloop *loop, const config *cfg)
+{
+    rpc_server_config mc = {0};
+    int rc;
+
+    if (!cfg->listen_metrics_urls.n)
+        return 0;
+    mc.listen_urls = (const char *const *)cfg->listen_metrics_urls.list;
+    mc.nlisten = cfg->listen_metrics_urls.n;
+    mc.methods = no_methods;
+    mc.ctx = s;
+    mc.http_get = http_get;
+    mc.max_request_bytes = (uint32_t)cfg->max_request_bytes;
+    rc = rpc_server_new(loop, &mc, &s->metrics_rpc);
+    if (rc)
+        log_error("services: cannot listen on %s: %s", cfg->listen_metrics_urls.list[0], ce_strerror(rc));
+    return rc;
+}
 
 static int http_get(void *ctx, const char *path, rpc_http_reply *r)
 {
@@ -525,23 +582,30 @@ static int http_get(void *ctx, const char *path, rpc_http_reply *r)
         if (!strcmp(path, "/readyz"))
             return st.leader ? set_body(r, 200, "text/plain", "ok")
                              : set_body(r, 503, "text/plain", "[-]leader failed: etcdserver: no leader\n");
-        return st.leader && !st.nalarms ? set_body(r, 200, "application/json", "{\"health\":\"true\"}")
-                         : set_body(r, 503, "application/json", "{\"health\":\"false\"}");
+        return health(s, &st, r);
     }
-    if (!strcmp(path, "/metrics")) {
-        r->status = 200;
-        r->content_type = "text/plain; version=0.0.4; charset=utf-8";
-        if (metrics_render(s->node, s->quota_bytes, &r->body, &r->len))
-            return set_body(r, 500, "text/plain", "out of memory");
-        return 200;
-    }
+    if (!strcmp(path, "/metrics"))
+        return metrics(s, r);
     return 0;
+}
+
+/* TLS of the client port (H8): rc_cfg->tls points into *tls (freed after rpc_server_new). */
+static int client_tls(const config *cfg, rpc_server_config *rc_cfg, tls_setup *tls, bool *use)
+{
+    int rc = tls_setup_from_config(&cfg->client_tls, cfg->data_dir, "client",
+                                   (const char *const *)cfg->listen_client_urls.list,
+                                   cfg->listen_client_urls.n, tls, use);
+
+    rc_cfg->tls = rc || !*use ? NULL : &tls->files;
+    return rc;
 }
 
 int services_new(evloop *loop, node *n, const config *cfg, services **out)
 {
     services *s = calloc(1, sizeof(*s));
     rpc_server_config rc_cfg = {0};
+    tls_setup tls;
+    bool use_tls;
     int rc;
 
     if (!s)
@@ -560,11 +624,23 @@ int services_new(evloop *loop, node *n, const config *cfg, services **out)
         free(s);
         return rc;
     }
+    rc = client_tls(cfg, &rc_cfg, &tls, &use_tls);
+    if (rc) {
+        svc_watch_fini(s);
+        free(s);
+        return rc;
+    }
     rc = rpc_server_new(loop, &rc_cfg, &s->rpc);
+    tls_setup_fini(&tls);
     if (rc) {
         log_error("services: cannot listen on %s: %s", cfg->listen_client_urls.list[0], ce_strerror(rc));
         svc_watch_fini(s);
         free(s);
+        return rc;
+    }
+    rc = metrics_listen(s, loop, cfg);
+    if (rc) {
+        services_free(s);
         return rc;
     }
     *out = s;
@@ -575,6 +651,7 @@ void services_free(services *s)
 {
     if (!s)
         return;
+    rpc_server_free(s->metrics_rpc);
     rpc_server_free(s->rpc);
     svc_snapshot_fini(s);
     svc_watch_fini(s);

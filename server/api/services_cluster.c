@@ -18,13 +18,19 @@ static void change_done(void *ctx, int err, ProtobufCMessage *resp)
     svc_finish_waiting(ctx, err, resp, svc_cluster_reply);
 }
 
-/* Starts a waiting call, runs op, and finishes the call at once if op refused. */
+/* Starts a waiting call, runs op, and finishes the call at once if op refused. Membership
+ * changes need root while auth is enabled (etcd's admin check). */
 #define START_CHANGE(c, m, op_call)                                                            \
     do {                                                                                       \
         struct waiting *w;                                                                     \
         int rc_;                                                                               \
         if (svc_learner_refused((c), (m)))                                                     \
             return;                                                                            \
+        if ((rc_ = svc_check_admin(c)) != 0) {                                                 \
+            svc_free_msg(m);                                                                   \
+            rpc_finish((c), rc_);                                                              \
+            return;                                                                            \
+        }                                                                                      \
         w = svc_waiting_new((c), (m));                                                         \
         rc_ = w ? (op_call) : CE_NOMEM;                                                        \
         if (rc_) {                                                                             \
@@ -89,6 +95,12 @@ static void moved(void *ctx, int err)
 void svc_move_leader(rpc_call *c, ProtobufCMessage *m)
 {
     Etcdserverpb__MoveLeaderRequest *r = (Etcdserverpb__MoveLeaderRequest *)m;
+    int rc = svc_check_maint(c);
 
+    if (rc) {
+        svc_free_msg(m);
+        rpc_finish(c, rc);
+        return;
+    }
     START_CHANGE(c, m, node_move_leader(w->s->node, r->targetid, moved, w, &w->handle));
 }

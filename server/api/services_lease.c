@@ -60,7 +60,7 @@ void svc_lease_revoke(rpc_call *c, ProtobufCMessage *m)
     if (svc_learner_refused(c, m))
         return;
     svc_free_msg(m);
-    if ((rc = svc_token_error(c))) {
+    if ((rc = svc_check_lease_keys(c, id))) {
         rpc_finish(c, rc);
         return;
     }

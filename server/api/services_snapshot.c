@@ -225,6 +225,8 @@ static int refusal(rpc_call *c)
     }
     if (svc_token_error(c))
         return CE_AUTH_STORE_TOKEN;   /* etcd 3.4's Snapshot does not translate it */
+    if (svc_check_maint(c))
+        return CE_AUTH_STORE_DENIED;
     return s->nsnaps >= SNAP_MAX ? CE_TOO_MANY_REQS : 0;
 }
 

@@ -17,6 +17,7 @@
  */
 #include "services_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,14 +155,34 @@ static int call_open(rpc_call *c, struct wcall **out)
     return 0;
 }
 
-/* A create carrying an auth token is refused (etcd's permission check); the rest goes to the
- * stream. */
+/* etcd's cancel reason for a refused create: its gRPC error's text. */
+static void refusal_reason(int rc, char *buf, size_t len)
+{
+    static const char *const names[] = {
+        "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
+        "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+        "Aborted", "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss",
+        "Unauthenticated"};
+    int code = ce_grpc_code(rc);
+
+    snprintf(buf, len, "rpc error: code = %s desc = %s",
+             code >= 0 && code <= 16 ? names[code] : "Unknown", ce_strerror(rc));
+}
+
+/* A create the caller may not read is refused (etcd's permission check: the watch is
+ * answered created and canceled with the reason); the rest goes to the stream. */
 static int request(rpc_call *c, struct wcall *wc, const Etcdserverpb__WatchRequest *req)
 {
-    int rc = svc_token_error(c);
+    const Etcdserverpb__WatchCreateRequest *cr = req->create_request;
+    char reason[160];
+    int rc = 0;
 
-    if (rc && req->request_union_case == ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST)
-        return watch_stream_refuse(wc->stream, req->create_request->watch_id, ce_strerror(rc));
+    if (req->request_union_case == ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST)
+        rc = svc_check_range(c, &cr->key, &cr->range_end, false);
+    if (rc) {
+        refusal_reason(rc, reason, sizeof(reason));
+        return watch_stream_refuse(wc->stream, cr->watch_id, reason);
+    }
     return watch_stream_request(wc->stream, req);
 }
 
@@ -232,6 +253,13 @@ int svc_watch_init(services *s, evloop *loop, const config *cfg)
     evloop_timer_start(loop, &ws->leader_timer, cfg->election_ms, cfg->election_ms,
                        monitor_tick, ws);
     return 0;
+}
+
+void svc_watch_stats(const services *s, watch_hub_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (s->watch && s->watch->hub)
+        watch_hub_get_stats(s->watch->hub, st);
 }
 
 void svc_watch_fini(services *s)

@@ -10,6 +10,11 @@
  * WebSocket upgrades are handed, socket and all, to libwebsockets running in a thread of its
  * own (ws.c), started on the first upgrade; transport_ws.c keeps their calls on this loop.
  *
+ * Counters (rpc_server_stats, rpc_server_msg_bytes, for grpc_server_* and the client byte
+ * metrics): a call counts as started at its first request message, each message received or
+ * sent is counted, and rpc_finish counts the call as handled under its gRPC code; a call never
+ * started (no message decoded) is not counted at all.
+ *
  * Sniffing: a connection whose first 24 bytes are the HTTP/2 client preface
  * ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") becomes an nghttp2 server session (transport_h2.c);
  * as soon as a byte differs it is HTTP/1.1 (transport_http1.c).
@@ -30,6 +35,11 @@
  * the loop's other work. WebSocket output drains in the bridge's thread, unseen here: while such
  * a call waits, the pass is repeated every TRANSPORT_WS_POLL_MS.
  *
+ * TLS (https:// listeners, tls.h): the first byte must open a TLS record, else the client is
+ * refused ("sent plaintext to a TLS port", logged) and closed without an answer (as etcd); the
+ * handshake runs from the connection's read and write events (a slow one is dropped by the
+ * same sweep as a slow request); then every recv/send of this file goes through the session.
+ *
  * Invariants: see transport_int.h. Sockets are non-blocking, TCP_NODELAY, close-on-exec.
  */
 #include "transport_int.h"
@@ -47,6 +57,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "server/api/tls.h"
 #include "server/api/ws.h"
 
 #define MAX_LISTENERS 16
@@ -59,6 +70,7 @@ typedef struct listener {
     rpc_server *srv;
     int fd;
     int port;
+    bool tls;
     ev_io io;
 } listener;
 
@@ -75,7 +87,56 @@ struct rpc_server {
     ev_timer writable_timer;       /* runs writable_pass: 0 ms, or the WebSocket poll */
     unsigned wround;               /* number of the last writable_pass */
     ws_bridge *ws;                 /* libwebsockets and its thread, from the first upgrade */
+    tls_ctx *tls;                  /* for the https:// listeners; NULL if none */
+    tls_relay *relays;             /* TLS WebSockets: transport_tlsrelay.c */
+    rpc_method_stats *stats;       /* one per entry of cfg.methods (rpc.h) */
+    size_t nstats;
+    uint64_t msg_bytes_in, msg_bytes_out;  /* gRPC message bytes (rpc_server_msg_bytes) */
 };
+
+/* ---- per-method counters ---- */
+
+static rpc_method_stats *call_stats(const rpc_call *c)
+{
+    const rpc_server *s = c->conn->srv;
+    size_t i;
+
+    if (!c->m || !s->stats || c->m < s->cfg.methods)
+        return NULL;
+    i = (size_t)(c->m - s->cfg.methods);
+    return i < s->nstats ? &s->stats[i] : NULL;
+}
+
+void call_count_bytes(rpc_call *c, size_t n, bool sent)
+{
+    if (sent)
+        c->conn->srv->msg_bytes_out += n;
+    else
+        c->conn->srv->msg_bytes_in += n;
+}
+
+void rpc_server_msg_bytes(const rpc_server *s, uint64_t *in, uint64_t *out)
+{
+    *in = s->msg_bytes_in;
+    *out = s->msg_bytes_out;
+}
+
+const rpc_method_stats *rpc_server_stats(const rpc_server *s, size_t *n)
+{
+    *n = s->nstats;
+    return s->stats;
+}
+
+static int stats_alloc(rpc_server *s)
+{
+    size_t n = 0;
+
+    for (const rpc_method *m = s->cfg.methods; m && m->grpc_path; m++)
+        n++;
+    s->stats = calloc(n ? n : 1, sizeof(*s->stats));
+    s->nstats = n;
+    return s->stats ? 0 : CE_NOMEM;
+}
 
 /* ---- method table ---- */
 
@@ -171,6 +232,14 @@ int conn_detach_fd(rpc_conn *c)
     return fd;
 }
 
+int conn_tls_relay(rpc_conn *c, int *fd)
+{
+    tls_sess *tls = c->tls;
+
+    c->tls = NULL;
+    return tlsrelay_start(c->srv->loop, &c->srv->relays, *fd, tls, fd);
+}
+
 /* ---- calls ---- */
 
 rpc_call *call_new(rpc_conn *conn, bool gateway)
@@ -264,9 +333,16 @@ int call_md_add(rpc_call *c, const char *name, size_t nlen, const char *value, s
 
 void call_deliver(rpc_call *c, ProtobufCMessage *req)
 {
+    rpc_method_stats *st;
+
     if (c->finished || !c->m) {
         protobuf_c_message_free_unpacked(req, NULL);
         return;
+    }
+    if ((st = call_stats(c)) != NULL) {
+        st->started += !c->counted;
+        st->msg_received++;
+        c->counted = true;
     }
     c->m->on_message(c, req);
 }
@@ -285,6 +361,11 @@ void *rpc_call_data(const rpc_call *c) { return c->data; }
 void *rpc_call_ctx(const rpc_call *c) { return c->conn->srv->cfg.ctx; }
 const rpc_method *rpc_call_method(const rpc_call *c) { return c->m; }
 bool rpc_call_is_gateway(const rpc_call *c) { return c->gateway; }
+
+const char *rpc_call_tls_cn(const rpc_call *c)
+{
+    return c->conn->tls ? tls_sess_peer_cn(c->conn->tls) : NULL;
+}
 
 static const char *md_find(const rpc_call *c, const char *name)
 {
@@ -391,6 +472,8 @@ int rpc_send(rpc_call *c, const ProtobufCMessage *msg)
     else
         err = c->gateway ? h1_send(c, msg) : h2_send(c, msg);
     conn_mark_dirty(c->conn);
+    if (!err && call_stats(c))
+        call_stats(c)->msg_sent++;
     return err;
 }
 
@@ -429,22 +512,26 @@ int rpc_send_packed(rpc_call *c, const ProtobufCBinaryData *parts, size_t n)
         return send_unpacked(c, parts, n);
     err = h2_send_packed(c, parts, n);
     conn_mark_dirty(c->conn);
+    if (!err && call_stats(c))
+        call_stats(c)->msg_sent++;
     return err;
 }
 
 int rpc_finish_msg(rpc_call *c, int err, const char *message)
 {
-    int rc;
+    rpc_method_stats *st;
+    int rc, code = ce_grpc_code(err);
 
     if (c->finished || c->conn->dead)
         return CE_STOPPED;
+    if (c->counted && (st = call_stats(c)) != NULL && code >= 0 && code < RPC_NCODES)
+        st->handled[code]++;
     if (!message)
         message = err ? ce_strerror(err) : "";
     if (c->conn->proto == PROTO_WS)
-        rc = wsgw_finish(c, ce_grpc_code(err), message);
+        rc = wsgw_finish(c, code, message);
     else
-        rc = c->gateway ? h1_finish(c, ce_grpc_code(err), message)
-                        : h2_finish(c, ce_grpc_code(err), message);
+        rc = c->gateway ? h1_finish(c, code, message) : h2_finish(c, code, message);
     conn_mark_dirty(c->conn);
     return rc;
 }
@@ -497,6 +584,7 @@ static void conn_free(rpc_conn *c)
     c->dead = true;
     dirty_unlink(c);
     evloop_io_stop(s->loop, &c->io);
+    tls_sess_free(c->tls);
     if (c->fd >= 0)
         close(c->fd);
     if (c->h2)
@@ -530,6 +618,63 @@ static bool h1_drained(const rpc_conn *c)
     return c->peer_eof && !c->h1.blocked && (!c->calls || c->calls == c->h1.cur);
 }
 
+/* One recv through the connection's TLS session if any: >0 bytes, 0 EOF, CE_AGAIN, CE_IO. */
+static ssize_t conn_recv(rpc_conn *c, void *buf, size_t len)
+{
+    ssize_t n;
+
+    if (c->tls)
+        return tls_sess_read(c->tls, buf, len);
+    do
+        n = recv(c->fd, buf, len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? CE_AGAIN : CE_IO;
+    return n;
+}
+
+/* One send, likewise: >0 bytes taken, CE_AGAIN, CE_IO. */
+static ssize_t conn_send(rpc_conn *c, const void *buf, size_t len)
+{
+    ssize_t n;
+
+    if (c->tls)
+        return tls_sess_write(c->tls, buf, len);
+    do
+        n = send(c->fd, buf, len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? CE_AGAIN : CE_IO;
+    return n > 0 ? n : CE_IO;
+}
+
+/* Advances the TLS handshake of a connection from an https:// listener: 0 established,
+ * CE_AGAIN waiting (epoll interest set), other CE_* refused (logged by tls.c). */
+static int conn_tls_step(rpc_conn *c)
+{
+    int rc;
+
+    if (!c->tls) {
+        rc = tls_sniff_plaintext(c->fd, "client");
+        if (rc)
+            return rc;
+        rc = tls_sess_new(c->srv->tls, c->fd, NULL, &c->tls);
+        if (rc)
+            return rc;
+    }
+    rc = tls_sess_handshake(c->tls);
+    if (rc == CE_AGAIN) {
+        c->write_armed = tls_sess_wants_write(c->tls);
+        return conn_watch(c) ? CE_IO : CE_AGAIN;
+    }
+    if (rc)
+        return rc;
+    c->tls_pending = false;
+    c->write_armed = false;
+    c->h1.started_ms = 0;
+    return 0;
+}
+
 /* Generates pending protocol output, sends what the socket takes. 0, or CE_* = drop it. */
 static int conn_flush(rpc_conn *c)
 {
@@ -537,6 +682,11 @@ static int conn_flush(rpc_conn *c)
 
     if (c->proto == PROTO_WS)
         return wsgw_conn_done(c) ? CE_STOPPED : 0;
+    if (c->tls_pending) {
+        int rc = conn_tls_step(c);
+        if (rc)
+            return rc == CE_AGAIN ? 0 : rc;
+    }
     if (c->proto == PROTO_H1) {
         h1_emit(c);
         if (!c->close_after_flush && bytebuf_size(&c->in) > 0 && h1_process(c))
@@ -546,12 +696,10 @@ static int conn_flush(rpc_conn *c)
         return CE_IO;
     }
     while (bytebuf_size(&c->out) > 0) {
-        n = send(c->fd, bytebuf_data(&c->out), bytebuf_size(&c->out), MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        n = conn_send(c, bytebuf_data(&c->out), bytebuf_size(&c->out));
+        if (n == CE_AGAIN)
             break;
-        if (n <= 0)
+        if (n < 0)
             return CE_IO;
         bytebuf_consume(&c->out, (size_t)n);
         if (c->proto == PROTO_H2 && bytebuf_size(&c->out) == 0 && h2_produce(c))
@@ -568,7 +716,7 @@ static int conn_flush(rpc_conn *c)
     if (bytebuf_size(&c->out) == 0 &&
         (c->close_after_flush || (c->proto == PROTO_H2 && h2_done(c)) || h1_drained(c)))
         return CE_STOPPED;
-    c->write_armed = bytebuf_size(&c->out) > 0;
+    c->write_armed = bytebuf_size(&c->out) > 0 || (c->tls && tls_sess_wants_write(c->tls));
     if (c->srv->writable)
         writable_arm(c->srv, 0);
     /* HTTP/2 is always read: the peer's WINDOW_UPDATEs are what drains its backlog. */
@@ -644,18 +792,24 @@ static int conn_read(rpc_conn *c)
     size_t total = 0;
     ssize_t n;
 
+    if (c->tls_pending) {
+        int rc = conn_tls_step(c);
+        if (rc)
+            return rc == CE_AGAIN ? 0 : rc;
+    }
     while (total < READ_BUDGET && !c->read_paused) {
         if (c->proto == PROTO_H2) {
-            n = recv(c->fd, stack, sizeof(stack), 0);
+            n = conn_recv(c, stack, sizeof(stack));
         } else {
             if (bytebuf_reserve(&c->in, READ_CHUNK))
                 return CE_NOMEM;
-            n = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, 0);
+            n = conn_recv(c, c->in.p + c->in.len, c->in.cap - c->in.len);
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (n == CE_AGAIN) {
+            if (c->tls && tls_sess_wants_write(c->tls))
+                conn_mark_dirty(c);   /* the flush arms EV_WRITE for it */
             return 0;
+        }
         if (n == 0 && c->proto == PROTO_H1) {
             h1_peer_eof(c);
             c->peer_eof = true;
@@ -696,7 +850,7 @@ static void conn_cb(evloop *l, ev_io *w, int events)
     conn_mark_dirty(c);
 }
 
-static void conn_accept(rpc_server *s, int fd)
+static void conn_accept(rpc_server *s, int fd, bool tls)
 {
     rpc_conn *c = calloc(1, sizeof(*c));
     int one = 1;
@@ -708,6 +862,9 @@ static void conn_accept(rpc_server *s, int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->srv = s;
     c->fd = fd;
+    c->tls_pending = tls;
+    if (tls)
+        c->h1.started_ms = evloop_now_ms();   /* the handshake is timed like a request */
     if (evloop_io_start(s->loop, &c->io, fd, EV_READ, conn_cb, c)) {
         close(fd);
         free(c);
@@ -733,20 +890,24 @@ static void listen_cb(evloop *l, ev_io *w, int events)
                 log_warn("transport: accept: %s", strerror(errno));
             return;
         }
-        conn_accept(ls->srv, fd);
+        conn_accept(ls->srv, fd, ls->tls);
     }
 }
 
 /* ---- listeners ---- */
 
-/* Splits "http://host:port" (host may be [v6]) into host and port. */
-static int parse_url(const char *url, char *host, size_t hostlen, char *port, size_t portlen)
+/* Splits "http[s]://host:port" (host may be [v6]) into host and port; *tls for https. */
+static int parse_url(const char *url, char *host, size_t hostlen, char *port, size_t portlen,
+                     bool *tls)
 {
     const char *p = url, *colon, *end;
     size_t n;
 
+    *tls = strncmp(p, "https://", 8) == 0;
     if (strncmp(p, "http://", 7) == 0)
         p += 7;
+    else if (*tls)
+        p += 8;
     else if (strstr(p, "://"))
         return CE_INVAL;
     end = p + strcspn(p, "/");
@@ -807,9 +968,14 @@ static int listen_url(rpc_server *s, const char *url)
     struct addrinfo hints = {0}, *res, *ai;
     listener *ls;
     int err = CE_INVAL;
+    bool tls;
 
-    if (s->nls >= MAX_LISTENERS || parse_url(url, host, sizeof(host), port, sizeof(port))) {
+    if (s->nls >= MAX_LISTENERS || parse_url(url, host, sizeof(host), port, sizeof(port), &tls)) {
         log_error("transport: bad listen URL %s", url);
+        return CE_INVAL;
+    }
+    if (tls && !s->tls) {
+        log_error("transport: %s needs TLS: --cert-file and --key-file, or --auto-tls", url);
         return CE_INVAL;
     }
     hints.ai_socktype = SOCK_STREAM;
@@ -833,6 +999,7 @@ static int listen_url(rpc_server *s, const char *url)
         return err;
     }
     ls->srv = s;
+    ls->tls = tls;
     err = evloop_io_start(s->loop, &ls->io, ls->fd, EV_READ, listen_cb, ls);
     if (err) {
         close(ls->fd);
@@ -851,7 +1018,16 @@ int rpc_server_new(evloop *loop, const rpc_server_config *cfg, rpc_server **out)
         return CE_NOMEM;
     s->loop = loop;
     s->cfg = *cfg;
+    if (stats_alloc(s)) {
+        free(s);
+        return CE_NOMEM;
+    }
     evloop_timer_start(loop, &s->sweep_timer, 1000, 1000, sweep, s);
+    if (cfg->tls) {
+        err = tls_ctx_new_server(cfg->tls, "client", &s->tls);
+        if (err)
+            goto out_free;
+    }
     for (int i = 0; i < cfg->nlisten; i++) {
         err = listen_url(s, cfg->listen_urls[i]);
         if (err)
@@ -881,9 +1057,12 @@ void rpc_server_free(rpc_server *s)
     }
     while (s->conns)
         conn_free(s->conns);
+    tlsrelay_free_all(&s->relays);
     ws_bridge_free(s->ws);   /* joins its thread; every WebSocket was closed just above */
     evloop_timer_stop(s->loop, &s->flush_timer);
     evloop_timer_stop(s->loop, &s->sweep_timer);
     evloop_timer_stop(s->loop, &s->writable_timer);
+    tls_ctx_free(s->tls);
+    free(s->stats);
     free(s);
 }

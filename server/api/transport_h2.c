@@ -150,6 +150,7 @@ int h2_send(rpc_call *c, const ProtobufCMessage *msg)
         return CE_NOMEM;
     grpcframe_header(c->out.p + c->out.len, (uint32_t)len);
     protobuf_c_message_pack(msg, c->out.p + c->out.len + GRPCFRAME_HDR);
+    call_count_bytes(c, len, true);
     return frame_queued(c, GRPCFRAME_HDR + len);
 }
 
@@ -170,6 +171,7 @@ int h2_send_packed(rpc_call *c, const ProtobufCBinaryData *parts, size_t n)
             memcpy(p, parts[i].data, parts[i].len);
         p += parts[i].len;
     }
+    call_count_bytes(c, len, true);
     return frame_queued(c, GRPCFRAME_HDR + len);
 }
 
@@ -262,6 +264,7 @@ static size_t take_messages(rpc_call *c, const uint8_t *buf, size_t len)
             return len;
         }
         c->got_msg = true;
+        call_count_bytes(c, mlen, false);
         call_deliver(c, msg);
         if (!c->m->client_stream)
             c->discard_input = true;   /* a unary call takes one message */

@@ -9,6 +9,11 @@
  * bytes, to PROTO_H2 or PROTO_H1; an HTTP/1.1 connection whose last request is a WebSocket
  * upgrade switches once more, to PROTO_WS, when its socket is handed to the bridge (from then
  * on fd is -1, the connection has exactly one call, and the bridge owns the socket).
+ * A connection accepted on an https:// listener first completes a TLS handshake
+ * (tls_pending); then the same sniffing runs on the decrypted bytes (ALPN "h2" clients send
+ * the HTTP/2 preface, "http/1.1" and ALPN-less clients do not). A TLS connection that becomes
+ * a WebSocket gives its socket and session to a relay (transport_tlsrelay.c) and the bridge a
+ * socketpair end carrying the same bytes in clear.
  *
  * Invariants:
  * - Nothing is written to a socket outside conn_flush(); protocol code only appends to
@@ -46,6 +51,8 @@ enum conn_proto { PROTO_SNIFF, PROTO_H1, PROTO_H2, PROTO_WS };
 typedef struct rpc_conn rpc_conn;
 struct ws_bridge;
 struct ws_sock;
+struct tls_sess;
+typedef struct tls_relay tls_relay;
 
 /* HTTP/1.1 parser state of one connection. */
 enum h1_state { H1_HEAD, H1_BODY_CL, H1_CHUNK_SIZE, H1_CHUNK_DATA, H1_CHUNK_CRLF, H1_TRAILER };
@@ -82,6 +89,8 @@ struct rpc_conn {
     bool upgrade;                  /* the last call is a WebSocket upgrade awaiting hand-off */
     bool ws_gone;                  /* PROTO_WS: the bridge reported the socket closed */
     struct ws_sock *ws;            /* PROTO_WS: the socket in the bridge */
+    struct tls_sess *tls;          /* TLS listener: the session (NULL before the first byte) */
+    bool tls_pending;              /* TLS listener: handshake not finished, no protocol yet */
 };
 
 struct rpc_call {
@@ -93,6 +102,7 @@ struct rpc_call {
     bool finished;                 /* rpc_finish done (or the transport ended the call) */
     bool closed;                   /* on_close delivered */
     bool recv_ended;               /* client half-closed */
+    bool counted;                  /* counted in grpc_server_started_total (first message) */
     /* request metadata: "name\0value\0" pairs */
     char *md;
     size_t md_len, md_cap;
@@ -128,9 +138,18 @@ const rpc_method *server_find_grpc(const rpc_server *s, const char *path, size_t
 const rpc_method *server_find_http(const rpc_server *s, const char *path, size_t len);
 bool server_has_service(const rpc_server *s, const char *svc, size_t len);
 void call_deliver(rpc_call *c, ProtobufCMessage *req);
+/* Counts gRPC message bytes (etcd_network_client_grpc_*_bytes_total). */
+void call_count_bytes(rpc_call *c, size_t n, bool sent);
 void call_recv_end(rpc_call *c);
 struct ws_bridge *server_ws_bridge(rpc_server *s);   /* started on first use; NULL on error */
 int conn_detach_fd(rpc_conn *c);  /* stops watching the socket; returns it; now PROTO_WS */
+/* A detached TLS connection (c->tls): *fd and the session go to a relay; *fd becomes the clear
+ * end for the bridge. Takes *fd and the session in every case. 0 or CE_NOMEM. */
+int conn_tls_relay(rpc_conn *c, int *fd);
+
+/* transport_tlsrelay.c */
+int tlsrelay_start(evloop *loop, tls_relay **head, int fd, struct tls_sess *tls, int *plain_fd);
+void tlsrelay_free_all(tls_relay **head);
 
 /* transport_h2.c */
 int h2_start(rpc_conn *c);

@@ -300,6 +300,8 @@ int wsgw_handoff(rpc_conn *conn)
     bytebuf_free(&conn->in);
     conn->upgrade = false;
     fd = conn_detach_fd(conn);
+    if (conn->tls && conn_tls_relay(conn, &fd))
+        return CE_NOMEM;
     rc = ws_sock_open(b, fd, bytebuf_data(&head), bytebuf_size(&head), conn, &conn->ws);
     bytebuf_free(&head);
     if (rc)

@@ -140,6 +140,10 @@ void mvcc_copy_end(mvcc_copy *c);
 /* An unnamed read-write file beside the store's data file (O_TMPFILE, or a name unlinked at
  * once): same file system, so a copy into it stays in the kernel; gone when closed. */
 int mvcc_tmpfile(const mvcc *m, int *fd);
+/* Defragmentation: writes a compacted copy of the store (free pages dropped, pages renumbered:
+ * LMDB's MDB_CP_COMPACT) to fd, which the caller fsyncs and swaps in for data.mdb with the
+ * store closed. On the writer's thread, outside a batch; flushes first. Blocks until done. */
+int mvcc_copy_compact(mvcc *m, int fd);
 
 /*
  * Read-only statistics of a cetcd snapshot file (an LMDB data file as mvcc_copy_run or
@@ -221,5 +225,20 @@ int mvcc_lease_list(mvcc *m, mvcc_lease_fn fn, void *arg);
 /* Outside a batch: every live key that names a lease, in key order, with that lease. */
 typedef int (*mvcc_lease_key_fn)(void *arg, const ProtobufCBinaryData *key, int64_t lease);
 int mvcc_lease_attached(mvcc *m, mvcc_lease_key_fn fn, void *arg);
+
+/*
+ * Auth table (auth_store.c): opaque records of the auth store (server/auth/ owns their
+ * format), in the table "auth" of the same environment, written in the batch that applies
+ * the change. put and del only inside a batch; get and walk inside (seeing the batch) or
+ * outside one. get returns a malloc'd copy (caller frees) or CE_NOTFOUND; del returns
+ * CE_NOTFOUND for a missing key (and the batch stays good). walk calls fn for every record
+ * whose key starts with prefix, in key order; fn's error stops it and is returned (the
+ * pointers are valid only during the call).
+ */
+int mvcc_auth_put(mvcc *m, const void *key, size_t klen, const void *val, size_t vlen);
+int mvcc_auth_del(mvcc *m, const void *key, size_t klen);
+int mvcc_auth_get(mvcc *m, const void *key, size_t klen, void **val, size_t *vlen);
+typedef int (*mvcc_auth_fn)(void *arg, const void *key, size_t klen, const void *val, size_t vlen);
+int mvcc_auth_walk(mvcc *m, const void *prefix, size_t plen, mvcc_auth_fn fn, void *arg);
 
 #endif

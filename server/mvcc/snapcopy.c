@@ -241,3 +241,15 @@ int mvcc_tmpfile(const mvcc *m, int *out)
     *out = fd;
     return 0;
 }
+
+int mvcc_copy_compact(mvcc *m, int fd)
+{
+    int rc;
+
+    if (m->wtxn)
+        return CE_INVAL;
+    if ((rc = mvcc_flush(m)) != 0)
+        return rc;
+    rc = mdb_env_copyfd2(m->env, fd, MDB_CP_COMPACT);
+    return rc ? mvcc__lmdb_err(rc) : 0;
+}

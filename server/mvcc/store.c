@@ -338,7 +338,7 @@ static int env_open(mvcc *m, const mvcc_options *opt)
     m->defer = opt->defer_durability;
     if ((rc = mdb_env_create(&m->env)) != 0)
         return mvcc__lmdb_err(rc);
-    rc = mdb_env_set_maxdbs(m->env, 4);
+    rc = mdb_env_set_maxdbs(m->env, 5); /* kv idx meta lease auth */
     if (rc == 0)
         rc = mdb_env_set_mapsize(m->env, (size_t)map);
     if (rc == 0)

@@ -28,6 +28,7 @@
  */
 #include "node.h"
 #include "atomicfile.h"
+#include "auth/auth.h"
 #include "err.h"
 #include "log.h"
 #include "members.h"
@@ -97,9 +98,11 @@ static void on_store_flush(evloop *l, ev_timer *t)
 void node_store_flush(node *n)
 {
     uint64_t start = evloop_now_ms(), took;
+    double t0 = histo_now();
     int rc;
 
     rc = mvcc_flush(n->store);
+    histo_observe(&n->metrics.backend_commit, histo_now() - t0);
     took = evloop_now_ms() - start;
     n->unflushed = 0;
     /* LMDB (MDB_NOMETASYNC) syncs a commit's data but not its meta page; the next commit's
@@ -119,13 +122,8 @@ void node_store_flush(node *n)
 static void fsync_observed(void *arg, double seconds)
 {
     node *n = arg;
-    double bound = 0.001;
 
-    for (int i = 0; i < NODE_FSYNC_BUCKETS; i++, bound *= 2)
-        if (seconds <= bound)
-            n->fsync_buckets[i]++;
-    n->fsync_count++;
-    n->fsync_sum += seconds;
+    histo_observe(&n->metrics.wal_fsync, seconds);
 }
 
 uint64_t node_next_id(node *n)
@@ -244,17 +242,24 @@ mvcc *node_store(node *n)
     return n->store;
 }
 
+struct auth *node_auth(node *n)
+{
+    return n->auth;
+}
+
 uint32_t node_max_request_bytes(const node *n)
 {
     return n->cfg.max_request_bytes;
 }
 
-void node_fsync_histogram(node *n, uint64_t counts[NODE_FSYNC_BUCKETS], uint64_t *count,
-                          double *sum_seconds)
+const node_metrics *node_get_metrics(const node *n)
 {
-    memcpy(counts, n->fsync_buckets, sizeof(n->fsync_buckets));
-    *count = n->fsync_count;
-    *sum_seconds = n->fsync_sum;
+    return &n->metrics;
+}
+
+uint64_t node_wal_bytes(const node *n)
+{
+    return n->wal ? wal_bytes_written(n->wal) : 0;
 }
 
 /* ---- start-up ---------------------------------------------------------------------------- */
@@ -542,6 +547,13 @@ void node_set_store_listener(node *n, node_store_fn fn, void *arg)
 
 int node_open_store(node *n)
 {
+    int rc = node_open_store_file(n);
+
+    return rc ? rc : node_lease_load(n);
+}
+
+int node_open_store_file(node *n)
+{
     mvcc_options mo = {0};
     int rc;
 
@@ -555,7 +567,9 @@ int node_open_store(node *n)
         log_error("node: cannot open the store in %s: %s", n->db_dir, ce_strerror(rc));
         return rc;
     }
-    return node_lease_load(n);
+    if (n->auth)
+        auth_store_changed(n->auth);
+    return 0;
 }
 
 static int open_all(node *n)
@@ -620,6 +634,12 @@ int node_new(const node_config *cfg, evloop *loop, node **out)
         return CE_NOMEM;
     n->cfg = *cfg;
     n->loop = loop;
+    rc = auth_new(cfg->auth_token_ttl, &n->auth);
+    if (rc)
+        goto out_free;
+    histo_init(&n->metrics.wal_fsync, 0.001, 2, 14);
+    histo_init(&n->metrics.backend_commit, 0.001, 2, 14);
+    histo_init(&n->metrics.defrag, 0.1, 2, 13);
     n->id_counter = ((uint64_t)time(0) & 0xffffffffull) << 14;
     rc = pending_init(&n->waiting);
     if (rc)
@@ -713,6 +733,7 @@ void node_free(node *n)
     wal_close(n->wal);
     mvcc_close(n->store);
     node_lease_free(n);
+    auth_free(n->auth);
     free(n->members);
     free(n->boot_initial_cluster);
     free(n);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "evloop.h"
+#include "histo.h"
 #include "internal.pb-c.h"
 #include "mvcc/mvcc.h"
 #include "rpc.pb-c.h"
@@ -54,6 +55,10 @@ typedef struct node_config {
     int nadvertise_peer;
     const char *const *listen_peer_urls;
     int nlisten_peer;
+    /* Peer TLS (api/tls.h; H8): server side for https:// listen URLs, client side for dialing
+     * https:// peer URLs; NULL = none. Must outlive the node. */
+    const struct tls_files *peer_tls_server;
+    const struct tls_files *peer_tls_client;
     bool pre_vote;                     /* --pre-vote (default true) */
     bool strict_reconfig_check;        /* --strict-reconfig-check (default true) */
     uint32_t heartbeat_ms;             /* --heartbeat-interval, default 100 */
@@ -63,6 +68,7 @@ typedef struct node_config {
     uint32_t max_txn_ops;              /* default 128 */
     uint32_t max_request_bytes;        /* default 1.5 MiB */
     bool unsafe_no_fsync;              /* --unsafe-no-fsync: tests and benchmarks only */
+    uint32_t auth_token_ttl;           /* --auth-token-ttl seconds; 0 = 300 */
 } node_config;
 
 /* Status for Maintenance.Status, /metrics and /health. */
@@ -116,6 +122,11 @@ void node_get_status(node *n, node_status *st);
 Etcdserverpb__Member **node_member_list(node *n, size_t *count);
 /* Current alarms into resp->alarms (heap, freed with the response). 0 or CE_NOMEM. */
 int node_alarms(node *n, Etcdserverpb__AlarmResponse *resp);
+/* Maintenance.Defragment of this member's store (node_defrag.c): rewrites the data file
+ * compacted and swaps it in, giving the free pages back to the file system. Blocks the loop
+ * while it copies (etcd blocks every request meanwhile too). 0 or CE_*; on an error after the
+ * old store was closed the member stops (node_fatal), since it cannot serve without one. */
+int node_defrag(node *n);
 
 /*
  * Membership (node_members.c), as etcd's Cluster service. Each change is one Raft conf-change
@@ -171,6 +182,8 @@ void node_set_store_listener(node *n, node_store_fn fn, void *arg);
 
 /* The store, for reads. */
 mvcc *node_store(node *n);
+/* The auth store (server/auth/auth.h): its checks read node_store(n). */
+struct auth *node_auth(node *n);
 
 /* Point-in-time copies of the store made off the loop (node_copy.c), for Maintenance.Snapshot
  * and the data of Raft snapshots. node_copy_start (on the loop) pins the store as it is now
@@ -193,10 +206,29 @@ void node_copy_stop(node_copy *c);
 void node_copy_free(node_copy *c);
 uint32_t node_max_request_bytes(const node *n);
 
-/* Fsync duration histogram for etcd_disk_wal_fsync_duration_seconds: etcd's buckets
- * (0.001 * 2^i, i = 0..13), cumulative counts, sum in seconds. */
-#define NODE_FSYNC_BUCKETS 14
-void node_fsync_histogram(node *n, uint64_t counts[NODE_FSYNC_BUCKETS], uint64_t *count,
-                          double *sum_seconds);
+/* Latency histograms and counters that only the node sees, for /metrics (server/api/metrics.c
+ * renders them with etcd's names). Buckets are etcd's: fsync and backend commit
+ * 0.001 * 2^i (i < 14) seconds; peer round trip 0.0001 * 2^i (i < 14) seconds. */
+#define NODE_RTT_PEERS 16
+typedef struct node_peer_rtt {
+    uint64_t id;                       /* the peer (label To) */
+    double hb_sent;                    /* histo_now() of the unanswered heartbeat, 0 if none */
+    histo rtt;                         /* heartbeat -> heartbeat response, measured by a leader */
+} node_peer_rtt;
+typedef struct node_metrics {
+    histo wal_fsync;                   /* etcd_disk_wal_fsync_duration_seconds */
+    histo backend_commit;              /* etcd_disk_backend_commit_duration_seconds */
+    histo defrag;                      /* etcd_disk_backend_defrag_duration_seconds: .1 * 2^i, 13 */
+    bool defrag_inflight;              /* etcd_disk_defrag_inflight */
+    size_t npeers;
+    node_peer_rtt peers[NODE_RTT_PEERS];
+    uint64_t puts, deletes, txns;      /* etcd_mvcc_{put,delete,txn}_total (applied) */
+} node_metrics;
+const node_metrics *node_get_metrics(const node *n);
+/* etcd_disk_wal_write_bytes_total: bytes written to the WAL since start. */
+uint64_t node_wal_bytes(const node *n);
+/* Per-peer traffic (peer/peer.h's peer_stats): up to max entries, their number returned. */
+struct peer_stats;
+size_t node_peer_stats(const node *n, struct peer_stats *out, size_t max);
 
 #endif

@@ -9,6 +9,7 @@
  * applied. A failure to persist or apply is fatal for the process: continuing could
  * acknowledge writes that are not durable.
  */
+#include "auth/auth.h"
 #include "err.h"
 #include "log.h"
 #include "node_int.h"
@@ -70,16 +71,21 @@ static int apply_request(node *n, const Cetcdpb__InternalRequest *req, uint64_t 
     if (req->request_case != CETCDPB__INTERNAL_REQUEST__REQUEST_MEMBER_ATTR &&
         req->request_case != CETCDPB__INTERNAL_REQUEST__REQUEST_REFUSAL)
         rc = node_alarm_gate(n, req);
+    if (!rc)
+        rc = auth_check_at_apply(n->auth, n->store, req);
     if (rc)
         return rc;
     switch (req->request_case) {
     case CETCDPB__INTERNAL_REQUEST__REQUEST_ALARM:
         return node_alarm_apply(n, req->alarm, out);
     case CETCDPB__INTERNAL_REQUEST__REQUEST_PUT:
+        n->metrics.puts++;
         return mvcc_put(n->store, req->put, (Etcdserverpb__PutResponse **)out);
     case CETCDPB__INTERNAL_REQUEST__REQUEST_DELETE_RANGE:
+        n->metrics.deletes++;
         return mvcc_delete(n->store, req->delete_range, (Etcdserverpb__DeleteRangeResponse **)out);
     case CETCDPB__INTERNAL_REQUEST__REQUEST_TXN:
+        n->metrics.txns++;
         return mvcc_txn(n->store, req->txn, (Etcdserverpb__TxnResponse **)out);
     case CETCDPB__INTERNAL_REQUEST__REQUEST_COMPACTION:
         return apply_compaction(n, req->compaction, out);
@@ -92,6 +98,8 @@ static int apply_request(node *n, const Cetcdpb__InternalRequest *req, uint64_t 
     case CETCDPB__INTERNAL_REQUEST__REQUEST_LEASE_RENEW:
     case CETCDPB__INTERNAL_REQUEST__REQUEST_LEASE_EXPIRE:
         return node_lease_apply(n, req, index, out);
+    case CETCDPB__INTERNAL_REQUEST__REQUEST_AUTH:
+        return auth_apply(n->auth, n->store, req->auth, index, out);
     default:
         return CE_UNSUPPORTED;
     }

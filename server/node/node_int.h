@@ -72,6 +72,7 @@ struct node {
     wal *wal;
     mvcc *store;
     struct lessor *lessor;        /* leases; mirrors the store (node_lease.c) */
+    struct auth *auth;            /* users, roles, tokens (server/auth/); reads the store */
     ev_timer lease_tick;          /* the leader's expiry check */
     uint64_t lease_lead_term;     /* term in which the lessor was promoted; 0 = not leading */
     node_store_fn store_fn;       /* node_set_store_listener */
@@ -112,9 +113,7 @@ struct node {
     uint64_t proposals_applied;
     uint64_t proposals_pending;
     uint64_t proposals_failed;
-    uint64_t fsync_buckets[NODE_FSYNC_BUCKETS];
-    uint64_t fsync_count;
-    double fsync_sum;
+    node_metrics metrics;         /* histograms and counters for /metrics (node.h) */
 };
 
 /* Flush hook: drains Raft's updates (node_apply.c). */
@@ -170,6 +169,9 @@ int node_load_members(node *n, const char *path);
 /* A request ID no other member or earlier run uses: the member ID's low 16 bits, a counter. */
 uint64_t node_next_id(node *n);
 int node_open_store(node *n);
+/* The store file only (no lease reload): node_open_store's first half, for a store reopened
+ * with the same content (defragmentation). */
+int node_open_store_file(node *n);
 void node_store_flush(node *n);
 
 /* Alarms (alarms.c): load at start, apply a replicated AlarmRequest, list, and the gate that
@@ -184,6 +186,9 @@ int node_alarm_gate(const node *n, const Cetcdpb__InternalRequest *req);
  * at index, follow the key attachments of an applied put/delete/txn (resp: its response),
  * and the leader's expiry timer. */
 int node_lease_load(node *n);
+/* Points a reopened store (same content: defragmentation) at the lessor, which keeps its
+ * leases and their deadlines. */
+void node_lease_attach_store(node *n);
 int node_lease_apply(node *n, const Cetcdpb__InternalRequest *req, uint64_t index,
                      ProtobufCMessage **out);
 void node_lease_track(node *n, const Cetcdpb__InternalRequest *req, const ProtobufCMessage *resp);

@@ -65,6 +65,11 @@ static int load_key(void *arg, const ProtobufCBinaryData *key, int64_t lease)
     return rc;
 }
 
+void node_lease_attach_store(node *n)
+{
+    mvcc_set_lease_checker(n->store, lease_exists, n);
+}
+
 int node_lease_load(node *n)
 {
     int rc;

@@ -31,6 +31,46 @@
 #include <string.h>
 #include <unistd.h>
 
+/* ---- round-trip times ----------------------------------------------------------------------- */
+
+/* The RTT slot of peer id, made on first use; NULL when the table is full. */
+static node_peer_rtt *rtt_slot(node *n, uint64_t id)
+{
+    node_metrics *nm = &n->metrics;
+
+    for (size_t i = 0; i < nm->npeers; i++)
+        if (nm->peers[i].id == id)
+            return &nm->peers[i];
+    if (nm->npeers == NODE_RTT_PEERS)
+        return NULL;
+    nm->peers[nm->npeers].id = id;
+    nm->peers[nm->npeers].hb_sent = 0;
+    histo_init(&nm->peers[nm->npeers].rtt, 0.0001, 2, 14);
+    return &nm->peers[nm->npeers++];
+}
+
+/* etcd_network_peer_round_trip_time_seconds, as a leader sees it: from a heartbeat leaving
+ * to its response arriving. Only the oldest unanswered heartbeat is timed, so a lost one
+ * counts once, as one long round trip, when a later response arrives. */
+static void rtt_sent(node *n, const raft_msg *m)
+{
+    node_peer_rtt *p;
+
+    if (m->type != RAFT_MSG_HEARTBEAT || !(p = rtt_slot(n, m->to)) || p->hb_sent)
+        return;
+    p->hb_sent = histo_now();
+}
+
+static void rtt_received(node *n, const raft_msg *m)
+{
+    node_peer_rtt *p;
+
+    if (m->type != RAFT_MSG_HEARTBEAT_RESP || !(p = rtt_slot(n, m->from)) || !p->hb_sent)
+        return;
+    histo_observe(&p->rtt, histo_now() - p->hb_sent);
+    p->hb_sent = 0;
+}
+
 /* ---- transport callbacks ------------------------------------------------------------------ */
 
 static void on_msg(void *ctx, const raft_msg *m)
@@ -38,6 +78,7 @@ static void on_msg(void *ctx, const raft_msg *m)
     node *n = ctx;
     int rc;
 
+    rtt_received(n, m);
     if (node_promote_refused(n, m))
         return;
     rc = raft_step(n->raft, m);
@@ -166,6 +207,8 @@ int node_peers_start(node *n)
     pc.listen_urls = n->cfg.listen_peer_urls;
     pc.nlisten = n->cfg.nlisten_peer;
     pc.snap_dir = n->snap_dir;
+    pc.tls_server = n->cfg.peer_tls_server;
+    pc.tls_client = n->cfg.peer_tls_client;
     pc.h.ctx = n;
     pc.h.on_msg = on_msg;
     pc.h.on_snapshot = on_snapshot;
@@ -305,6 +348,11 @@ static void send_snapshot(node *n, const raft_msg *m)
     }
 }
 
+size_t node_peer_stats(const node *n, struct peer_stats *out, size_t max)
+{
+    return n->peers ? peer_get_stats(n->peers, out, max) : 0;
+}
+
 /* Everything queued in this loop iteration leaves now: one write per peer. */
 void node_peers_flush(node *n)
 {
@@ -317,10 +365,12 @@ void node_peers_send(node *n, const raft_msg *m, size_t count)
     if (!n->peers)
         return;
     for (size_t i = 0; i < count; i++) {
-        if (m[i].type == RAFT_MSG_SNAP)
+        if (m[i].type == RAFT_MSG_SNAP) {
             send_snapshot(n, &m[i]);
-        else
+        } else {
+            rtt_sent(n, &m[i]);
             peer_send(n->peers, &m[i]);
+        }
     }
 }
 
@@ -396,7 +446,7 @@ static int fetch_from(node *n, const char *url)
 {
     char *json = 0;
     uint64_t cid = 0;
-    int rc = peer_fetch_members(url, 2000, &json, &cid);
+    int rc = peer_fetch_members_tls(url, n->cfg.peer_tls_client, 2000, &json, &cid);
 
     if (rc)
         return rc;

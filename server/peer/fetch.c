@@ -2,6 +2,8 @@
  * fetch.c: peer_fetch_members, the blocking client of the member-list request (HELLO kind 3,
  * answered by MEMBERS or ERROR; wire.c). Used once at start-up by a member joining an existing
  * cluster, before its loop runs, so it blocks (poll with a deadline) instead of using the loop.
+ * An https:// URL is spoken over TLS (peer_fetch_members_tls): a context made for the one
+ * request, the handshake polled like the rest.
  * Invariant: never waits past the deadline, whatever the other side does (silence, a byte at a
  * time, garbage); the socket is closed on every path.
  */
@@ -16,6 +18,13 @@
 #include "lebytes.h"
 #include "log.h"
 #include "peer_int.h"
+#include "api/tls.h"
+
+/* The connection: a socket, and its TLS session for https://. */
+typedef struct fetch_link {
+    int fd;
+    tls_sess *tls;
+} fetch_link;
 
 /* Waits for events on fd until the deadline. 0, CE_TIMEOUT or CE_IO. */
 static int wait_fd(int fd, short events, uint64_t deadline)
@@ -59,23 +68,61 @@ static int connect_until(const struct addrinfo *ai, uint64_t deadline, int *rc)
     return -1;
 }
 
-static int send_all(int fd, const bytebuf *b, uint64_t deadline)
+/* The poll events a TLS session waits for after CE_AGAIN (else `plain`). */
+static short tls_events(const fetch_link *l, short plain)
+{
+    if (!l->tls)
+        return plain;
+    return tls_sess_wants_write(l->tls) ? POLLOUT : POLLIN;
+}
+
+/* >0 bytes, CE_AGAIN, or CE_UNREACHABLE. */
+static ssize_t link_send(fetch_link *l, const void *p, size_t len)
+{
+    ssize_t n;
+
+    if (l->tls) {
+        n = tls_sess_write(l->tls, p, len);
+        return n == CE_AGAIN || n > 0 ? n : CE_UNREACHABLE;
+    }
+    n = send(l->fd, p, len, MSG_NOSIGNAL);
+    if (n > 0)
+        return n;
+    return n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) ? CE_AGAIN
+                                                                              : CE_UNREACHABLE;
+}
+
+/* >0 bytes, CE_AGAIN, or CE_UNREACHABLE (closed too). */
+static ssize_t link_recv(fetch_link *l, void *p, size_t len)
+{
+    ssize_t n;
+
+    if (l->tls) {
+        n = tls_sess_read(l->tls, p, len);
+        return n == CE_AGAIN || n > 0 ? n : CE_UNREACHABLE;
+    }
+    n = recv(l->fd, p, len, 0);
+    if (n > 0)
+        return n;
+    return n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) ? CE_AGAIN
+                                                                              : CE_UNREACHABLE;
+}
+
+static int send_all(fetch_link *l, const bytebuf *b, uint64_t deadline)
 {
     size_t off = 0;
 
     while (off < bytebuf_size(b)) {
-        ssize_t n = send(fd, bytebuf_data(b) + off, bytebuf_size(b) - off, MSG_NOSIGNAL);
+        ssize_t n = link_send(l, bytebuf_data(b) + off, bytebuf_size(b) - off);
         int rc;
 
         if (n > 0) {
             off += (size_t)n;
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        if (n != CE_AGAIN)
             return CE_UNREACHABLE;
-        rc = wait_fd(fd, POLLOUT, deadline);
+        rc = wait_fd(l->fd, tls_events(l, POLLOUT), deadline);
         if (rc)
             return rc;
     }
@@ -108,7 +155,7 @@ static int take_answer(const char *url, const frame *f, char **json, uint64_t *c
     return CE_CORRUPT;
 }
 
-static int read_answer(int fd, const char *url, uint64_t deadline, char **json,
+static int read_answer(fetch_link *l, const char *url, uint64_t deadline, char **json,
                        uint64_t *cluster_id)
 {
     bytebuf in = {0};
@@ -129,12 +176,13 @@ static int read_answer(int fd, const char *url, uint64_t deadline, char **json,
         rc = bytebuf_reserve(&in, need - bytebuf_size(&in) > 65536 ? need - bytebuf_size(&in) : 65536);
         if (rc)
             break;
-        rc = wait_fd(fd, POLLIN, deadline);
-        if (rc)
-            break;
-        n = recv(fd, in.p + in.len, in.cap - in.len, 0);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+        n = link_recv(l, in.p + in.len, in.cap - in.len);
+        if (n == CE_AGAIN) {
+            rc = wait_fd(l->fd, tls_events(l, POLLIN), deadline);
+            if (rc)
+                break;
             continue;
+        }
         if (n <= 0) {
             rc = CE_UNREACHABLE;
             break;
@@ -145,7 +193,7 @@ static int read_answer(int fd, const char *url, uint64_t deadline, char **json,
     return rc;
 }
 
-static int exchange(int fd, const char *url, uint64_t deadline, char **json,
+static int exchange(fetch_link *l, const char *url, uint64_t deadline, char **json,
                     uint64_t *cluster_id)
 {
     hello h = {PEER_VERSION, HK_MEMBERS, 0, 0, 0};
@@ -156,16 +204,38 @@ static int exchange(int fd, const char *url, uint64_t deadline, char **json,
     hello_encode(hb, &h);
     rc = frame_put(&out, FR_HELLO, hb, sizeof(hb), NULL, 0);
     if (!rc)
-        rc = send_all(fd, &out, deadline);
+        rc = send_all(l, &out, deadline);
     bytebuf_free(&out);
     if (!rc)
-        rc = read_answer(fd, url, deadline, json, cluster_id);
+        rc = read_answer(l, url, deadline, json, cluster_id);
     return rc;
+}
+
+/* The TLS handshake of l (client side, for host), polled until the deadline. */
+static int tls_connect(fetch_link *l, tls_ctx *x, const char *host, uint64_t deadline)
+{
+    int rc = tls_sess_new(x, l->fd, host, &l->tls);
+
+    while (!rc) {
+        rc = tls_sess_handshake(l->tls);
+        if (rc != CE_AGAIN)
+            break;
+        rc = wait_fd(l->fd, tls_events(l, POLLIN), deadline);
+    }
+    return rc == CE_IO ? CE_UNREACHABLE : rc;
 }
 
 int peer_fetch_members(const char *url, int timeout_ms, char **json, uint64_t *cluster_id)
 {
+    return peer_fetch_members_tls(url, NULL, timeout_ms, json, cluster_id);
+}
+
+int peer_fetch_members_tls(const char *url, const tls_files *tls, int timeout_ms, char **json,
+                           uint64_t *cluster_id)
+{
     char host[256], port[16];
+    tls_ctx *x = NULL;
+    fetch_link l = {-1, NULL};
     struct addrinfo hints = {0}, *res, *ai;
     uint64_t deadline;
     int rc, fd = -1;
@@ -173,6 +243,10 @@ int peer_fetch_members(const char *url, int timeout_ms, char **json, uint64_t *c
     rc = url_parse(url, host, sizeof(host), port, sizeof(port));
     if (rc || timeout_ms <= 0 || !json || !cluster_id)
         return rc ? rc : CE_INVAL;
+    if (url_is_tls(url) && !tls) {
+        log_error("peer: %s: https:// peer URL but no peer TLS configured", url);
+        return CE_UNSUPPORTED;
+    }
     deadline = evloop_now_ms() + (uint64_t)timeout_ms;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
@@ -186,7 +260,15 @@ int peer_fetch_members(const char *url, int timeout_ms, char **json, uint64_t *c
     freeaddrinfo(res);
     if (fd < 0)
         return rc;
-    rc = exchange(fd, url, deadline, json, cluster_id);
+    l.fd = fd;
+    if (url_is_tls(url)) {
+        rc = tls_ctx_new_client(tls, "peer", &x);
+        rc = rc ? rc : tls_connect(&l, x, host, deadline);
+    }
+    if (!rc)
+        rc = exchange(&l, url, deadline, json, cluster_id);
+    tls_sess_free(l.tls);
+    tls_ctx_free(x);
     close(fd);
     return rc;
 }

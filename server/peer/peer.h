@@ -73,6 +73,11 @@ typedef struct peer_config {
     const char *snap_dir;              /* existing directory for incoming snapshot files
                                         * (NULL: incoming snapshots are refused) */
     peer_handlers h;
+    /* Peer TLS (--peer-cert-file etc., api/tls.h): tls_server for https:// listen URLs,
+     * tls_client for dialing https:// peer URLs; NULL: an https:// URL is refused. Read
+     * during peer_new only. */
+    const struct tls_files *tls_server;
+    const struct tls_files *tls_client;
 } peer_config;
 
 #define PEER_MAX_LISTEN 8
@@ -80,8 +85,8 @@ typedef struct peer_config {
 #define PEER_QUEUE_BYTES (64u << 20)   /* per peer: bytes queued and not yet written */
 
 /* Binds and listens on every listen URL (host names resolved here, blocking: call before the
- * loop runs). https:// URLs are refused with CE_UNSUPPORTED (peer TLS is not implemented);
- * other malformed URLs CE_INVAL; bind failures CE_IO etc. (each logged). */
+ * loop runs). https:// URLs without cfg->tls_server are refused with CE_UNSUPPORTED; bad TLS
+ * files and malformed URLs CE_INVAL; bind failures CE_IO etc. (each logged). */
 int peer_new(evloop *loop, const peer_config *cfg, peer_transport **out);
 /* Closes every connection and listener; pending snapshot sends end without callbacks. */
 void peer_free(peer_transport *t);
@@ -91,7 +96,8 @@ int peer_listen_port(const peer_transport *t, int i);
 
 /* Adds a peer and starts dialing it, or replaces the URLs of a known one (redialing if its
  * connection uses a URL no longer listed). Clears `id` from the removed set. Our own id is
- * ignored (0). CE_INVAL for id 0, no URLs or a malformed URL; CE_UNSUPPORTED for https. */
+ * ignored (0). CE_INVAL for id 0, no URLs or a malformed URL; CE_UNSUPPORTED for an https://
+ * URL without tls_client (logged). */
 int peer_add(peer_transport *t, uint64_t id, const char *const *urls, int nurls);
 /* Forgets a peer: drops its queue and connections (in and out; its snapshot sends report
  * false) and remembers the id as removed: its future handshakes get a REMOVED frame. */
@@ -117,6 +123,13 @@ int peer_send_snapshot(peer_transport *t, const raft_msg *m, const uint8_t *extr
 
 /* Our connection to id has completed its handshake and is up now. */
 bool peer_is_active(const peer_transport *t, uint64_t id);
+/* Per-peer traffic for /metrics: up to max entries into out, their number returned. */
+typedef struct peer_stats {
+    uint64_t id;
+    uint64_t sent_bytes, recv_bytes;   /* since the peer was added */
+    bool active;                       /* its stream connection is up */
+} peer_stats;
+size_t peer_get_stats(const peer_transport *t, peer_stats *out, size_t max);
 /* evloop_now_ms() when that connection came up; 0 if not active. */
 uint64_t peer_active_since_ms(const peer_transport *t, uint64_t id);
 
@@ -125,5 +138,9 @@ uint64_t peer_active_since_ms(const peer_transport *t, uint64_t id);
  * set. 0; CE_TIMEOUT when timeout_ms passed; CE_UNREACHABLE (refused, closed, or the peer
  * declined); CE_CORRUPT (bad answer); CE_INVAL / CE_UNSUPPORTED (bad or https URL). */
 int peer_fetch_members(const char *url, int timeout_ms, char **json, uint64_t *cluster_id);
+/* The same over TLS for an https:// URL (tls: the client side files, as tls_client above;
+ * NULL: https:// is CE_UNSUPPORTED). */
+int peer_fetch_members_tls(const char *url, const struct tls_files *tls, int timeout_ms,
+                           char **json, uint64_t *cluster_id);
 
 #endif

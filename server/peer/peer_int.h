@@ -101,9 +101,11 @@ int error_decode(const uint8_t *p, size_t len, uint32_t *code, uint64_t *id, uin
                  char *buf, size_t buflen);
 const char *peer_error_name(uint32_t code);
 
-/* Splits "http://host:port" (host may be "[v6]"; a trailing path is ignored). CE_UNSUPPORTED
- * for https:// (logged), CE_INVAL for anything else malformed. */
+/* Splits "http[s]://host:port" (host may be "[v6]"; a trailing path is ignored). CE_INVAL for
+ * anything malformed. */
 int url_parse(const char *url, char *host, size_t hostlen, char *port, size_t portlen);
+/* An https:// URL: the connection is TLS (peer TLS, tls.h). */
+bool url_is_tls(const char *url);
 /* A socket for ai: non-blocking, close-on-exec. -1 and errno on failure. */
 int socket_for(const struct addrinfo *ai);
 /* TCP_NODELAY, keepalive (5 s idle, 1 s interval, 3 probes) and TCP_USER_TIMEOUT. */
@@ -180,6 +182,8 @@ struct conn {
     peer *peer;               /* CK_PEER_OUT: owner */
     snap_out *so;             /* CK_SNAP_OUT */
     snap_in *si;              /* CK_IN with in_kind HK_SNAP */
+    struct tls_sess *tls;     /* https:// connections: the session (frames go through it) */
+    bool tls_hs;              /* its TLS handshake is under way: no frame I/O yet */
 };
 
 struct peer {
@@ -197,6 +201,8 @@ struct peer {
     bool report_now;          /* in the set report_unreachable is calling for */
     bool ever_active;
     uint64_t fail_log_ms;     /* rate limit of "cannot reach" lines */
+    uint64_t sent_bytes;      /* every byte written to it (messages, snapshots): metrics */
+    uint64_t recv_bytes;      /* every byte read from it after its handshake: metrics */
 };
 
 typedef struct snap_result {
@@ -208,6 +214,7 @@ typedef struct listener {
     peer_transport *t;
     int fd;
     int port;
+    bool tls;                 /* https:// listen URL */
     ev_io io;
 } listener;
 
@@ -237,6 +244,8 @@ struct peer_transport {
     bool removed_pending;     /* on_removed to call */
     bool removed_reported;
     resolver res;
+    struct tls_ctx *tls_srv;  /* for https:// listeners (NULL: none configured) */
+    struct tls_ctx *tls_cli;  /* for dialing https:// peer URLs (NULL: none configured) */
     log_limit unknown_log[LOG_LIMIT_SLOTS]; /* handshakes from unknown senders */
     uint64_t drop_log_ms;     /* peer_send to an unknown id */
     uint64_t dropped_unknown;

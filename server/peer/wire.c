@@ -229,13 +229,12 @@ int url_parse(const char *url, char *host, size_t hostlen, char *port, size_t po
 
     if (!url)
         return CE_INVAL;
-    if (strncmp(url, "https://", 8) == 0) {
-        log_error("peer: %s: https:// peer URLs need peer TLS, which is not supported yet", url);
-        return CE_UNSUPPORTED;
-    }
-    if (strncmp(url, "http://", 7) != 0)
+    if (strncmp(url, "https://", 8) == 0)
+        p = url + 8;
+    else if (strncmp(url, "http://", 7) == 0)
+        p = url + 7;
+    else
         return CE_INVAL;
-    p = url + 7;
     end = p + strcspn(p, "/?#");
     if (*p == '[') {
         const char *rb = memchr(p, ']', (size_t)(end - p));
@@ -256,6 +255,11 @@ int url_parse(const char *url, char *host, size_t hostlen, char *port, size_t po
     if (strtoul(port, NULL, 10) > 65535)
         return CE_INVAL;
     return 0;
+}
+
+bool url_is_tls(const char *url)
+{
+    return url && strncmp(url, "https://", 8) == 0;
 }
 
 int socket_for(const struct addrinfo *ai)

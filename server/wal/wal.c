@@ -140,6 +140,7 @@ struct wal {
     int fd;                 /* the last segment, open for writing */
     uint64_t off;           /* end of the records written to the last segment */
     uint64_t fsize;         /* its file size; bytes in [off, fsize) are zero */
+    uint64_t written;       /* record bytes written since open (etcd_disk_wal_write_bytes_total) */
     uint32_t salt;          /* of the last segment */
     uint8_t *buf;           /* records encoded but not yet written */
     size_t buflen, bufcap;
@@ -706,6 +707,7 @@ static int flush_buf(wal *w)
     int rc = fd_pwrite_full(w->fd, w->buf, w->buflen, w->off);
     if (rc != 0)
         return fail(w, rc);
+    w->written += w->buflen;
     w->off += w->buflen;
     if (w->off > w->fsize)
         w->fsize = w->off;
@@ -951,6 +953,11 @@ int wal_release_to(wal *w, uint64_t index)
     memmove(w->segs, w->segs + k, (w->nsegs - k) * sizeof *w->segs);
     w->nsegs -= k;
     return fsync_dir_fd(w->dirfd);
+}
+
+uint64_t wal_bytes_written(const wal *w)
+{
+    return w->written;
 }
 
 void wal_set_sync_observer(wal *w, void (*fn)(void *arg, double seconds), void *arg)

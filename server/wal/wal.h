@@ -102,6 +102,8 @@ void wal_close(wal *w);
 
 /* fsync latency observer for metrics: fn(arg, seconds) after every fdatasync of a segment. */
 void wal_set_sync_observer(wal *w, void (*fn)(void *arg, double seconds), void *arg);
+/* Record bytes written to segments since open (not segment headers or zero fill). */
+uint64_t wal_bytes_written(const wal *w);
 /* Segment size at which a new segment is cut (minimum 4096). */
 void wal_set_segment_bytes(wal *w, uint64_t bytes);
 /* Disables fdatasync (--unsafe-no-fsync: tests and benchmarks only). */

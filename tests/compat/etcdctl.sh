@@ -654,6 +654,11 @@ cx "endpoint health"            endpoint health
 cx "member list"                member list
 cx "member list -w table"       member list -w table
 cx "member list -w json"        member list -w json
+cx "alarm list (none)"          alarm list
+cx "alarm list -w json (none)"  alarm list -w json
+cx "alarm disarm (none)"        alarm disarm
+cx "defrag"                     defrag
+cx "defrag -w json"             defrag -w json
 NORM=()
 cx "final state"                get "" --from-key -w json
 

@@ -21,6 +21,9 @@
 #      members/<name> disappear by lease expiry, between ttl - loop_wait - 2 and ttl + 5 seconds
 #      after the kill; the lease is gone; config, initialize and status remain.
 # The gateway calls Patroni made (urllib3's request lines in Patroni's log) are listed as comments.
+# PATRONI_AUTH=1: the same with authentication enabled before Patroni starts: a user "patroni"
+# whose role may read and write /service/ only, given to Patroni as etcd3 username/password;
+# the script's own etcdctl calls act as root (ETCDCTL_USER).
 # SKIPs (counted as passed) only when patroni or PostgreSQL 15 is not installed. Bounded: every
 # wait has a deadline and no phase starts after PATRONI_BUDGET_S (150) seconds; on exit (also on
 # failure or a signal) Patroni, the postmaster (by the PID in its postmaster.pid) and the members
@@ -122,6 +125,8 @@ restapi:
   connect_address: 127.0.0.1:$API_PORT
 etcd3:
   hosts: $hosts
+${PATRONI_AUTH:+  username: patroni
+  password: patroni-pw}
 bootstrap:
   dcs:
     ttl: $TTL
@@ -240,6 +245,18 @@ budget() {
 if start_cluster "$SUT" 3; then t_ok "3 members start as a new cluster"
 else t_fail "3 members start as a new cluster" "$(logs_tail)"; finish; fi
 IC=$(c_initial_cluster 1 2 3)
+# enable_auth: root, and a user patroni confined to /service/; later etcdctl calls act as root.
+enable_auth() {
+  ctl 1 user add root:root-pw && ctl 1 role add patroni &&
+    ctl 1 role grant-permission patroni readwrite /service/ --prefix=true &&
+    ctl 1 user add patroni:patroni-pw && ctl 1 user grant-role patroni patroni &&
+    ctl 1 auth enable
+}
+if [ -n "${PATRONI_AUTH:-}" ]; then
+  if out=$(enable_auth 2>&1); then t_ok "auth enabled, Patroni's user confined to /service/"
+  else t_fail "auth enabled, Patroni's user confined to /service/" "$out"; finish; fi
+  export ETCDCTL_USER=root:root-pw
+fi
 write_config
 
 echo "=== start $(date -u +%T.%N) $PATRONI" >>"$PLOG"

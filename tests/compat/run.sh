@@ -2,7 +2,8 @@
 # tests/compat/run.sh BIN_DIR: runs the compatibility suites against the server in BIN_DIR
 # (BIN_DIR/cetcd, else BIN_DIR/etcd; `tests/compat/run.sh /usr/bin` checks etcd against itself):
 # etcdctl.sh, python_etcd3.py, gateway.sh, patroni.sh (its own 3-member cluster; skips itself
-# without patroni/postgresql-15), and cetcdctl.sh when it and BIN_DIR/cetcdctl exist
+# without patroni/postgresql-15; run twice: plain, then with PATRONI_AUTH=1, auth enabled),
+# and cetcdctl.sh when it and BIN_DIR/cetcdctl exist
 # (it gets a scratch server of its own: ENDPOINT CETCDCTL are its arguments), and cetcdctl.sh's
 # snapshot cases once more against a scratch etcd 3.4 (/usr/bin/etcd). Each suite's output
 # is shown; the last line sums their `N passed, M failed` lines; exit 1 on any failure.
@@ -26,6 +27,7 @@ suite python_etcd3.py "$PY" "$HERE/python_etcd3.py" "$BIN_DIR"
 suite gateway.sh bash "$HERE/gateway.sh" "$BIN_DIR"
 suite websocket.py "$PY" "$HERE/websocket.py" "$BIN_DIR"
 suite patroni.sh bash -c 'bash "$1" "$2" 2>&1 | grep -v " Killed  "' _ "$HERE/patroni.sh" "$BIN_DIR"
+suite patroni_auth bash -c 'PATRONI_AUTH=1 bash "$1" "$2" 2>&1 | grep -v " Killed  "' _ "$HERE/patroni.sh" "$BIN_DIR"
 
 if [ -f "$HERE/cetcdctl.sh" ] && [ -x "$BIN_DIR/cetcdctl" ]; then
   SUT=$(resolve_server "$BIN_DIR") || exit 2

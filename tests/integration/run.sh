@@ -3,7 +3,7 @@
 # BIN_DIR (BIN_DIR/cetcd, else BIN_DIR/etcd): durability.sh, wal_corruption.sh, restart.sh,
 # snapshot.sh, snapshot_save.sh, config.sh, cluster.sh, partition.sh (network namespaces; skips
 # itself without root), recovery.sh, cetcdctl_cluster.sh, watch_guarantees.sh, lease.sh, watch.sh,
-# bootstrap.sh, restore.sh;
+# bootstrap.sh, restore.sh, metrics.sh, ops.sh, auth.sh, tls.sh;
 # or only the SUITEs named (e.g. `tests/integration/run.sh bin bootstrap.sh`).
 # Each suite's output is shown; the last line sums their `N passed, M failed` lines; exit 1 on any
 # failure. Each suite is bounded (INTEGRATION_SUITE_TIMEOUT seconds, default 300).
@@ -15,7 +15,7 @@ shift $(($# > 0 ? 1 : 0))
 suites=("$@")
 [ ${#suites[@]} -eq 0 ] && suites=(durability.sh wal_corruption.sh restart.sh snapshot.sh
   snapshot_save.sh config.sh cluster.sh partition.sh recovery.sh cetcdctl_cluster.sh watch_guarantees.sh lease.sh watch.sh
-  bootstrap.sh restore.sh)
+  bootstrap.sh restore.sh metrics.sh ops.sh auth.sh tls.sh)
 logs=()
 for s in "${suites[@]}"; do
   echo "### $s"
