@@ -73,13 +73,14 @@ alloc_ports() {
 # start_member BIN NAME DATADIR CLIENT_PORT PEER_PORT [extra flags...]
 # Starts one single-member server in the background. Sets T_LAST_PID and T_LAST_LOG
 # ($T_DIR/NAME.CLIENT_PORT.log, stdout+stderr, appended so restarts keep history).
+# T_CLIENT_SCHEME=https (e.g. as a prefix assignment) makes the client URLs https; peers stay http.
 start_member() {
-  local bin=$1 name=$2 dir=$3 cp=$4 pp=$5
+  local bin=$1 name=$2 dir=$3 cp=$4 pp=$5 cs=${T_CLIENT_SCHEME:-http}
   shift 5
   T_LAST_LOG=$T_DIR/$name.$cp.log
   echo "=== start $(date -u +%T.%N) $bin $name $*" >>"$T_LAST_LOG"
   "$bin" --name "$name" --data-dir "$dir" \
-    --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
+    --listen-client-urls "$cs://127.0.0.1:$cp" --advertise-client-urls "$cs://127.0.0.1:$cp" \
     --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
     --initial-cluster "$name=http://127.0.0.1:$pp" "$@" >>"$T_LAST_LOG" 2>&1 &
   T_LAST_PID=$!

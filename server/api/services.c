@@ -547,19 +547,29 @@ static int http_get(void *ctx, const char *path, rpc_http_reply *r);
 /* The --listen-metrics-urls listener: plain HTTP GETs only, no service methods. */
 static const rpc_method no_methods[] = {{0, 0, 0, 0, false, false, 0, 0}};
 
+/* The transport settings both listeners share: URLs, methods, this context, the GET paths. */
+static rpc_server_config server_config(services *s, const config *cfg, const config_urls *urls,
+                                       const rpc_method *m)
+{
+    rpc_server_config c = {0};
+
+    c.listen_urls = (const char *const *)urls->list;
+    c.nlisten = urls->n;
+    c.methods = m;
+    c.ctx = s;
+    c.http_get = http_get;
+    c.max_request_bytes = (uint32_t)cfg->max_request_bytes;
+    return c;
+}
+
 static int metrics_listen(services *s, evloop *loop, const config *cfg)
 {
-    rpc_server_config mc = {0};
+    rpc_server_config mc;
     int rc;
 
     if (!cfg->listen_metrics_urls.n)
         return 0;
-    mc.listen_urls = (const char *const *)cfg->listen_metrics_urls.list;
-    mc.nlisten = cfg->listen_metrics_urls.n;
-    mc.methods = no_methods;
-    mc.ctx = s;
-    mc.http_get = http_get;
-    mc.max_request_bytes = (uint32_t)cfg->max_request_bytes;
+    mc = server_config(s, cfg, &cfg->listen_metrics_urls, no_methods);
     rc = rpc_server_new(loop, &mc, &s->metrics_rpc);
     if (rc)
         log_error("services: cannot listen on %s: %s", cfg->listen_metrics_urls.list[0], ce_strerror(rc));
@@ -603,7 +613,7 @@ static int client_tls(const config *cfg, rpc_server_config *rc_cfg, tls_setup *t
 int services_new(evloop *loop, node *n, const config *cfg, services **out)
 {
     services *s = calloc(1, sizeof(*s));
-    rpc_server_config rc_cfg = {0};
+    rpc_server_config rc_cfg;
     tls_setup tls;
     bool use_tls;
     int rc;
@@ -613,30 +623,18 @@ int services_new(evloop *loop, node *n, const config *cfg, services **out)
     s->node = n;
     s->loop = loop;
     s->quota_bytes = cfg->quota_backend_bytes;
-    rc_cfg.listen_urls = (const char *const *)cfg->listen_client_urls.list;
-    rc_cfg.nlisten = cfg->listen_client_urls.n;
-    rc_cfg.methods = methods;
-    rc_cfg.ctx = s;
-    rc_cfg.http_get = http_get;
-    rc_cfg.max_request_bytes = (uint32_t)cfg->max_request_bytes;
+    rc_cfg = server_config(s, cfg, &cfg->listen_client_urls, methods);
     rc = svc_watch_init(s, loop, cfg);
-    if (rc) {
-        free(s);
-        return rc;
-    }
+    if (rc)
+        goto out_free;
     rc = client_tls(cfg, &rc_cfg, &tls, &use_tls);
-    if (rc) {
-        svc_watch_fini(s);
-        free(s);
-        return rc;
-    }
+    if (rc)
+        goto out_watch;
     rc = rpc_server_new(loop, &rc_cfg, &s->rpc);
     tls_setup_fini(&tls);
     if (rc) {
         log_error("services: cannot listen on %s: %s", cfg->listen_client_urls.list[0], ce_strerror(rc));
-        svc_watch_fini(s);
-        free(s);
-        return rc;
+        goto out_watch;
     }
     rc = metrics_listen(s, loop, cfg);
     if (rc) {
@@ -645,6 +643,11 @@ int services_new(evloop *loop, node *n, const config *cfg, services **out)
     }
     *out = s;
     return 0;
+out_watch:
+    svc_watch_fini(s);
+out_free:
+    free(s);
+    return rc;
 }
 
 void services_free(services *s)

@@ -40,6 +40,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "paths.h"
 #include "log.h"
 
 struct tls_ctx {
@@ -479,37 +480,6 @@ const char *tls_sess_alpn(const tls_sess *s)
 
 /* ---- auto TLS ---- */
 
-static char *path_join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-
-    if (p)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-static int mkdir_p(const char *dir)
-{
-    char buf[4096];
-    size_t n = strlen(dir);
-
-    if (n == 0 || n >= sizeof(buf))
-        return CE_INVAL;
-    memcpy(buf, dir, n + 1);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(buf, 0700) && errno != EEXIST)
-            return ce_from_errno(errno);
-        *p = '/';
-    }
-    if (mkdir(buf, 0700) && errno != EEXIST)
-        return ce_from_errno(errno);
-    return 0;
-}
-
 static int add_ext(X509 *cert, int nid, const char *value)
 {
     X509V3_CTX v3;
@@ -620,7 +590,7 @@ int tls_auto_cert(const char *dir, const char *const *hosts, int nhosts, char **
                   char **key_path)
 {
     char *cp = path_join(dir, "cert.pem"), *kp = path_join(dir, "key.pem");
-    int err = cp && kp ? mkdir_p(dir) : CE_NOMEM;
+    int err = cp && kp ? path_mkdirs(dir) : CE_NOMEM;
 
     if (!err && (access(cp, R_OK) != 0 || access(kp, R_OK) != 0)) {
         err = make_self_signed(cp, kp, hosts, nhosts);

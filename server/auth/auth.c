@@ -24,18 +24,30 @@
 
 /* ---- records ----------------------------------------------------------------------------- */
 
+/* Builds the record key prefix + name (not NUL-terminated) into a fresh buffer. */
+static char *rec_key(const char *prefix, const char *name, size_t *klen)
+{
+    size_t plen = strlen(prefix), nlen = strlen(name);
+    char *key = malloc(plen + nlen ? plen + nlen : 1);
+
+    if (key) {
+        memcpy(key, prefix, plen);
+        memcpy(key + plen, name, nlen);
+        *klen = plen + nlen;
+    }
+    return key;
+}
+
 static int put_msg(mvcc *m, const char *prefix, const char *name, const ProtobufCMessage *msg)
 {
-    size_t plen = strlen(prefix), nlen = strlen(name), len = protobuf_c_message_get_packed_size(msg);
-    char *key = malloc(plen + nlen);
+    size_t klen, len = protobuf_c_message_get_packed_size(msg);
+    char *key = rec_key(prefix, name, &klen);
     uint8_t *val = malloc(len ? len : 1);
     int rc = CE_NOMEM;
 
     if (key && val) {
-        memcpy(key, prefix, plen);
-        memcpy(key + plen, name, nlen);
         protobuf_c_message_pack(msg, val);
-        rc = mvcc_auth_put(m, key, plen + nlen, val, len);
+        rc = mvcc_auth_put(m, key, klen, val, len);
     }
     free(key);
     free(val);
@@ -44,58 +56,93 @@ static int put_msg(mvcc *m, const char *prefix, const char *name, const Protobuf
 
 static int del_rec(mvcc *m, const char *prefix, const char *name)
 {
-    size_t plen = strlen(prefix), nlen = strlen(name);
-    char *key = malloc(plen + nlen);
+    size_t klen;
+    char *key = rec_key(prefix, name, &klen);
     int rc;
 
     if (!key)
         return CE_NOMEM;
-    memcpy(key, prefix, plen);
-    memcpy(key + plen, name, nlen);
-    rc = mvcc_auth_del(m, key, plen + nlen);
+    rc = mvcc_auth_del(m, key, klen);
     free(key);
     return rc;
 }
 
 static int load_rec(mvcc *m, const char *prefix, const char *name, void **val, size_t *len)
 {
-    size_t plen = strlen(prefix), nlen = strlen(name);
-    char *key = malloc(plen + nlen);
+    size_t klen;
+    char *key = rec_key(prefix, name, &klen);
     int rc;
 
     if (!key)
         return CE_NOMEM;
-    memcpy(key, prefix, plen);
-    memcpy(key + plen, name, nlen);
-    rc = mvcc_auth_get(m, key, plen + nlen, val, len);
+    rc = mvcc_auth_get(m, key, klen, val, len);
     free(key);
     return rc;
 }
 
-int auth__load_user(mvcc *m, const char *name, Authpb__User **u)
+/* Reads and unpacks the desc message stored under prefix + name; absent = notfound. */
+static int load_msg(mvcc *m, const char *prefix, const char *name, const ProtobufCMessageDescriptor *desc,
+                    int notfound, ProtobufCMessage **out)
 {
     void *v;
     size_t len;
-    int rc = load_rec(m, AUTH_USER_PREFIX, name, &v, &len);
+    int rc = load_rec(m, prefix, name, &v, &len);
 
     if (rc)
-        return rc == CE_NOTFOUND ? CE_USER_NOT_FOUND : rc;
-    *u = authpb__user__unpack(0, len, v);
+        return rc == CE_NOTFOUND ? notfound : rc;
+    *out = protobuf_c_message_unpack(desc, 0, len, v);
     free(v);
-    return *u ? 0 : CE_CORRUPT;
+    return *out ? 0 : CE_CORRUPT;
+}
+
+int auth__load_user(mvcc *m, const char *name, Authpb__User **u)
+{
+    ProtobufCMessage *msg;
+    int rc = load_msg(m, AUTH_USER_PREFIX, name, &authpb__user__descriptor, CE_USER_NOT_FOUND, &msg);
+
+    if (rc == 0)
+        *u = (Authpb__User *)msg;
+    return rc;
 }
 
 int auth__load_role(mvcc *m, const char *name, Authpb__Role **r)
 {
-    void *v;
-    size_t len;
-    int rc = load_rec(m, AUTH_ROLE_PREFIX, name, &v, &len);
+    ProtobufCMessage *msg;
+    int rc = load_msg(m, AUTH_ROLE_PREFIX, name, &authpb__role__descriptor, CE_ROLE_NOT_FOUND, &msg);
 
-    if (rc)
-        return rc == CE_NOTFOUND ? CE_ROLE_NOT_FOUND : rc;
-    *r = authpb__role__unpack(0, len, v);
-    free(v);
-    return *r ? 0 : CE_CORRUPT;
+    if (rc == 0)
+        *r = (Authpb__Role *)msg;
+    return rc;
+}
+
+/* 0 if the record under prefix + name exists and parses, else load_msg's error. */
+static int rec_check(mvcc *m, const char *prefix, const char *name, const ProtobufCMessageDescriptor *desc,
+                     int notfound)
+{
+    ProtobufCMessage *msg;
+    int rc = load_msg(m, prefix, name, desc, notfound, &msg);
+
+    if (rc == 0)
+        protobuf_c_message_free_unpacked(msg, 0);
+    return rc;
+}
+
+static int user_check(mvcc *m, const char *name)
+{
+    return rec_check(m, AUTH_USER_PREFIX, name, &authpb__user__descriptor, CE_USER_NOT_FOUND);
+}
+
+static int role_check(mvcc *m, const char *name)
+{
+    return rec_check(m, AUTH_ROLE_PREFIX, name, &authpb__role__descriptor, CE_ROLE_NOT_FOUND);
+}
+
+/* Whether name may be deleted: root is protected while auth is on, and it must exist. */
+static int deletable(mvcc *m, const char *name, int (*check)(mvcc *, const char *))
+{
+    if (auth__read_enabled(m) && !strcmp(name, AUTH_ROOT))
+        return CE_INVALID_AUTH_MGMT;
+    return check(m, name);
 }
 
 bool auth__read_enabled(mvcc *m)
@@ -170,20 +217,33 @@ static bool has_name(char **v, size_t n, const char *name, size_t *at)
     return i < n && !strcmp(v[i], name);
 }
 
+/* A fresh copy of the n elements of size bytes at v with *x inserted at index at (<= n). */
+static void *insert_copy(const void *v, size_t n, size_t at, const void *x, size_t size)
+{
+    char *out = malloc((n + 1) * size);
+
+    if (!out)
+        return 0;
+    if (n) {
+        memcpy(out, v, at * size);
+        memcpy(out + (at + 1) * size, (const char *)v + at * size, (n - at) * size);
+    }
+    memcpy(out + at * size, x, size);
+    return out;
+}
+
 static int user_add(auth *a, mvcc *m, const Etcdserverpb__AuthUserAddRequest *r)
 {
-    Authpb__User u = AUTHPB__USER__INIT, *old;
+    Authpb__User u = AUTHPB__USER__INIT;
     Authpb__UserAddOptions opt = AUTHPB__USER_ADD_OPTIONS__INIT;
     bool nopw = r->options && r->options->no_password;
     int rc;
 
     if (!r->name || !*r->name)
         return CE_USER_EMPTY;
-    rc = auth__load_user(m, r->name, &old);
-    if (rc == 0) {
-        authpb__user__free_unpacked(old, 0);
+    rc = user_check(m, r->name);
+    if (rc == 0)
         return CE_USER_EXISTS;
-    }
     if (rc != CE_USER_NOT_FOUND)
         return rc;
     u.name.data = (uint8_t *)r->name;
@@ -200,14 +260,10 @@ static int user_add(auth *a, mvcc *m, const Etcdserverpb__AuthUserAddRequest *r)
 
 static int user_delete(auth *a, mvcc *m, const char *name)
 {
-    Authpb__User *u;
     int rc;
 
-    if (auth__read_enabled(m) && !strcmp(name, AUTH_ROOT))
-        return CE_INVALID_AUTH_MGMT;
-    if ((rc = auth__load_user(m, name, &u)) != 0)
+    if ((rc = deletable(m, name, user_check)) != 0)
         return rc;
-    authpb__user__free_unpacked(u, 0);
     rc = del_rec(m, AUTH_USER_PREFIX, name);
     if (rc == 0)
         rc = bump_revision(a, m);
@@ -238,30 +294,21 @@ static int user_passwd(auth *a, mvcc *m, const Etcdserverpb__AuthUserChangePassw
 static int user_grant(auth *a, mvcc *m, const Etcdserverpb__AuthUserGrantRoleRequest *r)
 {
     Authpb__User *u;
-    Authpb__Role *role;
     char **roles, **old;
     size_t at, n;
     int rc;
 
     if ((rc = auth__load_user(m, r->user, &u)) != 0)
         return rc;
-    if (strcmp(r->role, AUTH_ROOT)) {
-        if ((rc = auth__load_role(m, r->role, &role)) != 0)
-            goto out_free_user;
-        authpb__role__free_unpacked(role, 0);
-    }
+    if (strcmp(r->role, AUTH_ROOT) && (rc = role_check(m, r->role)) != 0)
+        goto out_free_user;
     if (has_name(u->roles, u->n_roles, r->role, &at))
         goto out_free_user;      /* etcd ignores a second grant */
-    roles = malloc((u->n_roles + 1) * sizeof(*roles));
+    roles = insert_copy(u->roles, u->n_roles, at, &r->role, sizeof(*roles));
     if (!roles) {
         rc = CE_NOMEM;
         goto out_free_user;
     }
-    if (u->n_roles) {
-        memcpy(roles, u->roles, at * sizeof(*roles));
-        memcpy(roles + at + 1, u->roles + at, (u->n_roles - at) * sizeof(*roles));
-    }
-    roles[at] = r->role;
     old = u->roles;
     n = u->n_roles;
     u->roles = roles;
@@ -308,16 +355,14 @@ out_free_user:
 
 static int role_add(auth *a, mvcc *m, const char *name)
 {
-    Authpb__Role role = AUTHPB__ROLE__INIT, *old;
+    Authpb__Role role = AUTHPB__ROLE__INIT;
     int rc;
 
     if (!name || !*name)
         return CE_ROLE_EMPTY;
-    rc = auth__load_role(m, name, &old);
-    if (rc == 0) {
-        authpb__role__free_unpacked(old, 0);
+    rc = role_check(m, name);
+    if (rc == 0)
         return CE_ROLE_EXISTS;
-    }
     if (rc != CE_ROLE_NOT_FOUND)
         return rc;
     role.name.data = (uint8_t *)name;
@@ -384,14 +429,10 @@ static int strip_role(auth *a, mvcc *m, const char *role)
 
 static int role_delete(auth *a, mvcc *m, const char *name)
 {
-    Authpb__Role *role;
     int rc;
 
-    if (auth__read_enabled(m) && !strcmp(name, AUTH_ROOT))
-        return CE_INVALID_AUTH_MGMT;
-    if ((rc = auth__load_role(m, name, &role)) != 0)
+    if ((rc = deletable(m, name, role_check)) != 0)
         return rc;
-    authpb__role__free_unpacked(role, 0);
     rc = del_rec(m, AUTH_ROLE_PREFIX, name);
     if (rc == 0)
         rc = strip_role(a, m, name);
@@ -436,17 +477,11 @@ static int role_grant(auth *a, mvcc *m, const Etcdserverpb__AuthRoleGrantPermiss
         rc = put_msg(m, AUTH_ROLE_PREFIX, r->name, &role->base);
         goto out_bump;
     }
-    perms = malloc((role->n_keypermission + 1) * sizeof(*perms));
+    perms = insert_copy(role->keypermission, role->n_keypermission, at, &r->perm, sizeof(*perms));
     if (!perms) {
         rc = CE_NOMEM;
         goto out_free_role;
     }
-    if (role->n_keypermission) {
-        memcpy(perms, role->keypermission, at * sizeof(*perms));
-        memcpy(perms + at + 1, role->keypermission + at,
-               (role->n_keypermission - at) * sizeof(*perms));
-    }
-    perms[at] = r->perm;
     old = role->keypermission;
     n = role->n_keypermission;
     role->keypermission = perms;

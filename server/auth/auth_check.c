@@ -102,38 +102,49 @@ static int name_cmp(const ProtobufCBinaryData *n, const char *name)
     return n->len < len ? -1 : n->len > len;
 }
 
-const Authpb__User *auth__find_user(const auth *a, const char *name)
+const ProtobufCBinaryData *auth__user_name(const auth *a, size_t i)
 {
-    size_t lo = 0, hi = a->nusers;
+    return &a->users[i]->name;
+}
+
+const ProtobufCBinaryData *auth__role_name(const auth *a, size_t i)
+{
+    return &a->roles[i]->name;
+}
+
+/* Binary search over n records sorted by name; true with *at set when name is found. */
+static bool find_sorted(const auth *a, size_t n, const ProtobufCBinaryData *(*name_at)(const auth *, size_t),
+                        const char *name, size_t *at)
+{
+    size_t lo = 0, hi = n;
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = name_cmp(&a->users[mid]->name, name);
-        if (!c)
-            return a->users[mid];
+        int c = name_cmp(name_at(a, mid), name);
+        if (!c) {
+            *at = mid;
+            return true;
+        }
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return 0;
+    return false;
+}
+
+const Authpb__User *auth__find_user(const auth *a, const char *name)
+{
+    size_t i;
+
+    return find_sorted(a, a->nusers, auth__user_name, name, &i) ? a->users[i] : 0;
 }
 
 const Authpb__Role *auth__find_role(const auth *a, const char *name)
 {
-    size_t lo = 0, hi = a->nroles;
+    size_t i;
 
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = name_cmp(&a->roles[mid]->name, name);
-        if (!c)
-            return a->roles[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
+    return find_sorted(a, a->nroles, auth__role_name, name, &i) ? a->roles[i] : 0;
 }
 
 bool auth_is_enabled(auth *a, mvcc *m)

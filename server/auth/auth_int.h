@@ -39,6 +39,9 @@ struct auth {
 
 /* auth_check.c: brings the copy up to date with m. 0 or CE_*. */
 int auth__refresh(auth *a, mvcc *m);
+/* The name of the i-th cached user / role (i < nusers / nroles). */
+const ProtobufCBinaryData *auth__user_name(const auth *a, size_t i);
+const ProtobufCBinaryData *auth__role_name(const auth *a, size_t i);
 const Authpb__User *auth__find_user(const auth *a, const char *name);
 const Authpb__Role *auth__find_role(const auth *a, const char *name);
 void auth__cache_clear(auth *a);

@@ -297,36 +297,33 @@ int auth_role_perms(auth *a, mvcc *m, const char *role, Authpb__Permission ***pe
     return 0;
 }
 
-int auth_user_names(auth *a, mvcc *m, char ***names, size_t *n)
+/* Refreshes the cache and copies the names of its users (users) or roles (!users). */
+static int copy_names(auth *a, mvcc *m, bool users, char ***names, size_t *n)
 {
+    const ProtobufCBinaryData *(*name_at)(const auth *, size_t) = users ? auth__user_name : auth__role_name;
+    size_t count;
     int rc = auth__refresh(a, m);
 
     if (rc)
         return rc;
-    *names = calloc(a->nusers ? a->nusers : 1, sizeof(**names));
+    count = users ? a->nusers : a->nroles;
+    *names = calloc(count ? count : 1, sizeof(**names));
     if (!*names)
         return CE_NOMEM;
-    for (*n = 0; *n < a->nusers; (*n)++)
-        if (!((*names)[*n] = bytes_str(&a->users[*n]->name))) {
+    for (*n = 0; *n < count; (*n)++)
+        if (!((*names)[*n] = bytes_str(name_at(a, *n)))) {
             free_names(*names, *n);
             return CE_NOMEM;
         }
     return 0;
 }
 
+int auth_user_names(auth *a, mvcc *m, char ***names, size_t *n)
+{
+    return copy_names(a, m, true, names, n);
+}
+
 int auth_role_names(auth *a, mvcc *m, char ***names, size_t *n)
 {
-    int rc = auth__refresh(a, m);
-
-    if (rc)
-        return rc;
-    *names = calloc(a->nroles ? a->nroles : 1, sizeof(**names));
-    if (!*names)
-        return CE_NOMEM;
-    for (*n = 0; *n < a->nroles; (*n)++)
-        if (!((*names)[*n] = bytes_str(&a->roles[*n]->name))) {
-            free_names(*names, *n);
-            return CE_NOMEM;
-        }
-    return 0;
+    return copy_names(a, m, false, names, n);
 }

@@ -30,6 +30,7 @@
 #include "atomicfile.h"
 #include "auth/auth.h"
 #include "err.h"
+#include "paths.h"
 #include "log.h"
 #include "members.h"
 #include "node_int.h"
@@ -263,24 +264,6 @@ uint64_t node_wal_bytes(const node *n)
 }
 
 /* ---- start-up ---------------------------------------------------------------------------- */
-
-static int mkdirs(const char *path)
-{
-    char tmp[1024];
-
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(tmp, 0700) && errno != EEXIST)
-            return ce_from_errno(errno);
-        *p = '/';
-    }
-    if (mkdir(tmp, 0700) && errno != EEXIST)
-        return ce_from_errno(errno);
-    return 0;
-}
 
 static void paths_init(node *n)
 {
@@ -589,9 +572,9 @@ static int open_all(node *n)
         if (rc)
             return rc;
     }
-    rc = mkdirs(n->member_dir);
+    rc = path_mkdirs(n->member_dir);
     if (!rc)
-        rc = mkdirs(n->snap_dir);
+        rc = path_mkdirs(n->snap_dir);
     if (rc) {
         log_error("node: cannot create %s: %s", n->member_dir, ce_strerror(rc));
         return rc;

@@ -108,6 +108,7 @@
 #include "hexname.h"
 #include "lebytes.h"
 #include "err.h"
+#include "paths.h"
 #include "fdio.h"
 #include "log.h"
 
@@ -188,15 +189,6 @@ static uint32_t header_crc(uint32_t salt, uint64_t off, const uint8_t *hdr)
 static void segment_name(char *out, size_t cap, uint64_t seq, uint64_t first)
 {
     snprintf(out, cap, "%016llx-%016llx.wal", (unsigned long long)seq, (unsigned long long)first);
-}
-
-static char *join_path(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
 }
 
 /* True if name is exactly "<16 hex>-<16 hex>.wal". */
@@ -1018,27 +1010,6 @@ static int open_dirfd(wal *w)
     return w->dirfd < 0 ? ce_from_errno(errno) : 0;
 }
 
-/* mkdir -p; fsyncs nothing (wal_create syncs the directories it needs). */
-static int mkdir_p(const char *dir)
-{
-    char *p = strdup(dir);
-    if (!p)
-        return CE_NOMEM;
-    int rc = 0;
-    for (char *s = p + 1; rc == 0 && *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0700) != 0 && errno != EEXIST)
-            rc = ce_from_errno(errno);
-        *s = '/';
-    }
-    if (rc == 0 && mkdir(p, 0700) != 0 && errno != EEXIST)
-        rc = ce_from_errno(errno);
-    free(p);
-    return rc;
-}
-
 static void fsync_parent(const char *dir)
 {
     char *p = strdup(dir);
@@ -1066,7 +1037,7 @@ int wal_create(const char *dir, const uint8_t *metadata, size_t len, wal **out)
         return CE_INVAL;
     if (wal_exists(dir))
         return CE_EXISTS;
-    int rc = mkdir_p(dir);
+    int rc = path_mkdirs(dir);
     if (rc != 0)
         return rc;
     wal *w = wal_alloc(dir);
@@ -1124,7 +1095,7 @@ static int replay_file(wal *w, struct replay *st, bool is_last, struct tail *t)
 {
     char name[NAME_LEN + 1];
     segment_name(name, sizeof name, st->si.seq, st->si.first);
-    char *path = join_path(w->dir, name);
+    char *path = path_join(w->dir, name);
     if (!path)
         return CE_NOMEM;
     uint8_t *buf = NULL;

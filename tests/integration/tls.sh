@@ -54,17 +54,7 @@ GOOD=(--cacert "$CA/ca.pem" --cert "$CA/client.pem" --key "$CA/client-key.pem")
 CURL_GOOD=(--cacert "$CA/ca.pem" --cert "$CA/client.pem" --key "$CA/client-key.pem")
 
 # start_tls NAME DIR CP PP [extra flags]: one member, https client URL, http peer URL.
-start_tls() {
-  local name=$1 dir=$2 cp=$3 pp=$4
-  shift 4
-  T_LAST_LOG=$T_DIR/$name.$cp.log
-  "$SUT" --name "$name" --data-dir "$dir" \
-    --listen-client-urls "https://127.0.0.1:$cp" --advertise-client-urls "https://127.0.0.1:$cp" \
-    --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-    --initial-cluster "$name=http://127.0.0.1:$pp" "$@" >>"$T_LAST_LOG" 2>&1 &
-  T_LAST_PID=$!
-  T_PIDS+=("$T_LAST_PID")
-}
+start_tls() { T_CLIENT_SCHEME=https start_member "$SUT" "$@"; }
 
 # wait_tls_ready URL [curl flags...]: polls URL/health over https until healthy (20 s).
 wait_tls_ready() {
@@ -134,8 +124,12 @@ t_eq "python3-etcd3 ca_cert/cert_key/cert_cert: put and get" "v2 v1" "$out"
 # 3b. streams and large messages through TLS: a watch from revision 1 over gRPC, and a 1.2 MB
 # value written with etcdctl and read back with etcdctl and through the gateway (the output
 # outgrows the socket buffer: partial TLS writes)
-out=$(run_bounded 20 "$ETCDCTL" --endpoints "$EP" "${GOOD[@]}" watch k --rev=1 2>&1 &
-  wpid=$!; sleep 2; kill "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null)
+run_bounded 20 "$ETCDCTL" --endpoints "$EP" "${GOOD[@]}" watch k --rev=1 >"$T_DIR/watch.out" 2>&1 &
+wpid=$!
+watch_has_event() { [ "$(wc -l <"$T_DIR/watch.out")" -ge 3 ]; }
+wait_for 10 "the TLS watch's first event" watch_has_event >/dev/null
+kill "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null
+out=$(cat "$T_DIR/watch.out")
 t_eq "etcdctl watch over TLS (gRPC stream)" "PUT
 k
 v1" "$(head -3 <<<"$out")"

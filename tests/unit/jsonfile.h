@@ -3,7 +3,8 @@
  * tests/unit/data/<subdir>/ (found next to this header through __FILE__, or in the directory an
  * environment variable names), written by hand from the design, never produced by the code under
  * test. Objects compare as parsed trees, key order aside; a mismatch prints every differing path
- * with the expected and the actual value, then the whole actual object.
+ * with the expected and the actual value, then the whole actual object. Two objects built
+ * alike may also be checked to print the same.
  * Header-only (each test binary is one translation unit); include it after <cmocka.h>.
  */
 #ifndef CETCD_TEST_JSONFILE_H
@@ -140,6 +141,19 @@ static inline void jsonfile_assert(const cJSON *got, const char *env, const char
 
     jsonfile_assert_equal(got, want, name);
     cJSON_Delete(want);
+}
+
+/* a and b print the same (compact form); both are deleted. */
+static inline void jsonfile_assert_same_print(cJSON *a, cJSON *b)
+{
+    char *ta = cJSON_PrintUnformatted(a);
+    char *tb = cJSON_PrintUnformatted(b);
+
+    assert_string_equal(ta, tb);
+    free(ta);
+    free(tb);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
 }
 
 #endif

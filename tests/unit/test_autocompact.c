@@ -17,28 +17,28 @@
 #include "log.h"
 #include "node/autocompact.h"
 
-static void periodic(const char *ret, int want_rc, uint64_t want_ms)
+/* Parses ret in mode; on success the chosen limit is want and the other one is 0. */
+static void expect(const char *mode, const char *ret, int want_rc, uint64_t want_ms,
+                   int64_t want_revs)
 {
     uint64_t ms = 99;
     int64_t revs = 99;
 
-    assert_int_equal(autocompact_parse("periodic", ret, &ms, &revs), want_rc);
+    assert_int_equal(autocompact_parse(mode, ret, &ms, &revs), want_rc);
     if (!want_rc) {
         assert_int_equal(ms, want_ms);
-        assert_int_equal(revs, 0);
+        assert_int_equal(revs, want_revs);
     }
+}
+
+static void periodic(const char *ret, int want_rc, uint64_t want_ms)
+{
+    expect("periodic", ret, want_rc, want_ms, 0);
 }
 
 static void revision(const char *ret, int want_rc, int64_t want_revs)
 {
-    uint64_t ms = 99;
-    int64_t revs = 99;
-
-    assert_int_equal(autocompact_parse("revision", ret, &ms, &revs), want_rc);
-    if (!want_rc) {
-        assert_int_equal(revs, want_revs);
-        assert_int_equal(ms, 0);
-    }
+    expect("revision", ret, want_rc, 0, want_revs);
 }
 
 static void test_periodic(void **state)

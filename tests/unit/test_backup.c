@@ -256,7 +256,6 @@ static void test_build_cronjob_variants(void **state)
     struct ec_spec s;
     char err[256], buf[256];
     cJSON *a, *b;
-    char *ta, *tb;
 
     (void)state;
     assert_int_equal(parse_spec("etcd", "{\"backup\":{\"schedule\":\"@hourly\",\"suspend\":true,"
@@ -268,13 +267,7 @@ static void test_build_cronjob_variants(void **state)
     assert_string_equal(cJSON_GetStringValue(path(a, claim)), "nfs");
     assert_string_equal(cJSON_GetStringValue(path(a, retention)), "12");
     assert_string_equal(ec_backup_claim(&s, buf, sizeof(buf)), "nfs");
-    ta = cJSON_PrintUnformatted(a);
-    tb = cJSON_PrintUnformatted(b);
-    assert_string_equal(ta, tb);
-    free(ta);
-    free(tb);
-    cJSON_Delete(a);
-    cJSON_Delete(b);
+    jsonfile_assert_same_print(a, b);
     ec_spec_clear(&s);
 }
 

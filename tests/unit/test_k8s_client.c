@@ -114,6 +114,20 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Waits on cv (mu held) for a signal or 20 ms, whichever comes first. */
+static void wait_tick(pthread_cond_t *cv, pthread_mutex_t *mu)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 20 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
 static void write_all(int fd, const char *p, size_t n)
 {
     while (n > 0) {
@@ -300,15 +314,7 @@ static bool fake_wait(struct fake *f, size_t n, int ms)
 
     pthread_mutex_lock(&f->mu);
     while (f->nreq < n && now_ms() < end) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 20 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+        wait_tick(&f->cv, &f->mu);
     }
     ok = f->nreq >= n;
     pthread_mutex_unlock(&f->mu);
@@ -780,15 +786,7 @@ static bool notes_wait(size_t n, int ms)
 
     pthread_mutex_lock(&NT.mu);
     while (NT.n < n && now_ms() < end) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 20 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&NT.cv, &NT.mu, &ts);
+        wait_tick(&NT.cv, &NT.mu);
     }
     ok = NT.n >= n;
     pthread_mutex_unlock(&NT.mu);

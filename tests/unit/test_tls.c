@@ -33,6 +33,7 @@
 #include "kv.pb-c.h"
 #include "server/api/rpc.h"
 #include "server/api/tls.h"
+#include "testfile.h"
 #include "tmpdir.h"
 
 struct fx {
@@ -210,6 +211,18 @@ static ssize_t read_some(tls_sess *s, char *buf, size_t len)
     return n;
 }
 
+/* The server fails the handshake of cli with CE_IO and names no client. */
+static void expect_server_refuses(const tls_files *srv, const tls_files *cli)
+{
+    struct pair p;
+
+    pair_open(&p, srv, cli);
+    pair_handshake(&p);
+    assert_int_equal(p.src, CE_IO);
+    assert_null(tls_sess_peer_cn(p.s));
+    pair_close(&p);
+}
+
 static void test_mutual_tls_gives_the_client_cn(void **state)
 {
     struct fx *f = *state;
@@ -277,13 +290,8 @@ static void test_refuses_client_without_cert(void **state)
     struct fx *f = *state;
     tls_files srv = server_files(f, true);
     tls_files cli = {NULL, NULL, in_dir(f, "ca-a.pem"), false, false};
-    struct pair p;
 
-    pair_open(&p, &srv, &cli);
-    pair_handshake(&p);
-    assert_int_equal(p.src, CE_IO);
-    assert_null(tls_sess_peer_cn(p.s));
-    pair_close(&p);
+    expect_server_refuses(&srv, &cli);
 }
 
 static void test_refuses_cert_from_another_ca(void **state)
@@ -292,13 +300,8 @@ static void test_refuses_cert_from_another_ca(void **state)
     tls_files srv = server_files(f, true);
     tls_files cli = {in_dir(f, "mallory.pem"), in_dir(f, "mallory-key.pem"), in_dir(f, "ca-a.pem"),
                      false, false};
-    struct pair p;
 
-    pair_open(&p, &srv, &cli);
-    pair_handshake(&p);
-    assert_int_equal(p.src, CE_IO);
-    assert_null(tls_sess_peer_cn(p.s));
-    pair_close(&p);
+    expect_server_refuses(&srv, &cli);
 }
 
 static void test_client_refuses_untrusted_server(void **state)
@@ -341,14 +344,13 @@ static void test_sniff_plaintext(void **state)
     close(fd[0]);
 }
 
+/* The whole file at path as a string; it is not empty. */
 static char *slurp(const char *path)
 {
-    FILE *fp = fopen(path, "r");
-    char *buf = calloc(1, 8192);
+    size_t len;
+    char *buf = (char *)testfile_read(path, &len);
 
-    assert_non_null(fp);
-    assert_true(fread(buf, 1, 8191, fp) > 0);
-    fclose(fp);
+    assert_true(len > 0);
     return buf;
 }
 

@@ -175,17 +175,37 @@ static void bidi_end(rpc_call *c)
     rpc_finish(c, 0);
 }
 
+/* A value of size bytes of c (malloc'd, the caller frees it) set as out's value. */
+static uint8_t *fill_value(Mvccpb__KeyValue *out, int64_t size, char c)
+{
+    uint8_t *val = malloc((size_t)size + 1);
+
+    memset(val, c, (size_t)size);
+    out->value.data = val;
+    out->value.len = (size_t)size;
+    return val;
+}
+
+/* Takes a producer's request (version = messages to send, lease = value size) into c's state. */
+static struct call_state *take_request(rpc_call *c, ProtobufCMessage *req)
+{
+    Mvccpb__KeyValue *kv = (Mvccpb__KeyValue *)req;
+    struct call_state *st = state_of(c);
+
+    st->left = st->total = kv->version;
+    st->size = kv->lease;
+    protobuf_c_message_free_unpacked(req, NULL);
+    return st;
+}
+
 /* Sends while the client keeps up; otherwise retries from a timer (a slow watcher). */
 static void flood_tick(evloop *l, ev_timer *t)
 {
     struct call_state *st = t->data;
     Mvccpb__KeyValue out = MVCCPB__KEY_VALUE__INIT;
-    uint8_t *val = malloc((size_t)st->size + 1);
+    uint8_t *val = fill_value(&out, st->size, 'f');
 
     (void)l;
-    memset(val, 'f', (size_t)st->size);
-    out.value.data = val;
-    out.value.len = (size_t)st->size;
     while (st->left > 0) {
         size_t p = rpc_call_pending(st->call);
         if (p > atomic_load(&flood_max_pending))
@@ -207,12 +227,8 @@ static void flood_tick(evloop *l, ev_timer *t)
 
 static void flood_msg(rpc_call *c, ProtobufCMessage *req)
 {
-    Mvccpb__KeyValue *kv = (Mvccpb__KeyValue *)req;
-    struct call_state *st = state_of(c);
+    struct call_state *st = take_request(c, req);
 
-    st->left = st->total = kv->version;
-    st->size = kv->lease;
-    protobuf_c_message_free_unpacked(req, NULL);
     st->timer.data = st;
     flood_tick(loop, &st->timer);
 }
@@ -224,11 +240,7 @@ static void pull_more(rpc_call *c)
 {
     struct call_state *st = rpc_call_data(c);
     Mvccpb__KeyValue out = MVCCPB__KEY_VALUE__INIT;
-    uint8_t *val = malloc((size_t)st->size + 1);
-
-    memset(val, 'p', (size_t)st->size);
-    out.value.data = val;
-    out.value.len = (size_t)st->size;
+    uint8_t *val = fill_value(&out, st->size, 'p');
     while (st->left > 0) {
         size_t p = rpc_call_pending(c);
         if (p > atomic_load(&pull_max_pending))
@@ -258,12 +270,7 @@ static void pull_writable_cb(rpc_call *c)
 
 static void pull_msg(rpc_call *c, ProtobufCMessage *req)
 {
-    Mvccpb__KeyValue *kv = (Mvccpb__KeyValue *)req;
-    struct call_state *st = state_of(c);
-
-    st->left = st->total = kv->version;
-    st->size = kv->lease;
-    protobuf_c_message_free_unpacked(req, NULL);
+    take_request(c, req);
     pull_more(c);
 }
 
@@ -396,6 +403,17 @@ static char *raw_read(int fd, const char *until)
     }
     b[len] = 0;
     return b;
+}
+
+/* POSTs body to path and reads the chunked answer through its last chunk. */
+static char *raw_post(int fd, const char *path, const char *body)
+{
+    char req[512];
+
+    snprintf(req, sizeof(req), "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+             path, strlen(body), body);
+    raw_send(fd, req, strlen(req));
+    return raw_read(fd, "0\r\n\r\n");
 }
 
 /* ---- curl helpers ---- */
@@ -783,14 +801,10 @@ static void test_gateway_stream(void **state)
 {
     int fd = raw_connect();
     const char *body = "{\"key\":\"YQ==\",\"version\":\"2\"}";
-    char req[512];
     char *got;
 
     (void)state;
-    snprintf(req, sizeof(req), "POST /v3/test/stream HTTP/1.1\r\nHost: x\r\n"
-             "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
-    raw_send(fd, req, strlen(req));
-    got = raw_read(fd, "0\r\n\r\n");
+    got = raw_post(fd, "/v3/test/stream", body);
     assert_non_null(strstr(got, "HTTP/1.1 200 OK\r\n"));
     assert_non_null(strstr(got, "Transfer-Encoding: chunked\r\n"));
     assert_non_null(strstr(got, "\r\n\r\n1b\r\n{\"result\":{\"version\":\"1\"}}\n\r\n"
@@ -798,10 +812,7 @@ static void test_gateway_stream(void **state)
     free(got);
     /* an error ends the stream with grpc-gateway's error chunk */
     body = "{\"key\":\"ZmFpbA==\"}";
-    snprintf(req, sizeof(req), "POST /v3/test/stream HTTP/1.1\r\nHost: x\r\n"
-             "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
-    raw_send(fd, req, strlen(req));
-    got = raw_read(fd, "0\r\n\r\n");
+    got = raw_post(fd, "/v3/test/stream", body);
     assert_non_null(strstr(got, "{\"result\":{}}\n\r\n"));
     assert_non_null(strstr(got, "{\"error\":{\"grpc_code\":11,\"http_code\":400,\"message\":"
                                 "\"etcdserver: mvcc: required revision has been compacted\","
@@ -809,10 +820,7 @@ static void test_gateway_stream(void **state)
     free(got);
     /* an error before the first message: its HTTP status, the error chunk without "\n" */
     body = "{\"key\":\"cmVmdXNl\"}";
-    snprintf(req, sizeof(req), "POST /v3/test/stream HTTP/1.1\r\nHost: x\r\n"
-             "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
-    raw_send(fd, req, strlen(req));
-    got = raw_read(fd, "0\r\n\r\n");
+    got = raw_post(fd, "/v3/test/stream", body);
     assert_non_null(strstr(got, "HTTP/1.1 400 Bad Request\r\n"));
     assert_non_null(strstr(got, "Transfer-Encoding: chunked\r\n"));
     assert_non_null(strstr(got, "\r\n\r\n89\r\n{\"error\":{\"grpc_code\":11,\"http_code\":400,"
@@ -821,10 +829,7 @@ static void test_gateway_stream(void **state)
     free(got);
     /* a client stream takes each JSON value of the body as one message */
     body = "{\"key\":\"YQ==\"}\n{\"key\":\"Yg==\"} {\"key\":\"Yw==\"}";
-    snprintf(req, sizeof(req), "POST /v3/test/bidi HTTP/1.1\r\nHost: x\r\n"
-             "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
-    raw_send(fd, req, strlen(req));
-    got = raw_read(fd, "0\r\n\r\n");
+    got = raw_post(fd, "/v3/test/bidi", body);
     assert_non_null(strstr(got, "\r\n\r\n1a\r\n{\"result\":{\"key\":\"YQ==\"}}\n\r\n"
                                 "1a\r\n{\"result\":{\"key\":\"Yg==\"}}\n\r\n"
                                 "1a\r\n{\"result\":{\"key\":\"Yw==\"}}\n\r\n0\r\n\r\n"));
