@@ -181,8 +181,15 @@ ctl 1 del /big/ --prefix >/dev/null
 rev=$(c_status 1 | cut -d' ' -f3)
 t_check "cluster: compact $rev through c2" ctl 2 compact "$rev"
 # defrag is not replicated: each member must have applied the compaction before its own defrag
-compacted_on() { local out; out=$(ctl "$1" get --consistency=s /big/k1 --rev=$((rev - 1)) 2>&1); [[ $out == *"$COMPACTED"* ]]; }
-for i in 1 2 3; do wait_for 10 "the compaction on c$i" compacted_on "$i" || t_fail "compaction applied on c$i"; done
+# (on a timeout wait_for shows the member's last answer; 30 s: three ASan members share 2 cores)
+compacted_on() {
+  local out
+  out=$(ctl "$1" get --consistency=s /big/k1 --rev=$((rev - 1)) 2>&1)
+  [[ $out == *"$COMPACTED"* ]] || { echo "c$1 answered: ${out:-nothing}; $(c_status "$1")"; return 1; }
+}
+for i in 1 2 3; do
+  out=$(wait_for 30 "the compaction on c$i" compacted_on "$i") || t_fail "compaction applied on c$i" "$out"
+done
 out=$(ctl_eps "1 2 3" defrag 2>&1)
 t_eq "cluster: defrag of every member" 3 "$(grep -c 'Finished defragmenting etcd member' <<<"$out")"
 t_check "cluster: alarm disarm through c3" ctl 3 alarm disarm
