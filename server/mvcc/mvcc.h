@@ -88,6 +88,11 @@ void mvcc_set_consistent_index(mvcc *m, uint64_t index, uint64_t term);
  * that fails validation against the store (e.g. compacted revision in a txn range) returns
  * CE_* and changes nothing. */
 int mvcc_put(mvcc *m, const Etcdserverpb__PutRequest *r, Etcdserverpb__PutResponse **out);
+/* True when bytes more (etcd's cost estimate of a request) keep the store within its quota:
+ * pages in use up to the high-water mark plus the open batch. Asked before a write is
+ * proposed, never while applying: the answer depends on this member's file, and applying must
+ * give the same result on every member. */
+bool mvcc_has_room(mvcc *m, uint64_t bytes);
 int mvcc_delete(mvcc *m, const Etcdserverpb__DeleteRangeRequest *r,
                 Etcdserverpb__DeleteRangeResponse **out);
 int mvcc_txn(mvcc *m, const Etcdserverpb__TxnRequest *r, Etcdserverpb__TxnResponse **out);

@@ -103,8 +103,6 @@ int mvcc__put_apply(mvcc *m, const Etcdserverpb__PutRequest *r,
                     Etcdserverpb__PutResponse **out);
 int mvcc__delete_apply(mvcc *m, const Etcdserverpb__DeleteRangeRequest *r,
                        Etcdserverpb__DeleteRangeResponse **out);
-/* Refuses a put that would take the store past its quota. */
-int mvcc__quota_check(mvcc *m, uint64_t bytes);
 void mvcc__request_begin(mvcc *m);
 void mvcc__request_end(mvcc *m);
 void mvcc__events_free(mvcc *m);

@@ -22,7 +22,6 @@
 #include "err.h"
 #include "mvcc_int.h"
 
-#define KV_OVERHEAD 256
 
 /* ---- validation, no store access ---- */
 
@@ -373,7 +372,7 @@ static int txn_path(mvcc *m, const Etcdserverpb__TxnRequest *r, path *p)
 
 /* ---- store-dependent checks along the path, before any change ---- */
 
-static int check_put_store(mvcc *m, const Etcdserverpb__PutRequest *r, uint64_t *bytes)
+static int check_put_store(mvcc *m, const Etcdserverpb__PutRequest *r)
 {
     idx_ent e;
     int rc;
@@ -389,7 +388,6 @@ static int check_put_store(mvcc *m, const Etcdserverpb__PutRequest *r, uint64_t 
         return CE_LEASE_NOT_FOUND;
     if (r->key.len > m->max_key)
         return CE_REQ_TOO_LARGE;
-    *bytes += r->key.len + r->value.len + KV_OVERHEAD;
     return 0;
 }
 
@@ -404,7 +402,7 @@ static int check_range_store(mvcc *m, const Etcdserverpb__RangeRequest *r)
     return 0;
 }
 
-static int check_store(mvcc *m, const Etcdserverpb__TxnRequest *r, path *p, uint64_t *bytes)
+static int check_store(mvcc *m, const Etcdserverpb__TxnRequest *r, path *p)
 {
     size_t n;
     Etcdserverpb__RequestOp **ops = branch(r, p->v[p->pos++], &n);
@@ -413,10 +411,10 @@ static int check_store(mvcc *m, const Etcdserverpb__TxnRequest *r, path *p, uint
     for (size_t i = 0; rc == 0 && i < n; i++) {
         switch (ops[i]->request_case) {
         case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN:
-            rc = check_store(m, ops[i]->request_txn, p, bytes);
+            rc = check_store(m, ops[i]->request_txn, p);
             break;
         case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT:
-            rc = check_put_store(m, ops[i]->request_put, bytes);
+            rc = check_put_store(m, ops[i]->request_put);
             break;
         case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE:
             rc = check_range_store(m, ops[i]->request_range);
@@ -541,7 +539,6 @@ static int txn_run(mvcc *m, const Etcdserverpb__TxnRequest *r, path *p,
 int mvcc_txn(mvcc *m, const Etcdserverpb__TxnRequest *r, Etcdserverpb__TxnResponse **out)
 {
     path p = {0};
-    uint64_t bytes = 0;
     int rc;
 
     if (!m->wtxn)
@@ -552,9 +549,7 @@ int mvcc_txn(mvcc *m, const Etcdserverpb__TxnRequest *r, Etcdserverpb__TxnRespon
     if ((rc = txn_path(m, r, &p)) != 0)
         goto out_free_path;
     p.pos = 0;
-    if ((rc = check_store(m, r, &p, &bytes)) != 0)
-        goto out_free_path;
-    if (bytes && (rc = mvcc__quota_check(m, bytes)) != 0)
+    if ((rc = check_store(m, r, &p)) != 0)
         goto out_free_path;
     *out = NULL;
     rc = txn_run(m, r, &p, out);

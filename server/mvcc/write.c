@@ -13,7 +13,6 @@
 #include "err.h"
 #include "mvcc_int.h"
 
-#define KV_OVERHEAD 256         /* per-put allowance for index and page overhead, as etcd */
 #define COMPACT_CHUNK 1024      /* keys gathered per compaction pass over the kv table */
 
 void mvcc__request_begin(mvcc *m)
@@ -86,18 +85,16 @@ static Mvccpb__KeyValue *kv_copy(const Mvccpb__KeyValue *src)
     return kv;
 }
 
-int mvcc__quota_check(mvcc *m, uint64_t bytes)
+bool mvcc_has_room(mvcc *m, uint64_t bytes)
 {
     MDB_envinfo info;
     MDB_stat st;
     uint64_t used;
 
     if (mdb_env_info(m->env, &info) != 0 || mdb_env_stat(m->env, &st) != 0)
-        return CE_IO;
+        return false;
     used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
-    if (used + m->batch_bytes + bytes > m->quota)
-        return CE_NO_SPACE;
-    return 0;
+    return used + m->batch_bytes + bytes <= m->quota;
 }
 
 /* Appends one kv record and its index entry: the write half of a change. */
@@ -153,7 +150,7 @@ static int put_prepare(mvcc *m, const Etcdserverpb__PutRequest *r, struct put_st
         return CE_LEASE_NOT_FOUND;
     if ((r->ignore_value || r->ignore_lease) && !ps->alive)
         return CE_KEY_NOT_FOUND;
-    return mvcc__quota_check(m, r->key.len + r->value.len + KV_OVERHEAD);
+    return 0;
 }
 
 static int put_response(mvcc *m, const Etcdserverpb__PutRequest *r, struct put_state *ps,

@@ -8,6 +8,13 @@
  * <data-dir>/member/alarms.json, rewritten atomically when it changes:
  *   [{"member":"<hex id>","alarm":1}, ...]          (alarm: etcdserverpb.AlarmType number)
  * Applying the same request twice (after a crash) gives the same set.
+ *
+ * The quota, as etcd's quota.go: before a member proposes a client's Put, Txn or LeaseGrant it
+ * asks its own store for room for the request's estimated cost (a put: key + value + 256
+ * bytes; a Txn: its costlier branch; a lease grant: 64 bytes). Without room it raises NOSPACE
+ * for itself through Raft and answers "database space exceeded" once that is applied.
+ * Applying never looks at the file's size: members' files differ in size (free pages, defrag
+ * times), and an entry one member refused while another applied it would split the replicas.
  */
 #include "atomicfile.h"
 #include "err.h"
@@ -21,6 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#define KV_OVERHEAD 256    /* etcd's per-put estimate of index and page overhead */
+#define LEASE_OVERHEAD 64  /* etcd's estimate for storing a lease */
 
 static int save(node *n)
 {
@@ -153,21 +163,46 @@ int node_alarms(node *n, Etcdserverpb__AlarmResponse *resp)
     return 0;
 }
 
-/* A Txn needs space when any branch, at any depth, holds a put. */
-static bool txn_writes(const Etcdserverpb__TxnRequest *t)
+static uint64_t put_cost(const Etcdserverpb__PutRequest *p)
 {
+    return KV_OVERHEAD + p->key.len + p->value.len;
+}
+
+/* A Txn costs its costlier branch; a branch, the puts it holds at any depth. */
+static uint64_t txn_cost(const Etcdserverpb__TxnRequest *t)
+{
+    uint64_t cost[2] = {0, 0};
+
     for (int b = 0; b < 2; b++) {
         Etcdserverpb__RequestOp **ops = b ? t->failure : t->success;
         size_t nops = b ? t->n_failure : t->n_success;
         for (size_t i = 0; i < nops; i++) {
             if (ops[i]->request_case == ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT)
-                return true;
-            if (ops[i]->request_case == ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN &&
-                txn_writes(ops[i]->request_txn))
-                return true;
+                cost[b] += put_cost(ops[i]->request_put);
+            else if (ops[i]->request_case == ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN)
+                cost[b] += txn_cost(ops[i]->request_txn);
         }
     }
-    return false;
+    return cost[0] > cost[1] ? cost[0] : cost[1];
+}
+
+uint64_t node_quota_cost(const Cetcdpb__InternalRequest *req)
+{
+    switch (req->request_case) {
+    case CETCDPB__INTERNAL_REQUEST__REQUEST_PUT:
+        return put_cost(req->put);
+    case CETCDPB__INTERNAL_REQUEST__REQUEST_TXN:
+        return txn_cost(req->txn);
+    case CETCDPB__INTERNAL_REQUEST__REQUEST_LEASE_GRANT:
+        return LEASE_OVERHEAD;
+    default:
+        return 0;
+    }
+}
+
+bool node_alarm_raised_by(const node *n, uint64_t member, int type)
+{
+    return find(n, member, type) >= 0;
 }
 
 int node_alarm_gate(const node *n, const Cetcdpb__InternalRequest *req)
@@ -178,13 +213,5 @@ int node_alarm_gate(const node *n, const Cetcdpb__InternalRequest *req)
         return CE_CORRUPT_ALARM;
     if (!node_alarm_active(n, ETCDSERVERPB__ALARM_TYPE__NOSPACE))
         return 0;
-    switch (req->request_case) {
-    case CETCDPB__INTERNAL_REQUEST__REQUEST_PUT:
-    case CETCDPB__INTERNAL_REQUEST__REQUEST_LEASE_GRANT:
-        return CE_NO_SPACE;
-    case CETCDPB__INTERNAL_REQUEST__REQUEST_TXN:
-        return txn_writes(req->txn) ? CE_NO_SPACE : 0;
-    default:
-        return 0;
-    }
+    return node_quota_cost(req) ? CE_NO_SPACE : 0;
 }

@@ -132,8 +132,9 @@ uint64_t node_next_id(node *n)
     return ((n->member_id & 0xffff) << 48) | (++n->id_counter & 0xffffffffffffull);
 }
 
-int node_propose(node *n, const Cetcdpb__InternalRequest *req, node_write_cb cb, void *ctx,
-                 uint64_t *handle)
+/* Packs req under a new request ID, proposes it and registers cb; *out is the waiter. */
+static int propose(node *n, const Cetcdpb__InternalRequest *req, node_write_cb cb, void *ctx,
+                   pending **out)
 {
     Cetcdpb__InternalRequest copy = *req;
     uint8_t stackbuf[4096], *buf = stackbuf;
@@ -161,8 +162,46 @@ int node_propose(node *n, const Cetcdpb__InternalRequest *req, node_write_cb cb,
         return rc; /* the entry still applies; nobody waits for it */
     p->since_ms = evloop_now_ms();
     n->proposals_pending++;
-    *handle = copy.id;
+    *out = p;
     return 0;
+}
+
+/* No room for a client write (alarms.c): this member raises NOSPACE for itself, once, and the
+ * client hears "database space exceeded" after the alarm is applied, so a following `alarm
+ * list` shows it, as with etcd. */
+static int refuse_for_space(node *n, node_write_cb cb, void *ctx, uint64_t *handle)
+{
+    Etcdserverpb__AlarmRequest ar = ETCDSERVERPB__ALARM_REQUEST__INIT;
+    Cetcdpb__InternalRequest ir = CETCDPB__INTERNAL_REQUEST__INIT;
+    pending *p;
+
+    if (node_alarm_raised_by(n, n->member_id, ETCDSERVERPB__ALARM_TYPE__NOSPACE))
+        return CE_NO_SPACE;
+    ar.action = ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE;
+    ar.memberid = n->member_id;
+    ar.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
+    ir.request_case = CETCDPB__INTERNAL_REQUEST__REQUEST_ALARM;
+    ir.alarm = &ar;
+    if (propose(n, &ir, cb, ctx, &p) != 0)
+        return CE_NO_SPACE;
+    p->answer_err = CE_NO_SPACE;
+    *handle = p->id;
+    return 0;
+}
+
+int node_propose(node *n, const Cetcdpb__InternalRequest *req, node_write_cb cb, void *ctx,
+                 uint64_t *handle)
+{
+    uint64_t cost = node_quota_cost(req);
+    pending *p;
+    int rc;
+
+    if (cost && !mvcc_has_room(n->store, cost))
+        return refuse_for_space(n, cb, ctx, handle);
+    rc = propose(n, req, cb, ctx, &p);
+    if (rc == 0)
+        *handle = p->id;
+    return rc;
 }
 
 int node_read_index(node *n, node_read_cb cb, void *ctx, uint64_t *handle)

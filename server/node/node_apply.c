@@ -122,8 +122,6 @@ static void apply_normal(node *n, const raft_entry *e, struct batch *b)
     if (rc == 0)
         node_lease_track(n, req, resp);
     n->proposals_applied++;
-    if (rc == CE_NO_SPACE)
-        n->quota_hit = true;
     if (req->id && pending_find(&n->waiting, req->id))
         node_batch_push(b, req->id, rc, resp);
     else if (resp)
@@ -214,6 +212,8 @@ static void note_read_states(node *n, const raft_update *u)
 
 static void answer_writes(node *n, struct batch *b)
 {
+    int err;
+
     for (size_t i = 0; i < b->n; i++) {
         pending *p = pending_take(&n->waiting, b->v[i].id);
         ProtobufCMessage *resp = b->v[i].resp;
@@ -223,8 +223,9 @@ static void answer_writes(node *n, struct batch *b)
             continue;
         }
         n->proposals_pending--;
-        p->wcb(p->ctx, b->v[i].err, b->v[i].err ? 0 : resp);
-        if (b->v[i].err && resp)
+        err = b->v[i].err ? b->v[i].err : p->answer_err;
+        p->wcb(p->ctx, err, err ? 0 : resp);
+        if (err && resp)
             protobuf_c_message_free_unpacked(resp, 0);
         free(p);
     }
@@ -261,38 +262,6 @@ static void trim_raft_log(node *n)
         return;
     at = n->applied - NODE_LOG_KEEP;
     raft_compact(n->raft, at, n->term_ring[at % NODE_TERM_RING]);
-}
-
-static void nospace_proposed(void *ctx, int err, ProtobufCMessage *resp)
-{
-    node *n = ctx;
-
-    n->nospace_proposed = false;
-    if (err)
-        log_warn("node: raising the NOSPACE alarm failed: %s", ce_strerror(err));
-    if (resp)
-        protobuf_c_message_free_unpacked(resp, 0);
-}
-
-/* The store refused a write for lack of space: raise NOSPACE cluster-wide, as etcd does. */
-static void raise_nospace(node *n)
-{
-    Etcdserverpb__AlarmRequest ar = ETCDSERVERPB__ALARM_REQUEST__INIT;
-    Cetcdpb__InternalRequest ir = CETCDPB__INTERNAL_REQUEST__INIT;
-    uint64_t handle;
-
-    if (!n->quota_hit)
-        return;
-    n->quota_hit = false;
-    if (n->nospace_proposed || node_alarm_active(n, ETCDSERVERPB__ALARM_TYPE__NOSPACE))
-        return;
-    ar.action = ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE;
-    ar.memberid = n->member_id;
-    ar.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
-    ir.request_case = CETCDPB__INTERNAL_REQUEST__REQUEST_ALARM;
-    ir.alarm = &ar;
-    if (node_propose(n, &ir, nospace_proposed, n, &handle) == 0)
-        n->nospace_proposed = true;
 }
 
 /* A member left as the only voter (force-new-cluster, or the others were removed) leads at
@@ -334,7 +303,6 @@ void node_flush(evloop *l, void *arg)
         answer_reads(n);
     }
     answer_reads(n);
-    raise_nospace(n);
     if (n->unflushed >= NODE_FLUSH_ENTRIES)
         node_store_flush(n);
     node_maybe_snapshot(n);

@@ -97,8 +97,6 @@ struct node {
     uint64_t leader;              /* last leader seen, to count changes */
     struct node_alarm alarms[NODE_MAX_ALARMS];
     size_t nalarms;
-    bool nospace_proposed;        /* a NOSPACE activation is in flight */
-    bool quota_hit;               /* a write failed for lack of space in this flush */
     bool in_flush;
     char *boot_initial_cluster;   /* --initial-cluster from the bootstrap entry (owned) */
     bool boot_read;               /* the bootstrap entry was consulted (node_bootstrap.c) */
@@ -179,7 +177,10 @@ void node_store_flush(node *n);
 int node_alarms_load(node *n);
 int node_alarm_apply(node *n, const Etcdserverpb__AlarmRequest *r, ProtobufCMessage **out);
 bool node_alarm_active(const node *n, int type);
+bool node_alarm_raised_by(const node *n, uint64_t member, int type);
 int node_alarm_gate(const node *n, const Cetcdpb__InternalRequest *req);
+/* etcd's estimate of the bytes a client write adds to the store (0: not a quota'd write). */
+uint64_t node_quota_cost(const Cetcdpb__InternalRequest *req);
 
 /* Leases (node_lease.c): rebuild the lessor from the store (at open and whenever a snapshot
  * replaced the store; also wires the store's lease checker), apply a lease entry of the log

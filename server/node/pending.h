@@ -19,6 +19,7 @@ struct pending {
     uint64_t read_index;      /* reads: known once raft answers; 0 = not yet */
     uint64_t since_ms;        /* when the request started (request timeout) */
     bool cancelled;
+    int answer_err;           /* proposals: answer with this error whatever the entry gives */
     pending *hnext;           /* hash chain */
     pending *rnext;           /* read FIFO */
 };
