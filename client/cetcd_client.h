@@ -41,8 +41,10 @@ struct cetcd_client_opts {
     const char *cacert;      /* CA bundle (CURLOPT_CAINFO), NULL = system default */
     const char *cert;        /* client certificate (CURLOPT_SSLCERT) */
     const char *key;         /* client key (CURLOPT_SSLKEY) */
+    /* The same three as PEM text in memory (a Secret's data), instead of files: copied. */
+    const char *cacert_pem, *cert_pem, *key_pem;
     bool insecure_skip_verify;
-    bool use_tls;            /* https:// for scheme-less endpoints; implied by cacert/cert/key */
+    bool use_tls;            /* https:// for scheme-less endpoints; implied by any of the above */
     const char *token;       /* sent as "Authorization: <token>" */
 };
 
@@ -55,6 +57,8 @@ const char *cetcd_client_errmsg(const cetcd_client *c);
 int cetcd_client_grpc_code(const cetcd_client *c);
 /* Replaces the token (NULL clears it). */
 int cetcd_client_set_token(cetcd_client *c, const char *token);
+/* The token in use (after cetcd_authenticate), or NULL. */
+const char *cetcd_client_token(const cetcd_client *c);
 /* Normalized endpoint URLs ("http://..."), in the order given. */
 size_t cetcd_client_endpoint_count(const cetcd_client *c);
 const char *cetcd_client_endpoint(const cetcd_client *c, size_t i);

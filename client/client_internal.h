@@ -24,6 +24,7 @@ struct cetcd_client {
     size_t n_endpoints, cur; /* cur: the endpoint that answered last */
     long dial_ms, cmd_ms;
     char *cacert, *cert, *key, *token;
+    char *cacert_pem, *cert_pem, *key_pem;
     bool insecure;
     int grpc_code;
     char errmsg[512];

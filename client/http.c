@@ -15,6 +15,7 @@
 #include "client_internal.h"
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +59,8 @@ int cetcd_endpoint_normalize(const char *ep, bool tls, char *out, size_t outsz)
 
 static int copy_endpoints(cetcd_client *c, const struct cetcd_client_opts *o)
 {
-    bool tls = o->use_tls || o->cacert || o->cert || o->key;
+    bool tls = o->use_tls || o->cacert || o->cert || o->key || o->cacert_pem || o->cert_pem ||
+               o->key_pem;
     char url[1024];
     int rc;
 
@@ -103,8 +105,12 @@ int cetcd_client_new(const struct cetcd_client_opts *o, cetcd_client **out)
     c->cert = dupstr(o->cert);
     c->key = dupstr(o->key);
     c->token = dupstr(o->token);
+    c->cacert_pem = dupstr(o->cacert_pem);
+    c->cert_pem = dupstr(o->cert_pem);
+    c->key_pem = dupstr(o->key_pem);
     if ((o->cacert && !c->cacert) || (o->cert && !c->cert) || (o->key && !c->key) ||
-        (o->token && !c->token))
+        (o->token && !c->token) || (o->cacert_pem && !c->cacert_pem) ||
+        (o->cert_pem && !c->cert_pem) || (o->key_pem && !c->key_pem))
         goto out_free_client;
     *out = c;
     return 0;
@@ -127,7 +133,17 @@ void cetcd_client_free(cetcd_client *c)
     free(c->cert);
     free(c->key);
     free(c->token);
+    free(c->cacert_pem);
+    free(c->cert_pem);
+    if (c->key_pem)
+        OPENSSL_cleanse(c->key_pem, strlen(c->key_pem));
+    free(c->key_pem);
     free(c);
+}
+
+const char *cetcd_client_token(const cetcd_client *c)
+{
+    return c->token;
 }
 
 const char *cetcd_client_errmsg(const cetcd_client *c)
@@ -219,8 +235,26 @@ static bool add_header(struct curl_slist **h, const char *line)
     return t != NULL;
 }
 
+/* A PEM text as a curl blob option (copied by curl). */
+static void set_blob(CURL *h, CURLoption opt, char *pem)
+{
+    struct curl_blob b = {pem, strlen(pem), CURL_BLOB_COPY};
+
+    curl_easy_setopt(h, opt, &b);
+}
+
 static void set_tls(cetcd_client *c, CURL *h)
 {
+    if (c->cacert_pem)
+        set_blob(h, CURLOPT_CAINFO_BLOB, c->cacert_pem);
+    if (c->cert_pem) {
+        set_blob(h, CURLOPT_SSLCERT_BLOB, c->cert_pem);
+        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+    }
+    if (c->key_pem) {
+        set_blob(h, CURLOPT_SSLKEY_BLOB, c->key_pem);
+        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+    }
     if (c->cacert)
         curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
     if (c->cert)

@@ -6,6 +6,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "err.h"
 
@@ -95,4 +97,30 @@ int cetcd_b64_decode(const char *src, size_t n, char *dst, size_t *outlen)
     }
     *outlen = o;
     return 0;
+}
+
+int cetcd_b64_decode_text(const char *in, char **out)
+{
+    size_t n = strlen(in), m = 0, len = 0;
+    char *clean = malloc(n + 1), *d = malloc(n / 4 * 3 + 4);
+    int rc = CE_NOMEM;
+
+    if (!clean || !d)
+        goto out_free;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr(" \t\r\n", in[i]))
+            clean[m++] = in[i];
+    rc = cetcd_b64_decode(clean, m, d, &len);
+    if (rc)
+        goto out_free;
+    d[len] = 0;
+    free(clean);
+    *out = d;
+    return 0;
+
+out_free:
+    free(clean);
+    free(d);
+    *out = NULL;
+    return rc;
 }

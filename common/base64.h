@@ -13,5 +13,8 @@ size_t cetcd_b64_encoded_len(size_t n);
 void cetcd_b64_encode(const void *src, size_t n, char *dst); /* writes encoded_len + NUL */
 /* dst needs at least n*3/4+3 bytes. */
 int cetcd_b64_decode(const char *src, size_t n, char *dst, size_t *outlen);
+/* Text of base64 with whitespace ignored (a kubeconfig's or a Secret's data) decoded into a new
+ * NUL-terminated string: 0, CE_CORRUPT or CE_NOMEM. */
+int cetcd_b64_decode_text(const char *in, char **out);
 
 #endif

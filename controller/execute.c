@@ -213,7 +213,7 @@ static int cetcd_step(struct op *op, const struct ec_spec *s, struct op_observed
     struct cetcd_header_resp hr = {0};
     char url[256], pod[128];
     int n = o->in.sts_replicas > 0 ? o->in.sts_replicas : 1;
-    int rc = op_cetcd_client(s, n > st->ordinal + 1 ? n : st->ordinal + 1, &c);
+    int rc = op_cetcd_client(s, o, n > st->ordinal + 1 ? n : st->ordinal + 1, &c);
     if (rc)
         return rc;
     if (st->ordinal >= 0)

@@ -87,7 +87,7 @@ static void observe_entries(const struct ec_spec *s, struct op_observed *o)
     }
 }
 
-static int endpoint_count(const struct op_observed *o)
+int op_endpoint_count(const struct op_observed *o)
 {
     int n = o->in.sts_replicas > 0 ? o->in.sts_replicas : 0;
     for (int i = 0; i < PLAN_MAX; i++)
@@ -156,10 +156,10 @@ static void fill_plan_members(struct op_observed *o)
 
 static void observe_members(const struct ec_spec *s, struct op_observed *o)
 {
-    int n = endpoint_count(o);
+    int n = op_endpoint_count(o);
     cetcd_client *c = NULL;
     struct cetcd_member_resp ml = {0};
-    if (n == 0 || op_cetcd_client(s, n, &c))
+    if (n == 0 || op_cetcd_client(s, o, n, &c))
         return;
     if (cetcd_member_list(c, &ml)) {
         snprintf(o->member_error, sizeof o->member_error, "%s", cetcd_client_errmsg(c));
@@ -174,19 +174,6 @@ static void observe_members(const struct ec_spec *s, struct op_observed *o)
     cetcd_member_resp_free(&ml);
 out_client:
     cetcd_client_free(c);
-}
-
-int op_cetcd_client(const struct ec_spec *s, int n, cetcd_client **out)
-{
-    char urls[PLAN_MAX][256];
-    const char *eps[PLAN_MAX];
-    if (n > PLAN_MAX)
-        n = PLAN_MAX;
-    for (int i = 0; i < n; i++)
-        eps[i] = ec_client_url(s, i, urls[i], sizeof urls[i]);
-    struct cetcd_client_opts opts = {.endpoints = eps, .n_endpoints = (size_t)n,
-                                     .dial_timeout_ms = 1000, .command_timeout_ms = 5000};
-    return cetcd_client_new(&opts, out);
 }
 
 int op_observe(struct op *op, const struct ec_spec *s, struct op_observed *o)
@@ -214,5 +201,6 @@ void op_observed_clear(struct op_observed *o)
         cJSON_Delete(o->pods[i]);
     cJSON_Delete(o->backup);
     cJSON_Delete(o->restore);
+    op_security_clear(&o->sec);
     memset(o, 0, sizeof *o);
 }

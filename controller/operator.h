@@ -45,6 +45,16 @@ struct op_member {
     uint64_t raft_index;
 };
 
+/* spec.tls / spec.auth for one pass (security.c): the operator's client credentials, root's
+ * password, and what the condition Secured says. */
+struct op_security {
+    char *ca, *cert, *key;       /* PEM of the client Secret (spec.tls), or NULL */
+    char *password;              /* root's (spec.auth), or NULL */
+    const char *reason;          /* condition Secured: its reason (NULL without tls and auth) */
+    bool ok;                     /* Secured=True */
+    char message[256];
+};
+
 /* Everything a pass observed; filled by op_observe, released by op_observed_clear. */
 struct op_observed {
     struct plan_input in;
@@ -57,6 +67,7 @@ struct op_observed {
     char member_error[256];      /* why the member list could not be read */
     cJSON *backup;               /* the new status.backup (backup.c), NULL if none */
     cJSON *restore;              /* the new status.restore (restore.c), NULL if none */
+    struct op_security sec;      /* credentials and the Secured condition (security.c) */
 };
 
 /* Result of one pass: when to look again (0 = only on the next change event). */
@@ -103,7 +114,22 @@ void op_restore_status(const struct ec_spec *s, struct op_observed *o,
 /* Events for a status.restore change: Restored (Normal), RestoreFailed (Warning). */
 void op_restore_events(struct op *op, const struct op_observed *o, const cJSON *old,
                        const cJSON *now);
-/* A cetcd client for the members' client URLs (endpoints of pods 0..n-1). */
-int op_cetcd_client(const struct ec_spec *s, int n, cetcd_client **out);
+/* A cetcd client for the members' client URLs (endpoints of pods 0..n-1), with the pass's
+ * client certificate and, where needed, a token for root (security.c). */
+int op_cetcd_client(const struct ec_spec *s, const struct op_observed *o, int n,
+                    cetcd_client **out);
+
+/* How many member endpoints a pass may call: pods 0..n-1 that exist or have an entry. */
+int op_endpoint_count(const struct op_observed *o);
+
+/* security (security.c) */
+/* Issues the Secrets spec.tls.caSecret asks for when missing, loads the client certificate
+ * and root's password into o->sec. A missing or bad Secret: o->sec says why, CE_* returned. */
+int op_security_prepare(struct op *op, const struct ec_spec *s, struct op_observed *o);
+/* With spec.auth, once the cluster has converged (step NONE): root exists with the Secret's
+ * password and the root role, and authentication is enabled. Sets o->sec. */
+void op_auth_ensure(struct op *op, const struct ec_spec *s, struct op_observed *o,
+                    const struct plan_step *st);
+void op_security_clear(struct op_security *sec);
 
 #endif

@@ -8,7 +8,9 @@
  * the Services, PDB, ConfigMap and StatefulSet template -> ask the planner for the next single
  * step -> carry it out -> backups: the CronJob, the claim, an on-demand Job, status.backup
  * (backup.c; a failure there is reported but does not stop the membership work) -> the
- * restore's progress and data check (restore.c) -> write status if it changed. A paused
+ * restore's progress and data check (restore.c) -> write status if it changed. The TLS
+ * Secrets and root's password are read (and issued) before anything talks to the members, and
+ * authentication is enabled once the cluster has converged (security.c). A paused
  * cluster is observed and its status kept, but nothing else is written. The pass returns
  * when to look again: soon while a step is under way or a restore is not yet verified, on a
  * slow resync when converged (cetcd's health is not in Kubernetes, so it must be polled), with
@@ -75,6 +77,7 @@ static struct op_result reconcile_spec(struct op *op, const struct ec_spec *s,
     struct op_result res = {0};
     struct plan_step st;
     char why[512];
+    op_security_prepare(op, s, o); /* a bad Secret shows in condition Secured */
     op_observe(op, s, o);
     if (op_restore_refused(s, o, why, sizeof why)) {
         invalid_spec(op, o->cluster, s->ns, s->name, why);
@@ -91,6 +94,8 @@ static struct op_result reconcile_spec(struct op *op, const struct ec_spec *s,
              "message", st.message ? st.message : "", NULL);
         rc = op_execute(op, s, o, &st);
     }
+    if (!s->paused)
+        op_auth_ensure(op, s, o, &st);
     int brc = op_backup(op, s, o);
     op_restore_status(s, o, &st);
     op_write_status(op, s, o, &st);

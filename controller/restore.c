@@ -156,7 +156,7 @@ static int check_data(const struct ec_spec *s, const struct op_observed *o, int6
     cetcd_client *c = NULL;
     struct hashes h;
     bool same;
-    int rc = op_cetcd_client(s, s->size, &c);
+    int rc = op_cetcd_client(s, o, s->size, &c);
 
     if (rc) {
         snprintf(msg, n, "checking the members' data: no client");

@@ -7,7 +7,8 @@
  * status.backup and status.restore (computed by backup.c and restore.c), and three conditions:
  * Available (a leader and a healthy quorum), Progressing (a step is under way; reason and
  * message from the planner) and Degraded (quorum lost or a member unhealthy), plus
- * BackupSucceeded with spec.backup (backup.h).
+ * BackupSucceeded with spec.backup (backup.h) and Secured with spec.tls or spec.auth (TLS
+ * Secrets in place, authentication on: security.c).
  * Messages hold no volatile numbers, so a steady cluster's status is byte-for-byte stable; a
  * condition keeps its lastTransitionTime while its status is unchanged. The new status is
  * compared with the cached one and patched (merge patch on /status, absent keys nulled) only
@@ -115,6 +116,26 @@ static void conditions(const struct ec_spec *s, const struct op_observed *o,
                  o->n_members);
 }
 
+/* Secured (spec.tls / spec.auth): what security.c found, or pending until it could tell. */
+static void secured_condition(const struct ec_spec *s, const struct op_observed *o,
+                              struct cond *c)
+{
+    const struct op_security *sec = &o->sec;
+    bool auth_unknown = s->auth.root_secret && sec->ok && !strstr(sec->reason, "Auth");
+
+    c->type = "Secured";
+    if (!sec->reason || auth_unknown) {
+        c->status = "False";
+        c->reason = "AuthPending";
+        snprintf(c->message, sizeof c->message, "%s",
+                 "authentication is enabled once every member has joined");
+        return;
+    }
+    c->status = sec->ok ? "True" : "False";
+    c->reason = sec->reason;
+    snprintf(c->message, sizeof c->message, "%s", sec->message);
+}
+
 static const cJSON *old_condition(const cJSON *old_status, const char *type)
 {
     const cJSON *c;
@@ -181,7 +202,7 @@ static void add_members(cJSON *st, const struct ec_spec *s, const struct op_obse
 static cJSON *build_status(const struct ec_spec *s, const struct op_observed *o,
                            const struct plan_step *st, const cJSON *old)
 {
-    struct cond c[4];
+    struct cond c[5];
     int nc = 3;
     int voters, healthy, unhealthy;
     char buf[128];
@@ -193,6 +214,8 @@ static cJSON *build_status(const struct ec_spec *s, const struct op_observed *o,
                          sizeof(c[nc].message));
         nc++;
     }
+    if (s->tls.enabled || s->auth.root_secret)
+        secured_condition(s, o, &c[nc++]);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "observedGeneration", (double)s->generation);
     cJSON_AddStringToObject(j, "phase", phase_of(s, st, o));

@@ -71,32 +71,6 @@ static void rstrip(char *s)
         s[--n] = 0;
 }
 
-/* base64 (common/base64.h) with whitespace ignored -> NUL-terminated bytes. */
-static int b64_decode(const char *in, char **out)
-{
-    size_t n = strlen(in), m = 0, len = 0;
-    char *clean = malloc(n + 1), *d = malloc(n / 4 * 3 + 4);
-    int rc = CE_NOMEM;
-
-    if (!clean || !d)
-        goto out_free;
-    for (size_t i = 0; i < n; i++)
-        if (!strchr(" \t\r\n", in[i]))
-            clean[m++] = in[i];
-    rc = cetcd_b64_decode(clean, m, d, &len);
-    if (rc)
-        goto out_free;
-    d[len] = 0;
-    free(clean);
-    *out = d;
-    return 0;
-
-out_free:
-    free(clean);
-    free(d);
-    *out = NULL;
-    return rc;
-}
 
 static const char *str_of(const cJSON *o, const char *key)
 {
@@ -182,7 +156,7 @@ static int set_data(struct kc *k, char **dst, const char *b64, const char *field
 
     if (!b64)
         return 0;
-    if ((rc = b64_decode(b64, dst)) == CE_CORRUPT)
+    if ((rc = cetcd_b64_decode_text(b64, dst)) == CE_CORRUPT)
         return k8s_fail(CE_K8S_CONFIG, "kubeconfig %s: %s is not valid base64", k->path, field);
     return rc;
 }

@@ -9,6 +9,9 @@
  *                      that hangs ends as a failure), one pod running, on the cluster's image,
  *                        cetcdctl --endpoints=http://C.N.svc:2379 snapshot save --dir /backup
  *                          --prefix C --retention R --result-file /dev/termination-log
+ *                      (https:// with spec.tls, the client certificate Secret at
+ *                      /etc/cetcd/tls/client and ETCDCTL_CACERT/CERT/KEY naming it; with
+ *                      spec.auth ETCDCTL_USER=root and ETCDCTL_PASSWORD from the root Secret)
  *                      with the backup claim at /backup (the CLI writes its one-line JSON
  *                      result, or {"error": ...}, to the termination log; the operator reads
  *                      it back from the pod's status: controller/backup.h)
@@ -235,16 +238,49 @@ static cJSON *new_backup_object(const struct ec_spec *s, const char *api, const 
     return o;
 }
 
+static void put_env_value(cJSON *env, const char *name, const char *value, bool *ok)
+{
+    cJSON *e = rb_push_obj(env, ok);
+
+    rb_str(e, "name", name, ok);
+    rb_str(e, "value", value, ok);
+}
+
+/* cetcdctl's ETCDCTL_* settings for a secured cluster: the client certificate (spec.tls) and
+ * root's password from its Secret (spec.auth). Nothing for an open cluster. */
+static void put_backup_env(cJSON *c, const struct ec_spec *s, bool *ok)
+{
+    cJSON *env, *e, *ref;
+
+    if (!s->tls.enabled && !s->auth.root_secret)
+        return;
+    env = rb_arr(c, "env", ok);
+    if (s->tls.enabled) {
+        put_env_value(env, "ETCDCTL_CACERT", EC_TLS_MOUNT "/client/ca.crt", ok);
+        put_env_value(env, "ETCDCTL_CERT", EC_TLS_MOUNT "/client/tls.crt", ok);
+        put_env_value(env, "ETCDCTL_KEY", EC_TLS_MOUNT "/client/tls.key", ok);
+    }
+    if (!s->auth.root_secret)
+        return;
+    put_env_value(env, "ETCDCTL_USER", EC_ROOT_USER, ok);
+    e = rb_push_obj(env, ok);
+    rb_str(e, "name", "ETCDCTL_PASSWORD", ok);
+    ref = rb_obj(rb_obj(e, "valueFrom", ok), "secretKeyRef", ok);
+    rb_str(ref, "name", s->auth.root_secret, ok);
+    rb_str(ref, "key", EC_ROOT_PASSWORD_KEY, ok);
+}
+
 static void put_backup_container(cJSON *containers, const struct ec_spec *s, bool *ok)
 {
-    cJSON *c = rb_push_obj(containers, ok), *args;
+    cJSON *c = rb_push_obj(containers, ok), *args, *mounts;
     char buf[2 * EC_NAME_MAX];
 
     rb_str(c, "name", "backup", ok);
     rb_str(c, "image", s->image, ok);
     rb_push_str(rb_arr(c, "command", ok), "cetcdctl", ok);
     args = rb_arr(c, "args", ok);
-    snprintf(buf, sizeof(buf), "--endpoints=http://%s.%s.svc:%d", s->name, s->ns, CLIENT_PORT);
+    snprintf(buf, sizeof(buf), "--endpoints=%s://%s.%s.svc:%d", ec_scheme(s), s->name, s->ns,
+             CLIENT_PORT);
     rb_push_str(args, buf, ok);
     rb_push_str(args, "snapshot", ok);
     rb_push_str(args, "save", ok);
@@ -257,7 +293,11 @@ static void put_backup_container(cJSON *containers, const struct ec_spec *s, boo
     rb_push_str(args, buf, ok);
     rb_push_str(args, "--result-file", ok);
     rb_push_str(args, TERMINATION_LOG, ok);
-    rb_mount(rb_arr(c, "volumeMounts", ok), "backup", BACKUP_MOUNT, false, ok);
+    put_backup_env(c, s, ok);
+    mounts = rb_arr(c, "volumeMounts", ok);
+    rb_mount(mounts, "backup", BACKUP_MOUNT, false, ok);
+    if (s->tls.enabled)
+        rb_mount(mounts, "tls-client", EC_TLS_MOUNT "/client", true, ok);
     rb_str(c, "terminationMessagePath", TERMINATION_LOG, ok);
     rb_str(c, "terminationMessagePolicy", "FallbackToLogsOnError", ok);
     rb_container_security(c, ok);
@@ -267,7 +307,7 @@ static void put_backup_container(cJSON *containers, const struct ec_spec *s, boo
 static void put_job_spec(cJSON *spec, const struct ec_spec *s, bool *ok)
 {
     char claim[EC_NAME_MAX];
-    cJSON *tpl, *pod, *vol;
+    cJSON *tpl, *pod, *vol, *vols;
 
     rb_num(spec, "backoffLimit", JOB_BACKOFF_LIMIT, ok);
     rb_num(spec, "activeDeadlineSeconds", JOB_DEADLINE_SECONDS, ok);
@@ -278,10 +318,13 @@ static void put_job_spec(cJSON *spec, const struct ec_spec *s, bool *ok)
     rb_bool(pod, "enableServiceLinks", false, ok);
     rb_pod_security(pod, ok);
     put_backup_container(rb_arr(pod, "containers", ok), s, ok);
-    vol = rb_push_obj(rb_arr(pod, "volumes", ok), ok);
+    vols = rb_arr(pod, "volumes", ok);
+    vol = rb_push_obj(vols, ok);
     rb_str(vol, "name", "backup", ok);
     rb_str(rb_obj(vol, "persistentVolumeClaim", ok), "claimName",
            ec_backup_claim(s, claim, sizeof(claim)), ok);
+    if (s->tls.enabled)
+        rb_secret_volume(vols, "tls-client", s->tls.client_secret, ok);
 }
 
 cJSON *ec_build_backup_cronjob(const struct ec_spec *s)

@@ -212,6 +212,44 @@ static void put_env_field(cJSON *env, const char *name, const char *field, bool 
     rb_str(ref, "fieldPath", field, ok);
 }
 
+/* One port's certificate flags (prefix "ETCD_" or "ETCD_PEER_"), from the Secret at dir. */
+static void put_tls_env(cJSON *env, const char *prefix, const char *dir, bool *ok)
+{
+    static const char *const flag[] = {"CERT_FILE", "KEY_FILE", "TRUSTED_CA_FILE"};
+    static const char *const file[] = {"tls.crt", "tls.key", "ca.crt"};
+    char name[64], path[128];
+
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof(name), "%s%s", prefix, flag[i]);
+        snprintf(path, sizeof(path), "%s/%s", dir, file[i]);
+        put_env(env, name, path, ok);
+    }
+    snprintf(name, sizeof(name), "%sCLIENT_CERT_AUTH", prefix);
+    put_env(env, name, "true", ok);
+}
+
+static void put_url_env(cJSON *env, const struct ec_spec *s, bool *ok)
+{
+    const char *scheme = ec_scheme(s);
+    char buf[2 * EC_NAME_MAX];
+
+    snprintf(buf, sizeof(buf), "%s://0.0.0.0:%d", scheme, CLIENT_PORT);
+    put_env(env, "ETCD_LISTEN_CLIENT_URLS", buf, ok);
+    snprintf(buf, sizeof(buf), "%s://0.0.0.0:%d", scheme, PEER_PORT);
+    put_env(env, "ETCD_LISTEN_PEER_URLS", buf, ok);
+    put_env(env, "ETCD_LISTEN_METRICS_URLS", "http://0.0.0.0:2381", ok);
+    snprintf(buf, sizeof(buf), "%s://$(POD_NAME).%s-peer.%s.svc:%d", scheme, s->name, s->ns,
+             CLIENT_PORT);
+    put_env(env, "ETCD_ADVERTISE_CLIENT_URLS", buf, ok);
+    snprintf(buf, sizeof(buf), "%s://$(POD_NAME).%s-peer.%s.svc:%d", scheme, s->name, s->ns,
+             PEER_PORT);
+    put_env(env, "ETCD_INITIAL_ADVERTISE_PEER_URLS", buf, ok);
+    if (!s->tls.enabled)
+        return;
+    put_tls_env(env, "ETCD_", EC_TLS_MOUNT "/server", ok);
+    put_tls_env(env, "ETCD_PEER_", EC_TLS_MOUNT "/peer", ok);
+}
+
 static void put_container_env(cJSON *env, const struct ec_spec *s, bool *ok)
 {
     const struct ec_options *o = &s->options;
@@ -220,15 +258,7 @@ static void put_container_env(cJSON *env, const struct ec_spec *s, bool *ok)
     put_env_field(env, "POD_NAME", "metadata.name", ok);
     put_env(env, "ETCD_NAME", "$(POD_NAME)", ok);
     put_env(env, "ETCD_DATA_DIR", DATA_DIR, ok);
-    put_env(env, "ETCD_LISTEN_CLIENT_URLS", "http://0.0.0.0:2379", ok);
-    put_env(env, "ETCD_LISTEN_PEER_URLS", "http://0.0.0.0:2380", ok);
-    put_env(env, "ETCD_LISTEN_METRICS_URLS", "http://0.0.0.0:2381", ok);
-    snprintf(buf, sizeof(buf), "http://$(POD_NAME).%s-peer.%s.svc:%d", s->name, s->ns,
-             CLIENT_PORT);
-    put_env(env, "ETCD_ADVERTISE_CLIENT_URLS", buf, ok);
-    snprintf(buf, sizeof(buf), "http://$(POD_NAME).%s-peer.%s.svc:%d", s->name, s->ns,
-             PEER_PORT);
-    put_env(env, "ETCD_INITIAL_ADVERTISE_PEER_URLS", buf, ok);
+    put_url_env(env, s, ok);
     put_env(env, "ETCD_INITIAL_CLUSTER_TOKEN", ec_cluster_token(s, buf, sizeof(buf)), ok);
     put_env(env, "ETCD_BOOTSTRAP_DIR", BOOTSTRAP_MOUNT, ok);
     put_env_num(env, "ETCD_HEARTBEAT_INTERVAL", o->heartbeat_ms, ok);
@@ -239,13 +269,15 @@ static void put_container_env(cJSON *env, const struct ec_spec *s, bool *ok)
     put_env_num(env, "ETCD_SNAPSHOT_COUNT", o->snapshot_count, ok);
 }
 
-static void put_readiness(cJSON *c, bool *ok)
+/* /health over plain HTTP: on the client port, or with TLS (which demands a client
+ * certificate there) on the metrics listener, which answers it too. */
+static void put_readiness(cJSON *c, const struct ec_spec *s, bool *ok)
 {
     cJSON *p = rb_obj(c, "readinessProbe", ok);
     cJSON *get = rb_obj(p, "httpGet", ok);
 
     rb_str(get, "path", "/health", ok);
-    rb_str(get, "port", "client", ok);
+    rb_str(get, "port", s->tls.enabled ? "metrics" : "client", ok);
     rb_str(get, "scheme", "HTTP", ok);
     rb_num(p, "periodSeconds", 2, ok);
     rb_num(p, "failureThreshold", 3, ok);
@@ -259,6 +291,16 @@ void rb_mount(cJSON *mounts, const char *name, const char *path, bool ro, bool *
     rb_str(m, "mountPath", path, ok);
     if (ro)
         rb_bool(m, "readOnly", true, ok);
+}
+
+void rb_secret_volume(cJSON *vols, const char *name, const char *secret, bool *ok)
+{
+    cJSON *v = rb_push_obj(vols, ok), *sv;
+
+    rb_str(v, "name", name, ok);
+    sv = rb_obj(v, "secret", ok);
+    rb_str(sv, "secretName", secret, ok);
+    rb_num(sv, "defaultMode", 0440, ok);
 }
 
 void rb_container_security(cJSON *c, bool *ok)
@@ -286,7 +328,7 @@ static void put_container(cJSON *containers, const struct ec_spec *s, bool *ok)
     put_port(ports, "client", CLIENT_PORT, false, ok);
     put_port(ports, "peer", PEER_PORT, false, ok);
     put_port(ports, "metrics", METRICS_PORT, false, ok);
-    put_readiness(c, ok);
+    put_readiness(c, s, ok);
     if (s->resources && s->resources->child)
         rb_copy(c, "resources", s->resources, ok);
     mounts = rb_arr(c, "volumeMounts", ok);
@@ -294,6 +336,10 @@ static void put_container(cJSON *containers, const struct ec_spec *s, bool *ok)
     rb_mount(mounts, "bootstrap", BOOTSTRAP_MOUNT, true, ok);
     if (s->restore.claim_name)
         rb_mount(mounts, "restore", EC_RESTORE_MOUNT, true, ok);
+    if (s->tls.enabled) {
+        rb_mount(mounts, "tls-server", EC_TLS_MOUNT "/server", true, ok);
+        rb_mount(mounts, "tls-peer", EC_TLS_MOUNT "/peer", true, ok);
+    }
     /* a member that refuses to start (e.g. a bad restore file) shows why in its pod status */
     rb_str(c, "terminationMessagePolicy", "FallbackToLogsOnError", ok);
     rb_container_security(c, ok);
@@ -351,6 +397,10 @@ static void put_volumes(cJSON *vols, const struct ec_spec *s, bool *ok)
         claim = rb_obj(v, "persistentVolumeClaim", ok);
         rb_str(claim, "claimName", s->restore.claim_name, ok);
         rb_bool(claim, "readOnly", true, ok);
+    }
+    if (s->tls.enabled) {
+        rb_secret_volume(vols, "tls-server", s->tls.server_secret, ok);
+        rb_secret_volume(vols, "tls-peer", s->tls.peer_secret, ok);
     }
     if (!s->empty_dir)
         return;

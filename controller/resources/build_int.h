@@ -46,6 +46,8 @@ void rb_sorted_strings(cJSON *dst, const cJSON *src, bool *ok);
 void rb_mount(cJSON *mounts, const char *name, const char *path, bool ro, bool *ok);
 /* no privilege escalation, read-only root, every capability dropped */
 void rb_container_security(cJSON *c, bool *ok);
+/* A Secret volume, files readable by the owner and the pod's fsGroup only (0440). */
+void rb_secret_volume(cJSON *vols, const char *name, const char *secret, bool *ok);
 /* non-root RB_RUN_AS user, group and fsGroup, RuntimeDefault seccomp */
 void rb_pod_security(cJSON *spec, bool *ok);
 

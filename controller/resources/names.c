@@ -6,8 +6,9 @@
  *   PVC                 data-C-<i>           (StatefulSet claim template `data`)
  *   headless Service    C-peer
  *   membership map      C-members
- *   peer URL            http://C-<i>.C-peer.N.svc:2380
- *   client URL          http://C-<i>.C-peer.N.svc:2379
+ *   peer URL            http://C-<i>.C-peer.N.svc:2380   (https:// with spec.tls)
+ *   client URL          http://C-<i>.C-peer.N.svc:2379   (https:// with spec.tls)
+ *   issued TLS Secrets  C-server-tls, C-peer-tls, C-client-tls (spec.tls.caSecret)
  *   cluster token       C-<first 8 characters of the EtcdCluster's uid>
  * Every function writes into the caller's buffer with snprintf and returns it; a buffer too
  * small gives a truncated (still NUL-terminated) name, so callers use buffers of at least
@@ -33,8 +34,14 @@ const char *ec_pod_name(const struct ec_spec *s, int ordinal, char *buf, size_t 
 static const char *member_url(const struct ec_spec *s, int ordinal, int port, char *buf,
                               size_t n)
 {
-    snprintf(buf, n, "http://%s-%d.%s-peer.%s.svc:%d", s->name, ordinal, s->name, s->ns, port);
+    snprintf(buf, n, "%s://%s-%d.%s-peer.%s.svc:%d", ec_scheme(s), s->name, ordinal, s->name,
+             s->ns, port);
     return buf;
+}
+
+const char *ec_scheme(const struct ec_spec *s)
+{
+    return s->tls.enabled ? "https" : "http";
 }
 
 const char *ec_peer_url(const struct ec_spec *s, int ordinal, char *buf, size_t n)
@@ -111,7 +118,8 @@ int ec_ordinal_of_peer_url(const struct ec_spec *s, const char *url)
 
     if (!url || !s->name || !s->ns)
         return -1;
-    if (!skip_prefix(&p, "http://") || !skip_prefix(&p, s->name) || !skip_prefix(&p, "-"))
+    if (!skip_prefix(&p, ec_scheme(s)) || !skip_prefix(&p, "://") || !skip_prefix(&p, s->name) ||
+        !skip_prefix(&p, "-"))
         return -1;
     ordinal = parse_ordinal(&p);
     if (ordinal < 0)

@@ -50,6 +50,23 @@ struct ec_restore {
     char *file;               /* path of the file inside that claim (relative, no "..") */
 };
 
+/* spec.tls: TLS on the client and peer ports, client certificates required on both. Either the
+ * user names three kubernetes.io/tls Secrets (tls.crt, tls.key, ca.crt), or names a CA Secret
+ * (tls.crt, tls.key) and the operator issues C-server-tls, C-peer-tls and C-client-tls from it
+ * (pki.c). After parsing, the three names are always set when enabled. */
+struct ec_tls {
+    bool enabled;
+    char *ca_secret;          /* NULL unless the operator issues the certificates */
+    char *server_secret;      /* the client port's certificate (SANs: every member's names) */
+    char *peer_secret;        /* the peer port's certificate, also presented to other peers */
+    char *client_secret;      /* the operator's (and backup Jobs') client certificate, CN root */
+};
+
+/* spec.auth: authentication on; root's password is the key "password" of this Secret. */
+struct ec_auth {
+    char *root_secret;        /* NULL = auth left as it is */
+};
+
 struct ec_spec {
     char *name, *ns, *uid;    /* metadata */
     long long generation;
@@ -65,6 +82,8 @@ struct ec_spec {
     bool paused;
     struct ec_backup backup;
     struct ec_restore restore;
+    struct ec_tls tls;
+    struct ec_auth auth;
 };
 
 /* obj: a whole EtcdCluster. CE_INVAL with a message in err naming the field. */
@@ -93,6 +112,33 @@ cJSON *ec_build_statefulset(const struct ec_spec *s, int replicas);
 cJSON *ec_build_pdb(const struct ec_spec *s);
 /* data: object of key -> entry text (common/bootstrap.h); copied */
 cJSON *ec_build_configmap(const struct ec_spec *s, const cJSON *data);
+
+/* ---- TLS and auth (pieces the pod, Job and operator share) ---- */
+#define EC_TLS_MOUNT "/etc/cetcd/tls"            /* <mount>/server, /peer, /client */
+#define EC_ROOT_PASSWORD_KEY "password"          /* key of spec.auth.rootSecret */
+#define EC_ROOT_USER "root"
+/* "https" with spec.tls, else "http". */
+const char *ec_scheme(const struct ec_spec *s);
+
+/* What the operator issues from spec.tls.caSecret (tls.c). */
+enum ec_tls_kind { EC_TLS_SERVER, EC_TLS_PEER, EC_TLS_CLIENT, EC_TLS_KINDS };
+#define EC_TLS_MAX_SANS 8
+#define EC_TLS_DAYS 365
+struct ec_tls_profile {
+    char cn[EC_NAME_MAX];
+    char sans[EC_TLS_MAX_SANS][EC_NAME_MAX];
+    size_t n_sans;
+    bool server, client;      /* extendedKeyUsage serverAuth / clientAuth */
+    int days;
+};
+void ec_tls_profile(const struct ec_spec *s, enum ec_tls_kind k, struct ec_tls_profile *p);
+/* "server", "peer", "client" */
+const char *ec_tls_kind_name(enum ec_tls_kind k);
+/* The Secret holding that certificate (spec.tls names, or C-<kind>-tls when issued). */
+const char *ec_tls_secret_name(const struct ec_spec *s, enum ec_tls_kind k);
+/* Secret (kubernetes.io/tls: ca.crt, tls.crt, tls.key; owned by the EtcdCluster). */
+cJSON *ec_build_tls_secret(const struct ec_spec *s, enum ec_tls_kind k, const char *ca_pem,
+                           const char *cert_pem, const char *key_pem);
 
 /* ---- backups and restores (backup.c) ---- */
 #define EC_BACKUP_NOW_ANNOTATION "cetcd.io/backup-now"

@@ -30,8 +30,12 @@
  *                       characters (the CronJob C-backup's name must fit 52)
  *   spec.restore        claimName: a PVC name; file: a relative path inside it (parts of
  *                       letters, digits, '.', '_', '-'; no "." or ".." part), both required
- * Unknown fields inside spec.resources, spec.podTemplate, spec.options, spec.backup and
- * spec.restore are refused (a typo
+ *   spec.tls            caSecret alone (the operator issues C-server-tls, C-peer-tls and
+ *                       C-client-tls from it), or all of serverSecret, peerSecret and
+ *                       clientSecret; Secret names are DNS-1123 subdomains
+ *   spec.auth           rootSecret: a Secret name, required
+ * Unknown fields inside spec.resources, spec.podTemplate, spec.options, spec.backup,
+ * spec.restore, spec.tls and spec.auth are refused (a typo
  * would otherwise be silently ignored); unknown top-level spec fields are ignored, as the API
  * server prunes them anyway. On any refusal *out is left cleared.
  */
@@ -495,6 +499,11 @@ static const struct {
     {"auto-compaction-mode", "spec.options.autoCompactionMode"},
     {"auto-compaction-retention", "spec.options.autoCompactionRetention"},
     {"snapshot-count", "spec.options.snapshotCount"},
+    {"cert-file", "spec.tls"}, {"key-file", "spec.tls"}, {"trusted-ca-file", "spec.tls"},
+    {"client-cert-auth", "spec.tls"}, {"auto-tls", "spec.tls"},
+    {"peer-cert-file", "spec.tls"}, {"peer-key-file", "spec.tls"},
+    {"peer-trusted-ca-file", "spec.tls"}, {"peer-client-cert-auth", "spec.tls"},
+    {"peer-auto-tls", "spec.tls"},
 };
 
 static int check_extra_arg(struct ctx *c, int i, const char *a)
@@ -769,6 +778,79 @@ static int parse_restore(struct ctx *c, const cJSON *rs, struct ec_restore *r)
     return 0;
 }
 
+/* ---- spec.tls, spec.auth ---- */
+
+static int read_secret_name(struct ctx *c, const cJSON *obj, const char *key, const char *path,
+                            char **out)
+{
+    int rc = read_string(c, get(obj, key), path, true, out);
+
+    if (rc == 0 && *out && !dns_subdomain(*out))
+        return fail(c, "%s: \"%s\" is not a valid Secret name", path, *out);
+    return rc;
+}
+
+/* "<name>-<what>-tls": the Secrets the operator issues. */
+static int issued_name(const char *name, const char *what, char **out)
+{
+    size_t n = strlen(name) + strlen(what) + 6;
+
+    if (!(*out = malloc(n)))
+        return CE_NOMEM;
+    snprintf(*out, n, "%s-%s-tls", name, what);
+    return 0;
+}
+
+static int parse_tls(struct ctx *c, const cJSON *t, const char *name, struct ec_tls *o)
+{
+    static const char *const keys[] = {"caSecret", "serverSecret", "peerSecret", "clientSecret",
+                                       NULL};
+    int rc, given;
+
+    if (absent(t))
+        return 0;
+    if (!cJSON_IsObject(t))
+        return fail(c, "spec.tls: must be an object");
+    if ((rc = check_keys(c, t, "spec.tls", keys,
+                         "caSecret, or serverSecret, peerSecret and clientSecret")) ||
+        (rc = read_secret_name(c, t, "caSecret", "spec.tls.caSecret", &o->ca_secret)) ||
+        (rc = read_secret_name(c, t, "serverSecret", "spec.tls.serverSecret",
+                               &o->server_secret)) ||
+        (rc = read_secret_name(c, t, "peerSecret", "spec.tls.peerSecret", &o->peer_secret)) ||
+        (rc = read_secret_name(c, t, "clientSecret", "spec.tls.clientSecret",
+                               &o->client_secret)))
+        return rc;
+    given = !!o->server_secret + !!o->peer_secret + !!o->client_secret;
+    if (o->ca_secret ? given != 0 : given != 3)
+        return fail(c, "spec.tls: set caSecret (the operator issues the certificates), or all "
+                    "of serverSecret, peerSecret and clientSecret, not a mix");
+    o->enabled = true;
+    if (!o->ca_secret)
+        return 0;
+    if ((rc = issued_name(name, "server", &o->server_secret)) ||
+        (rc = issued_name(name, "peer", &o->peer_secret)))
+        return rc;
+    return issued_name(name, "client", &o->client_secret);
+}
+
+static int parse_auth(struct ctx *c, const cJSON *a, struct ec_auth *o)
+{
+    static const char *const keys[] = {"rootSecret", NULL};
+    int rc;
+
+    if (absent(a))
+        return 0;
+    if (!cJSON_IsObject(a))
+        return fail(c, "spec.auth: must be an object");
+    if ((rc = check_keys(c, a, "spec.auth", keys, "rootSecret")) ||
+        (rc = read_secret_name(c, a, "rootSecret", "spec.auth.rootSecret", &o->root_secret)))
+        return rc;
+    if (!o->root_secret)
+        return fail(c, "spec.auth.rootSecret: missing (a Secret whose key \"password\" is "
+                    "root's password)");
+    return 0;
+}
+
 /* ---- whole object ---- */
 
 static int parse_spec(struct ctx *c, const cJSON *spec, struct ec_spec *out)
@@ -784,7 +866,9 @@ static int parse_spec(struct ctx *c, const cJSON *spec, struct ec_spec *out)
         (rc = parse_pod_template(c, get(spec, "podTemplate"), out)) ||
         (rc = parse_options(c, get(spec, "options"), &out->options)) ||
         (rc = parse_backup(c, get(spec, "backup"), out->name, &out->backup)) ||
-        (rc = parse_restore(c, get(spec, "restore"), &out->restore)))
+        (rc = parse_restore(c, get(spec, "restore"), &out->restore)) ||
+        (rc = parse_tls(c, get(spec, "tls"), out->name, &out->tls)) ||
+        (rc = parse_auth(c, get(spec, "auth"), &out->auth)))
         return rc;
     return read_bool(c, get(spec, "paused"), "spec.paused", &out->paused);
 }
@@ -832,5 +916,10 @@ void ec_spec_clear(struct ec_spec *s)
     free(s->backup.storage_class);
     free(s->restore.claim_name);
     free(s->restore.file);
+    free(s->tls.ca_secret);
+    free(s->tls.server_secret);
+    free(s->tls.peer_secret);
+    free(s->tls.client_secret);
+    free(s->auth.root_secret);
     memset(s, 0, sizeof(*s));
 }

@@ -54,6 +54,9 @@ Subcommands (global options first: --kubeconfig FILE --ns NS --cluster C --ctl C
                       polls until the operator Deployment's pods are exactly spec.replicas, all
                       Ready, none terminating, each with env CETCD_OPERATOR_FAILPOINT = FAILPOINT
                       ("-" = unset).
+  derive-secure FILE NAME CA_SECRET ROOT_SECRET
+                      prints the EtcdCluster of FILE renamed to NAME, size 3, with
+                      spec.tls.caSecret and spec.auth.rootSecret (no backup, no restore).
   derive-restore FILE NAME CLAIM SNAPSHOT
                       prints the EtcdCluster of FILE renamed to NAME, size 3, with spec.restore
                       {claimName: CLAIM, file: SNAPSHOT}.
@@ -140,8 +143,11 @@ def terminating(o):
 # --- cetcdctl -----------------------------------------------------------------------------
 
 def ctl_json(ctl, ip, *args):
-    """Runs cetcdctl against http://IP:2379 with -w json; (decoded, None) or (None, error)."""
-    cmd = [ctl, "--endpoints=http://%s:2379" % ip, "--dial-timeout=1s",
+    """Runs cetcdctl against http://IP:2379 (E2E_SCHEME=https: https://, the TLS and user
+    settings then come from ETCDCTL_* in the environment) with -w json; (decoded, None) or
+    (None, error)."""
+    scheme = os.environ.get("E2E_SCHEME", "http")
+    cmd = [ctl, "--endpoints=%s://%s:2379" % (scheme, ip), "--dial-timeout=1s",
            "--command-timeout=2s", "-w", "json"] + list(args)
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=6)
@@ -619,7 +625,9 @@ BACKUP_NAME = re.compile(r"^(?P<prefix>.+)-[0-9]{8}T[0-9]{6}Z-r(?P<rev>[0-9]+)\.
 PAGE = 4096
 
 
-def derive_restore(path, name, claim, snap):
+def derive_size3(path, name, **spec_set):
+    """The first EtcdCluster of FILE renamed to NAME, size 3, without backup or restore, with
+    spec_set's fields set, as YAML."""
     for doc in load_docs(path):
         if doc["kind"] == "EtcdCluster":
             md = doc.setdefault("metadata", {})
@@ -628,11 +636,20 @@ def derive_restore(path, name, claim, snap):
                 md.pop(k, None)
             spec = doc.setdefault("spec", {})
             spec["size"] = 3
-            spec.pop("backup", None)
-            spec["restore"] = {"claimName": claim, "file": snap}
+            for k in ("backup", "restore"):
+                spec.pop(k, None)
+            spec.update(spec_set)
             doc.pop("status", None)
             return yaml.safe_dump(doc, sort_keys=False)
     raise SystemExit("no EtcdCluster in %s" % path)
+
+
+def derive_secure(path, name, ca, root):
+    return derive_size3(path, name, tls={"caSecret": ca}, auth={"rootSecret": root})
+
+
+def derive_restore(path, name, claim, snap):
+    return derive_size3(path, name, restore={"claimName": claim, "file": snap})
 
 
 def cronjob_problems(cl):
@@ -830,6 +847,9 @@ def main():
         return 0
     if cmd == "derive":
         sys.stdout.write(derive(args[0], args[1], int(args[2])))
+        return 0
+    if cmd == "derive-secure":
+        sys.stdout.write(derive_secure(args[0], args[1], args[2], args[3]))
         return 0
     if cmd == "derive-restore":
         sys.stdout.write(derive_restore(args[0], args[1], args[2], args[3]))

@@ -50,6 +50,16 @@
 #                true, changes one member at a time
 #   jump         a second cluster created at size 1 and patched to 5 directly: taken one member
 #                at a time; then deleted: its StatefulSet, Services, PDB, ConfigMap go
+#   secure       a CA Secret and a root-password Secret; cluster C-sec (size 3) with
+#                spec.tls.caSecret and spec.auth.rootSecret: the operator issues C-sec-server-tls,
+#                -peer-tls, -client-tls (the server certificate chains to the CA and names the
+#                members), the cluster converges over TLS, Secured=True (TLSAndAuthEnabled) and
+#                an Event AuthEnabled; peer URLs are https; with a client certificate of the CA
+#                (CN e2e-client) and root's password a put works, and curl verifies the chain
+#                and the member's host name; plaintext, no client certificate, a certificate of
+#                another CA, no password and a wrong password are each refused; scaled 3 -> 5
+#                -> 3, each member serving the key to root; deleted: its objects and the issued
+#                Secrets go
 #   quorum       2 of 3 members frozen (SIGSTOP of their cetcd process group): Degraded with
 #                reason QuorumLost and an Event QuorumLost, no membership change; after SIGCONT
 #                the cluster converges again
@@ -93,7 +103,7 @@ BUDGET=${E2E_DEADLINE:-480}
 OPNS=cetcd-system
 OPDEPLOY=cetcd-operator
 KEYS_N=20
-STAGES_ALL="install schema create keys backup restore idempotence podrestart wipe scale jump quorum backupfail delete"
+STAGES_ALL="install schema create keys backup restore idempotence podrestart wipe scale jump secure quorum backupfail delete"
 
 usage() { sed -n '/^# Usage:/,/^# Output:/p' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -123,7 +133,7 @@ if [ -n "$ONLY" ] && [ -z "$ST" ] && [ -z "$DOWN" ]; then
   for s in ${ONLY//,/ }; do
     case $s in
       install) ;;
-      schema) want="$want,install," ;;
+      schema | secure) want="$want,install," ;;
       create) want="$want,install," ;;
       restore | backupfail) want="$want,install,create,keys,backup," ;;
       *) want="$want,install,create,keys," ;;
@@ -725,6 +735,143 @@ stage_jump() {
   check "kubectl delete ec/$j" k delete ec "$j" --timeout=60s
   waitc "its StatefulSet, Services, PDB, ConfigMap and pods are gone" \
     wait_for 60 "the objects of $j to be deleted" owned_gone "$j"
+}
+
+# --- secure: spec.tls (certificates issued from a CA Secret) and spec.auth -------------------
+SEC_PW=e2e-root-pw
+# sec_pki DIR: a CA (the one the cluster gets), a client certificate from it with CN e2e-client
+# (not a user: it must also give a password), and a client certificate from another CA
+sec_pki() {
+  local d=$1 ca
+  for ca in ca other; do
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -subj "/CN=e2e $ca CA" -addext basicConstraints=critical,CA:TRUE \
+      -addext keyUsage=critical,keyCertSign -keyout "$d/$ca.key" -out "$d/$ca.crt" 2>&1 || return 1
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=e2e-client \
+      -keyout "$d/$ca-client.key" -out "$d/$ca-client.csr" 2>&1 || return 1
+    printf 'extendedKeyUsage=clientAuth\n' >"$d/client.ext"
+    openssl x509 -req -in "$d/$ca-client.csr" -CA "$d/$ca.crt" -CAkey "$d/$ca.key" \
+      -CAcreateserial -days 2 -extfile "$d/client.ext" -out "$d/$ca-client.crt" 2>&1 || return 1
+  done
+}
+# sctl DIR IP [--user U:P] ARGS...: cetcdctl to a secured member with the e2e client
+# certificate (the pod IP is not in the server certificate: --insecure-skip-tls-verify here;
+# sec_verified checks the chain and the name)
+sctl() {
+  local d=$1 ip=$2
+  shift 2
+  run_bounded 10 "$CTL" --endpoints="https://$ip:2379" --cert "$d/ca-client.crt" \
+    --key "$d/ca-client.key" --insecure-skip-tls-verify --command-timeout=4s "$@"
+}
+# ez_sec ...: e2e.py about the secured cluster, its cetcdctl calls with the issued client
+# certificate (CN root) fetched from the cluster's Secret
+ez_sec() {
+  E2E_SCHEME=https ETCDCTL_CERT="$SEC_DIR/issued.crt" ETCDCTL_KEY="$SEC_DIR/issued.key" \
+    ETCDCTL_INSECURE_SKIP_TLS_VERIFY=true ez --cluster "$SEC" "$@"
+}
+# secret_file SECRET KEY FILE: data KEY of SECRET decoded into FILE (not empty)
+secret_file() { jp "secret/$1" "{.data.${2//./\\.}}" | base64 -d >"$3" && [ -s "$3" ]; }
+sec_read_issued() {
+  secret_file "$SEC-client-tls" tls.crt "$SEC_DIR/issued.crt" &&
+    secret_file "$SEC-client-tls" tls.key "$SEC_DIR/issued.key"
+}
+sec_server_cert_ok() {
+  secret_file "$SEC-server-tls" tls.crt "$SEC_DIR/server.crt" || { echo "no tls.crt"; return 1; }
+  openssl verify -CAfile "$SEC_DIR/ca.crt" -purpose sslserver "$SEC_DIR/server.crt" || return 1
+  openssl x509 -in "$SEC_DIR/server.crt" -noout -checkhost "$SEC-2.$SEC-peer.$NS.svc" | grep 'does match'
+}
+# sec_reads IP: root reads e2e-sec/k = v from that member alone (--consistency=s)
+sec_reads() {
+  local out
+  out=$(sctl "$SEC_DIR" "$1" --user "root:$SEC_PW" get e2e-sec/k --consistency=s 2>&1)
+  [ "$out" = "$(printf 'e2e-sec/k\nv')" ] || { echo "$out"; return 1; }
+}
+sec_gone() {
+  owned_gone "$SEC" || return 1
+  ! k get secret "$SEC-server-tls" "$SEC-peer-tls" "$SEC-client-tls" -o name 2>/dev/null | grep -q .
+}
+# sec_verified DIR POD IP: curl with the CA, the e2e client certificate and root's token over
+# the member's own DNS name (resolved to IP): the chain and the host name verify
+sec_verified() {
+  local d=$1 host="$2.$SEC-peer.$NS.svc" ip=$3 tok out
+  tok=$(curl -sS --max-time 5 --cacert "$d/ca.crt" --cert "$d/ca-client.crt" --key "$d/ca-client.key" \
+    --resolve "$host:2379:$ip" "https://$host:2379/v3/auth/authenticate" \
+    -d "{\"name\":\"root\",\"password\":\"$SEC_PW\"}" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["token"])') ||
+    { echo "no token"; return 1; }
+  out=$(curl -sS --max-time 5 --cacert "$d/ca.crt" --cert "$d/ca-client.crt" --key "$d/ca-client.key" \
+    --resolve "$host:2379:$ip" -H "Authorization: $tok" "https://$host:2379/v3/kv/range" \
+    -d '{"key":"ZTJlLXNlYy9r"}' 2>&1)
+  [[ $out == *'"count":"1"'* ]] || { echo "range: $out"; return 1; }
+}
+refused_with() {
+  local want=$1 out
+  shift
+  if out=$("$@" 2>&1); then echo "accepted: $out"; return 1; fi
+  [[ $out == *"$want"* ]] || { echo "refused without \"$want\": $out"; return 1; }
+}
+plain_refused() { ! curl -sS --max-time 5 "http://$1:2379/v3/kv/range" -d '{"key":"YQ=="}' 2>&1 | grep -q header; }
+no_cert_refused() { ! curl -sS --max-time 5 -k "https://$1:2379/v3/kv/range" -d '{"key":"YQ=="}' 2>&1 | grep -q header; }
+other_ca_refused() {
+  ! curl -sS --max-time 5 -k --cert "$2/other-client.crt" --key "$2/other-client.key" \
+    "https://$1:2379/v3/kv/range" -d '{"key":"YQ=="}' 2>&1 | grep -q header
+}
+peer_urls_https() {
+  local out
+  out=$(sctl "$SEC_DIR" "$1" --user "root:$SEC_PW" member list 2>&1) || { echo "$out"; return 1; }
+  echo "$out"
+  ! grep -q 'http://' <<<"$out" && grep -q "https://$SEC-0.$SEC-peer.$NS.svc:2380" <<<"$out"
+}
+
+stage_secure() {
+  local ip n s dir
+  SEC=$C-sec SEC_DIR=$ST/sec
+  mkdir -p "$SEC_DIR"
+  check "a CA, a client certificate from it (CN e2e-client) and one from another CA (openssl)" \
+    sec_pki "$SEC_DIR" || return 0
+  check "Secret $SEC-ca (kubernetes.io/tls: the CA)" \
+    k create secret tls "$SEC-ca" --cert="$SEC_DIR/ca.crt" --key="$SEC_DIR/ca.key" || return 0
+  check "Secret $SEC-root (root's password)" \
+    k create secret generic "$SEC-root" --from-literal=password="$SEC_PW" || return 0
+  ez derive-secure "$SAMPLE" "$SEC" "$SEC-ca" "$SEC-root" >"$ST/secure.yaml"
+  check "kubectl apply $SEC: size 3, spec.tls.caSecret $SEC-ca, spec.auth.rootSecret $SEC-root" \
+    k apply -f "$ST/secure.yaml" || return 0
+  waitc "the operator issues Secrets $SEC-server-tls, $SEC-peer-tls, $SEC-client-tls" \
+    wait_for 60 "the issued Secrets" k get secret "$SEC-server-tls" "$SEC-peer-tls" "$SEC-client-tls" || return 0
+  check "the issued client certificate (CN root) read from $SEC-client-tls" sec_read_issued ||
+    return 0
+  check "the issued server certificate chains to the CA and names every member" sec_server_cert_ok
+  waitc "$SEC converges at 3 over TLS (members and operator with client certificates)" \
+    ez_sec wait-converged 3 180 --steps up || return 0
+  waitc "condition Secured=True (TLSAndAuthEnabled)" \
+    ez --cluster "$SEC" wait-condition Secured True TLSAndAuthEnabled 60
+  check "an Event AuthEnabled" ez --cluster "$SEC" wait-event AuthEnabled 10
+  ip=$(pod_ip "$SEC-0")
+  check "the member list has https peer URLs" peer_urls_https "$ip"
+  check "with the client certificate and root's password: put e2e-sec/k" \
+    sctl "$SEC_DIR" "$ip" --user "root:$SEC_PW" put e2e-sec/k v
+  check "chain and host name verify (curl --cacert over $SEC-0.$SEC-peer.$NS.svc), token auth" \
+    sec_verified "$SEC_DIR" "$SEC-0" "$ip"
+  check "plaintext HTTP to the client port is refused" plain_refused "$ip"
+  check "TLS without a client certificate is refused" no_cert_refused "$ip"
+  check "a client certificate from another CA is refused" other_ca_refused "$ip" "$SEC_DIR"
+  check "the client certificate without a password: permission denied" \
+    refused_with "etcdserver: permission denied" sctl "$SEC_DIR" "$ip" put e2e-sec/k v
+  check "a wrong password is refused" refused_with "authentication failed" \
+    sctl "$SEC_DIR" "$ip" --user root:wrong get e2e-sec/k
+  for s in "5 up" "3 down"; do
+    read -r n dir <<<"$s"
+    check "kubectl patch ec/$SEC size $n" k patch ec "$SEC" --type=merge -p "{\"spec\":{\"size\":$n}}"
+    waitc "$SEC converges at $n over TLS with auth on, one member at a time" \
+      ez_sec wait-converged "$n" 200 --steps "$dir"
+    ip=$(pod_ip "$SEC-$((n - 1))")
+    check "size $n: $SEC-$((n - 1)) serves e2e-sec/k to root" sec_reads "$ip"
+    check "size $n: still Secured=True" ez --cluster "$SEC" wait-condition Secured True TLSAndAuthEnabled 30
+  done
+  check "kubectl delete ec/$SEC" k delete ec "$SEC" --timeout=60s
+  waitc "its objects and the issued Secrets are gone" \
+    wait_for 60 "the objects of $SEC to be deleted" sec_gone
+  k delete secret "$SEC-ca" "$SEC-root" --ignore-not-found >/dev/null 2>&1
+  k delete pvc -l "app.kubernetes.io/instance=$SEC" --ignore-not-found --wait=false >/dev/null 2>&1
 }
 
 stage_quorum() {

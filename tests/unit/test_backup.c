@@ -271,6 +271,49 @@ static void test_build_cronjob_variants(void **state)
     ec_spec_clear(&s);
 }
 
+/* spec.tls and spec.auth reach the backup container: https, the client Secret mounted and
+ * named by ETCDCTL_CACERT/CERT/KEY, root with its password from the Secret */
+static void test_build_cronjob_secured(void **state)
+{
+    static const char *const pod[] = {"spec", "jobTemplate", "spec", "template", "spec", NULL};
+    struct ec_spec s;
+    char err[256];
+    const cJSON *c, *env, *e;
+    cJSON *a;
+    int found = 0;
+
+    (void)state;
+    assert_int_equal(parse_spec("etcd", "{\"backup\":{\"schedule\":\"@daily\",\"storage\":"
+                                "{\"size\":\"1Gi\"}},\"tls\":{\"caSecret\":\"ca\"},"
+                                "\"auth\":{\"rootSecret\":\"pw\"}}", &s, err, sizeof(err)), 0);
+    a = ec_build_backup_cronjob(&s);
+    c = cJSON_GetArrayItem(cJSON_GetObjectItem(path(a, pod), "containers"), 0);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(c, "args"), 0)),
+                        "--endpoints=https://etcd.db.svc:2379");
+    env = cJSON_GetObjectItem(c, "env");
+    cJSON_ArrayForEach(e, env) {
+        const char *n = cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
+        const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(e, "value"));
+        if (!strcmp(n, "ETCDCTL_CERT"))
+            found += !strcmp(v, "/etc/cetcd/tls/client/tls.crt");
+        if (!strcmp(n, "ETCDCTL_USER"))
+            found += !strcmp(v, "root");
+        if (!strcmp(n, "ETCDCTL_PASSWORD")) {
+            const cJSON *ref = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "valueFrom"), "secretKeyRef");
+            found += !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(ref, "name")), "pw") &&
+                     !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(ref, "key")), "password");
+        }
+    }
+    assert_int_equal(found, 3);
+    e = cJSON_GetArrayItem(cJSON_GetObjectItem(path(a, pod), "volumes"), 1);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "secret"),
+                                                                 "secretName")), "etcd-client-tls");
+    e = cJSON_GetArrayItem(cJSON_GetObjectItem(c, "volumeMounts"), 1);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(e, "mountPath")), "/etc/cetcd/tls/client");
+    cJSON_Delete(a);
+    ec_spec_clear(&s);
+}
+
 static void test_job_names(void **state)
 {
     struct ec_spec s;
@@ -456,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_cron),
         cmocka_unit_test(test_build_cronjob_job_pvc),
         cmocka_unit_test(test_build_cronjob_variants),
+        cmocka_unit_test(test_build_cronjob_secured),
         cmocka_unit_test(test_job_names),
         cmocka_unit_test(test_build_restore_statefulset),
         cmocka_unit_test(test_result_parse),

@@ -279,6 +279,24 @@ static const struct refusal refusals[] = {
     {"{" MD ",\"spec\":{\"options\":{\"extraArgs\":[\"--heartbeat-interval=5\"]}}}",
      "--heartbeat-interval: use spec.options.heartbeatInterval instead"},
     {"{" MD ",\"spec\":{\"paused\":\"yes\"}}", "spec.paused: must be true or false"},
+    {"{" MD ",\"spec\":{\"options\":{\"extraArgs\":[\"--cert-file=/x\"]}}}",
+     "--cert-file: use spec.tls instead"},
+    {"{" MD ",\"spec\":{\"options\":{\"extraArgs\":[\"--peer-auto-tls\"]}}}",
+     "--peer-auto-tls: use spec.tls instead"},
+    {"{" MD ",\"spec\":{\"tls\":true}}", "spec.tls: must be an object"},
+    {"{" MD ",\"spec\":{\"tls\":{}}}", "spec.tls: set caSecret"},
+    {"{" MD ",\"spec\":{\"tls\":{\"caSecret\":\"ca\",\"serverSecret\":\"s\"}}}",
+     "not a mix"},
+    {"{" MD ",\"spec\":{\"tls\":{\"serverSecret\":\"s\",\"peerSecret\":\"p\"}}}",
+     "not a mix"},
+    {"{" MD ",\"spec\":{\"tls\":{\"caSecret\":\"Bad_Name\"}}}",
+     "spec.tls.caSecret: \"Bad_Name\" is not a valid Secret name"},
+    {"{" MD ",\"spec\":{\"tls\":{\"caSecret\":\"\"}}}", "spec.tls.caSecret"},
+    {"{" MD ",\"spec\":{\"tls\":{\"ca\":\"x\"}}}", "spec.tls.ca: unknown field"},
+    {"{" MD ",\"spec\":{\"auth\":{}}}", "spec.auth.rootSecret: missing"},
+    {"{" MD ",\"spec\":{\"auth\":{\"rootSecret\":7}}}",
+     "spec.auth.rootSecret: must be a string"},
+    {"{" MD ",\"spec\":{\"auth\":{\"root\":\"x\"}}}", "spec.auth.root: unknown field"},
 };
 
 static void test_parse_refusals(void **state)
@@ -515,6 +533,95 @@ static void test_build_configmap(void **state)
     o = ec_build_configmap(&s, NULL);
     assert_true(cJSON_IsObject(cJSON_GetObjectItem(o, "data")));
     assert_null(cJSON_GetObjectItem(o, "data")->child);
+    cJSON_Delete(o);
+    ec_spec_clear(&s);
+}
+
+/* ---- spec.tls, spec.auth ---- */
+
+static void test_tls_parse_and_names(void **state)
+{
+    struct ec_spec s;
+    char buf[EC_NAME_MAX], err[256];
+
+    (void)state;
+    parse_file("cluster_tls.json", &s);
+    assert_true(s.tls.enabled);
+    assert_string_equal(s.tls.ca_secret, "etcd3-ca");
+    assert_string_equal(s.tls.server_secret, "etcd3-server-tls");
+    assert_string_equal(s.tls.peer_secret, "etcd3-peer-tls");
+    assert_string_equal(s.tls.client_secret, "etcd3-client-tls");
+    assert_string_equal(s.auth.root_secret, "etcd3-root");
+    assert_string_equal(ec_peer_url(&s, 1, buf, sizeof(buf)), "https://etcd3-1.etcd3-peer.db.svc:2380");
+    assert_string_equal(ec_client_url(&s, 2, buf, sizeof(buf)), "https://etcd3-2.etcd3-peer.db.svc:2379");
+    assert_int_equal(ec_ordinal_of_peer_url(&s, "https://etcd3-1.etcd3-peer.db.svc:2380"), 1);
+    assert_int_equal(ec_ordinal_of_peer_url(&s, "http://etcd3-1.etcd3-peer.db.svc:2380"), -1);
+    ec_spec_clear(&s);
+    /* the user's own three Secrets, used as named */
+    assert_int_equal(parse_text("{" MD ",\"spec\":{\"tls\":{\"serverSecret\":\"a\",\"peerSecret\":"
+                                "\"b\",\"clientSecret\":\"c\"}}}", &s, err, sizeof(err)), 0);
+    assert_null(s.tls.ca_secret);
+    assert_string_equal(ec_tls_secret_name(&s, EC_TLS_SERVER), "a");
+    assert_string_equal(ec_tls_secret_name(&s, EC_TLS_PEER), "b");
+    assert_string_equal(ec_tls_secret_name(&s, EC_TLS_CLIENT), "c");
+    ec_spec_clear(&s);
+}
+
+static void test_tls_profiles(void **state)
+{
+    struct ec_spec s;
+    struct ec_tls_profile p;
+
+    (void)state;
+    parse_file("cluster_tls.json", &s);
+    ec_tls_profile(&s, EC_TLS_SERVER, &p);
+    assert_string_equal(p.cn, "etcd3");
+    assert_true(p.server && p.client);
+    assert_int_equal(p.n_sans, 8);
+    assert_string_equal(p.sans[0], "*.etcd3-peer.db.svc");
+    assert_string_equal(p.sans[1], "*.etcd3-peer.db.svc.cluster.local");
+    assert_string_equal(p.sans[2], "etcd3");
+    assert_string_equal(p.sans[4], "etcd3.db.svc");
+    assert_string_equal(p.sans[7], "127.0.0.1");
+    ec_tls_profile(&s, EC_TLS_PEER, &p);
+    assert_string_equal(p.cn, "etcd3-peer");
+    assert_int_equal(p.n_sans, 2);
+    ec_tls_profile(&s, EC_TLS_CLIENT, &p);
+    assert_string_equal(p.cn, "root"); /* client-cert-auth takes the CN as the user */
+    assert_true(p.client && !p.server);
+    assert_int_equal(p.n_sans, 0);
+    ec_spec_clear(&s);
+}
+
+static void test_build_statefulset_tls(void **state)
+{
+    struct ec_spec s;
+    cJSON *o;
+
+    (void)state;
+    parse_file("cluster_tls.json", &s);
+    o = ec_build_statefulset(&s, 3);
+    assert_json_file(o, "statefulset_tls.json");
+    cJSON_Delete(o);
+    ec_spec_clear(&s);
+}
+
+static void test_build_tls_secret(void **state)
+{
+    struct ec_spec s;
+    cJSON *o;
+
+    (void)state;
+    parse_file("cluster_tls.json", &s);
+    o = ec_build_tls_secret(&s, EC_TLS_PEER, "CA", "CERT", "KEY");
+    assert_string_equal(cJSON_GetObjectItem(o, "type")->valuestring, "kubernetes.io/tls");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "metadata"), "name")->valuestring,
+                        "etcd3-peer-tls");
+    cJSON *data = cJSON_GetObjectItem(o, "data");
+    assert_string_equal(cJSON_GetObjectItem(data, "ca.crt")->valuestring, "Q0E=");
+    assert_string_equal(cJSON_GetObjectItem(data, "tls.crt")->valuestring, "Q0VSVA==");
+    assert_string_equal(cJSON_GetObjectItem(data, "tls.key")->valuestring, "S0VZ");
+    assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "metadata"), "ownerReferences"));
     cJSON_Delete(o);
     ec_spec_clear(&s);
 }
@@ -832,6 +939,10 @@ int main(void)
         cmocka_unit_test(test_build_pdb),
         cmocka_unit_test(test_build_configmap),
         cmocka_unit_test(test_build_statefulset),
+        cmocka_unit_test(test_tls_parse_and_names),
+        cmocka_unit_test(test_tls_profiles),
+        cmocka_unit_test(test_build_statefulset_tls),
+        cmocka_unit_test(test_build_tls_secret),
         cmocka_unit_test(test_build_empty_user_maps_omitted),
         cmocka_unit_test(test_build_deterministic),
         cmocka_unit_test(test_equal_tolerates_server_defaults),
