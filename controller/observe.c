@@ -163,6 +163,8 @@ static void observe_members(const struct ec_spec *s, struct op_observed *o)
         return;
     if (cetcd_member_list(c, &ml)) {
         snprintf(o->member_error, sizeof o->member_error, "%s", cetcd_client_errmsg(c));
+        if (strstr(o->member_error, ce_strerror(CE_INVALID_TOKEN)))
+            op_token_forget(s);
         goto out_client;
     }
     o->in.members_known = true;

@@ -131,5 +131,7 @@ int op_security_prepare(struct op *op, const struct ec_spec *s, struct op_observ
 void op_auth_ensure(struct op *op, const struct ec_spec *s, struct op_observed *o,
                     const struct plan_step *st);
 void op_security_clear(struct op_security *sec);
+/* Drops the cached root token of this cluster (a member refused it). */
+void op_token_forget(const struct ec_spec *s);
 
 #endif

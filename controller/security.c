@@ -13,7 +13,9 @@
  * as the user, so no token is needed, and a password changed in the Secret is set on the
  * cluster (`user passwd`), the Secret being the source of truth. Otherwise calls carry a token
  * for root, cached per cluster (by uid) for TOKEN_REUSE_MS, below etcd's default token TTL
- * (300 s), so a pass does not pay a password hash on the server for every client it makes.
+ * (300 s), so a pass does not pay a password hash on the server for every client it makes; a
+ * token a member no longer knows (observe.c sees "invalid auth token") is dropped at once.
+ * While the cluster is paused nothing is issued.
  *
  * The condition Secured (status.c) reports the outcome; its messages hold no volatile values.
  */
@@ -109,6 +111,17 @@ static void token_put(const char *uid, const char *token)
     free(t->token);
     t->token = token ? strdup(token) : NULL;
     t->at_ms = mono_ms();
+    pthread_mutex_unlock(&tokens_mu);
+}
+
+void op_token_forget(const struct ec_spec *s)
+{
+    pthread_mutex_lock(&tokens_mu);
+    struct token_slot *t = token_slot(s->uid, false);
+    if (t) {
+        free(t->token);
+        t->token = NULL;
+    }
     pthread_mutex_unlock(&tokens_mu);
 }
 
@@ -307,7 +320,7 @@ int op_security_prepare(struct op *op, const struct ec_spec *s, struct op_observ
     int rc;
 
     if (s->tls.enabled) {
-        if ((s->tls.ca_secret && (rc = issue_missing(op, s, o))) ||
+        if ((s->tls.ca_secret && !s->paused && (rc = issue_missing(op, s, o))) ||
             (rc = load_client(op, s, o)))
             return rc;
         sec_set(&o->sec, true, "TLSEnabled",
