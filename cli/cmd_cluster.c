@@ -541,6 +541,7 @@ static int endpoint_hashkv(struct ctl *c, const struct eplist *l)
     struct table t;
     const char *rev_flag = ctl_flag(c, "rev");
     int64_t rev = rev_flag ? strtoll(rev_flag, NULL, 10) : 0;
+    char buf[1200], last_err[1200] = "";
     int rc = 0;
 
     ctl_table_init(&t, hdr, 2);
@@ -556,8 +557,8 @@ static int endpoint_hashkv(struct ctl *c, const struct eplist *l)
         }
         int e = cetcd_hash_kv(cl, NULL, rev, &r);
         if (e) {
-            fprintf(stderr, "Failed to get the hash of endpoint %s (%s)\n", l->eps[i],
-                    cetcd_client_errmsg(cl));
+            snprintf(last_err, sizeof(last_err), "%s", ctl_err_text(cl, e, buf, sizeof(buf)));
+            fprintf(stderr, "Failed to get the hash of endpoint %s (%s)\n", l->eps[i], last_err);
             rc = EXIT_ERROR;
             cetcd_client_free(cl);
             continue;
@@ -590,6 +591,8 @@ static int endpoint_hashkv(struct ctl *c, const struct eplist *l)
         ctl_table_print(&t, stdout);
     }
     ctl_table_free(&t);
+    if (last_err[0]) /* as etcdctl: the hashes it got, then the last error */
+        return ctl_fail(EXIT_ERROR, "%s", last_err);
     return rc;
 }
 
@@ -663,6 +666,7 @@ out_free_client:
 int ctl_cmd_defrag(struct ctl *c)
 {
     struct eplist l;
+    char buf[1200];
     int rc, failed = 0;
 
     if ((rc = eplist_get(c, &l)))
@@ -678,8 +682,7 @@ int ctl_cmd_defrag(struct ctl *c)
         if (e) {
             fflush(stdout);
             fprintf(stderr, "Failed to defragment etcd member[%s] (%s)\n", l.eps[i],
-                    e == CE_UNREACHABLE || e == CE_TIMEOUT ? "context deadline exceeded"
-                                                          : cetcd_client_errmsg(cl));
+                    ctl_err_text(cl, e, buf, sizeof(buf)));
             failed = 1;
         } else {
             printf("Finished defragmenting etcd member[%s]\n", l.eps[i]);

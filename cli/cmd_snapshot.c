@@ -214,8 +214,7 @@ static void dir_of(const char *path, char *buf, size_t sz)
 static void stream_msg(cetcd_client *cl, const char *ep, int rc, const struct sink *s,
                        const char *part, char *msg)
 {
-    const char *m = cetcd_client_errmsg(cl);
-    char e[128];
+    char e[128], buf[MSG_LEN];
 
     if (s->err) {
         ctl_go_errno(s->err, e, sizeof(e));
@@ -223,7 +222,7 @@ static void stream_msg(cetcd_client *cl, const char *ep, int rc, const struct si
     } else if (rc == CE_UNREACHABLE || rc == CE_TIMEOUT) {
         snprintf(msg, MSG_LEN, "%s: context deadline exceeded", ep);
     } else {
-        snprintf(msg, MSG_LEN, "%s", m && *m ? m : ce_strerror(rc));
+        snprintf(msg, MSG_LEN, "%s", ctl_err_text(cl, rc, buf, sizeof(buf)));
     }
 }
 

@@ -61,6 +61,10 @@ bool ctl_bool(const struct ctl *c, const char *name);
 int ctl_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Error exit for a failed client call: "Error: <server message>" (prefix optional). */
 int ctl_fail_call(cetcd_client *cl, int rc, const char *prefix);
+/* A failed call's error as etcdctl prints it: "context deadline exceeded" when no server
+ * answered, etcdserver's own message as is (clientv3 translates those), any other server
+ * message as grpc-go's "rpc error: code = <Name> desc = <message>". In buf, or static. */
+const char *ctl_err_text(cetcd_client *cl, int rc, char *buf, size_t n);
 
 /* A client over the given endpoints (all of ctl's when eps NULL), authenticated if --user. */
 int ctl_client(struct ctl *c, const char *const *eps, size_t n, cetcd_client **out);

@@ -122,14 +122,33 @@ int ctl_fail(int code, const char *fmt, ...)
     return code;
 }
 
-int ctl_fail_call(cetcd_client *cl, int rc, const char *prefix)
+/* gRPC status code names, as grpc-go prints them. */
+static const char *const grpc_code_names[] = {
+    "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
+    "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted",
+    "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated"};
+
+const char *ctl_err_text(cetcd_client *cl, int rc, char *buf, size_t n)
 {
     const char *msg = cetcd_client_errmsg(cl);
+    int code = cetcd_client_grpc_code(cl);
 
     if (rc == CE_UNREACHABLE || rc == CE_TIMEOUT)
-        msg = "context deadline exceeded";
-    else if (!msg || !*msg)
-        msg = ce_strerror(rc);
+        return "context deadline exceeded";
+    if (!msg || !*msg)
+        return ce_strerror(rc);
+    if (!strncmp(msg, "etcdserver: ", 12) || code <= 0 ||
+        code >= (int)(sizeof(grpc_code_names) / sizeof(grpc_code_names[0])))
+        return msg;
+    snprintf(buf, n, "rpc error: code = %s desc = %s", grpc_code_names[code], msg);
+    return buf;
+}
+
+int ctl_fail_call(cetcd_client *cl, int rc, const char *prefix)
+{
+    char buf[1200];
+    const char *msg = ctl_err_text(cl, rc, buf, sizeof(buf));
+
     if (prefix)
         return ctl_fail(EXIT_ERROR, "%s (%s)", prefix, msg);
     return ctl_fail(EXIT_ERROR, "%s", msg);

@@ -829,8 +829,14 @@ int cetcd_codec_error(const char *body, size_t len, long http_status, char *msg,
     cJSON *j = cJSON_ParseWithLength(body, len);
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "code");
+    const cJSON *stream = cJSON_GetObjectItemCaseSensitive(j, "error");
     int rc;
 
+    if (cJSON_IsObject(stream)) { /* a streaming call refused before its first message */
+        rc = cetcd_codec_stream_error(stream, msg, msgsz, grpc_code);
+        cJSON_Delete(j);
+        return rc;
+    }
     *grpc_code = cJSON_IsNumber(code) ? code->valueint : 0;
     if (!cJSON_IsString(m))
         m = cJSON_GetObjectItemCaseSensitive(j, "error");

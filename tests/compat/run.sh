@@ -5,7 +5,8 @@
 # without patroni/postgresql-15; run twice: plain, then with PATRONI_AUTH=1, auth enabled),
 # and cetcdctl.sh when it and BIN_DIR/cetcdctl exist
 # (it gets a scratch server of its own: ENDPOINT CETCDCTL are its arguments), and cetcdctl.sh's
-# snapshot cases once more against a scratch etcd 3.4 (/usr/bin/etcd). Each suite's output
+# snapshot cases once more against a scratch etcd 3.4 (/usr/bin/etcd), and the auth suite
+# (tests/integration/auth.sh) with cetcdctl in etcdctl's place. Each suite's output
 # is shown; the last line sums their `N passed, M failed` lines; exit 1 on any failure.
 # Each suite is bounded (COMPAT_SUITE_TIMEOUT seconds, default 300).
 set -uo pipefail
@@ -55,6 +56,8 @@ if [ -f "$HERE/cetcdctl.sh" ] && [ -x "$BIN_DIR/cetcdctl" ]; then
     fi
     stop_all
   fi
+  # the auth suite's etcdctl expectations (written against etcd 3.4), met by cetcdctl
+  ETCDCTL=$BIN_DIR/cetcdctl suite cetcdctl-auth.sh bash "$HERE/../integration/auth.sh" "$BIN_DIR"
 else
   echo "### cetcdctl.sh: skipped (no $BIN_DIR/cetcdctl)"
 fi
