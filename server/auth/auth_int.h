@@ -18,6 +18,7 @@ struct auth_token {
     char *token;
     char *user;
     uint64_t expire_ms;
+    struct auth_token *next;      /* hash chain */
 };
 
 struct auth {
@@ -32,9 +33,9 @@ struct auth {
     size_t nusers;
     Authpb__Role **roles;
     size_t nroles;
-    /* Simple tokens (auth_token.c). */
-    struct auth_token *tokens;
-    size_t ntokens, captokens;
+    /* Simple tokens (auth_token.c): chained hash table, nbuckets a power of two (or 0). */
+    struct auth_token **tbuckets;
+    size_t nbuckets, ntokens, sweep_at;
 };
 
 /* auth_check.c: brings the copy up to date with m. 0 or CE_*. */

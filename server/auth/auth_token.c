@@ -3,7 +3,10 @@
  *
  * Simple tokens (etcd's --auth-token simple): "<16 random letters>.<Raft index>", assigned
  * on every member when the Authenticate entry is applied; each lives ttl after its last use.
- * The table is a small array searched linearly, expired entries dropped as they are met.
+ * They sit in a chained hash table (FNV-1a of the token, power-of-two buckets, doubled once
+ * tokens outnumber buckets), so a request's lookup costs one short chain however many
+ * clients hold tokens. Expired tokens go when a lookup meets them, and a few chains are swept
+ * round robin at each new token, so tokens never presented again do not pile up.
  *
  * Password hash string: "$pbkdf2-sha256$<iterations>$<32 hex: 16-byte salt>$<64 hex: 32-byte
  * PBKDF2-HMAC-SHA256>". Verification recomputes with the stored salt and iterations and
@@ -19,18 +22,84 @@
 
 #include "auth_int.h"
 #include "err.h"
+#include "fnv1a.h"
 
 #define PBKDF2_ITER 100000
+#define TOKEN_BUCKETS_MIN 16
+#define TOKEN_SWEEP_PER_ASSIGN 4
 #define SALT_LEN 16
 #define HASH_LEN 32
 
 /* ---- tokens ------------------------------------------------------------------------------------ */
 
-static void token_drop(auth *a, size_t i)
+static size_t bucket_of(const auth *a, const char *token)
 {
-    free(a->tokens[i].token);
-    free(a->tokens[i].user);
-    a->tokens[i] = a->tokens[--a->ntokens];
+    return (size_t)fnv1a64(token, strlen(token)) & (a->nbuckets - 1);
+}
+
+static void token_free(struct auth_token *t)
+{
+    free(t->token);
+    free(t->user);
+    free(t);
+}
+
+/* Unlinks and frees *link's token; *link then names the next one. */
+static void token_unlink(auth *a, struct auth_token **link)
+{
+    struct auth_token *t = *link;
+
+    *link = t->next;
+    token_free(t);
+    a->ntokens--;
+}
+
+/* Drops the expired tokens of one chain. */
+static void sweep_bucket(auth *a, size_t b, uint64_t now_ms)
+{
+    struct auth_token **link = &a->tbuckets[b];
+
+    while (*link) {
+        if ((*link)->expire_ms <= now_ms)
+            token_unlink(a, link);
+        else
+            link = &(*link)->next;
+    }
+}
+
+/* A few chains per new token, round robin: tokens nobody presents again still go, and the
+ * table stays proportional to the live tokens without a timer. */
+static void sweep_some(auth *a, uint64_t now_ms)
+{
+    for (int i = 0; i < TOKEN_SWEEP_PER_ASSIGN && a->nbuckets; i++) {
+        sweep_bucket(a, a->sweep_at, now_ms);
+        a->sweep_at = (a->sweep_at + 1) & (a->nbuckets - 1);
+    }
+}
+
+/* Doubles the table (or makes the first) once tokens outnumber chains. */
+static int grow(auth *a)
+{
+    size_t n = a->nbuckets ? a->nbuckets * 2 : TOKEN_BUCKETS_MIN;
+    struct auth_token **nb = calloc(n, sizeof(*nb)), **old = a->tbuckets;
+    size_t oldn = a->nbuckets;
+
+    if (!nb)
+        return CE_NOMEM;
+    a->tbuckets = nb;
+    a->nbuckets = n;
+    a->sweep_at = 0;
+    for (size_t i = 0; i < oldn; i++) {
+        while (old[i]) {
+            struct auth_token *t = old[i];
+            size_t b = bucket_of(a, t->token);
+            old[i] = t->next;
+            t->next = nb[b];
+            nb[b] = t;
+        }
+    }
+    free(old);
+    return 0;
 }
 
 int auth__token_assign(auth *a, const char *prefix, uint64_t index, const char *user,
@@ -38,40 +107,42 @@ int auth__token_assign(auth *a, const char *prefix, uint64_t index, const char *
 {
     char buf[64];
     struct auth_token *t;
+    size_t b;
 
     if (!prefix || !*prefix || strlen(prefix) > 32)
         return CE_INVAL;
     snprintf(buf, sizeof(buf), "%s.%llu", prefix, (unsigned long long)index);
-    if (a->ntokens == a->captokens) {
-        size_t cap = a->captokens ? a->captokens * 2 : 16;
-        struct auth_token *v = realloc(a->tokens, cap * sizeof(*v));
-        if (!v)
-            return CE_NOMEM;
-        a->tokens = v;
-        a->captokens = cap;
-    }
+    sweep_some(a, now_ms);
+    if (a->ntokens >= a->nbuckets && grow(a))
+        return CE_NOMEM;
+    t = calloc(1, sizeof(*t));
     *token = strdup(buf);
-    t = &a->tokens[a->ntokens];
-    t->token = strdup(buf);
-    t->user = strdup(user);
-    t->expire_ms = now_ms + a->ttl_ms;
-    if (!*token || !t->token || !t->user) {
+    if (!t || !*token || !(t->token = strdup(buf)) || !(t->user = strdup(user))) {
         free(*token);
-        free(t->token);
-        free(t->user);
         *token = 0;
+        if (t)
+            token_free(t);
         return CE_NOMEM;
     }
+    t->expire_ms = now_ms + a->ttl_ms;
+    b = bucket_of(a, buf);
+    t->next = a->tbuckets[b];
+    a->tbuckets[b] = t;
     a->ntokens++;
     return 0;
 }
 
 int auth_token_user(auth *a, const char *token, uint64_t now_ms, const char **user)
 {
-    for (size_t i = 0; i < a->ntokens;) {
-        struct auth_token *t = &a->tokens[i];
+    struct auth_token **link;
+
+    if (!a->nbuckets)
+        return CE_INVALID_TOKEN;
+    link = &a->tbuckets[bucket_of(a, token)];
+    while (*link) {
+        struct auth_token *t = *link;
         if (t->expire_ms <= now_ms) {
-            token_drop(a, i);
+            token_unlink(a, link);
             continue;
         }
         if (!strcmp(t->token, token)) {
@@ -79,27 +150,30 @@ int auth_token_user(auth *a, const char *token, uint64_t now_ms, const char **us
             *user = t->user;
             return 0;
         }
-        i++;
+        link = &t->next;
     }
     return CE_INVALID_TOKEN;
 }
 
 void auth__tokens_drop_user(auth *a, const char *user)
 {
-    for (size_t i = 0; i < a->ntokens;) {
-        if (!user || !strcmp(a->tokens[i].user, user))
-            token_drop(a, i);
-        else
-            i++;
+    for (size_t b = 0; b < a->nbuckets; b++) {
+        struct auth_token **link = &a->tbuckets[b];
+        while (*link) {
+            if (!user || !strcmp((*link)->user, user))
+                token_unlink(a, link);
+            else
+                link = &(*link)->next;
+        }
     }
 }
 
 void auth__tokens_free(auth *a)
 {
     auth__tokens_drop_user(a, 0);
-    free(a->tokens);
-    a->tokens = 0;
-    a->captokens = 0;
+    free(a->tbuckets);
+    a->tbuckets = 0;
+    a->nbuckets = 0;
 }
 
 int auth_token_prefix(char buf[17])

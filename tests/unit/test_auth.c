@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "server/auth/auth.h"
+#include "server/auth/auth_int.h"
 #include "server/auth/pwjob.h"
 #include "err.h"
 #include "evloop.h"
@@ -347,6 +348,46 @@ static void test_tokens(void **state)
     assert_int_equal(auth_token_user(f->a, token, now, &user), CE_INVALID_TOKEN);
 }
 
+/* Many clients' tokens: each resolves to its user in the hash table; a user's tokens go with
+ * it; tokens nobody presents again are swept out as new ones are assigned. */
+static void test_token_table(void **state)
+{
+    enum { N = 3000, TTL_MS = 300000 };
+    struct fx *f = *state;
+    char prefix[17], user[16], *tok, **toks = calloc(N, sizeof(*toks));
+    const char *got;
+    uint64_t now = 1000;
+
+    assert_non_null(toks);
+    for (int i = 0; i < N; i++) {
+        snprintf(prefix, sizeof(prefix), "p%015d", i);
+        snprintf(user, sizeof(user), "u%d", i % 10);
+        assert_int_equal(auth__token_assign(f->a, prefix, (uint64_t)i + 1, user, now, &toks[i]), 0);
+    }
+    assert_int_equal(f->a->ntokens, N);
+    assert_true(f->a->nbuckets >= N);
+    for (int i = 0; i < N; i++) {
+        snprintf(user, sizeof(user), "u%d", i % 10);
+        assert_int_equal(auth_token_user(f->a, toks[i], now, &got), 0);
+        assert_string_equal(got, user);
+    }
+    auth__tokens_drop_user(f->a, "u7");
+    assert_int_equal(f->a->ntokens, N - N / 10);
+    assert_int_equal(auth_token_user(f->a, toks[7], now, &got), CE_INVALID_TOKEN);
+    assert_int_equal(auth_token_user(f->a, toks[8], now, &got), 0);
+    /* a TTL later, N new tokens sweep 4 chains each: every old one is gone */
+    now += TTL_MS + 1;
+    for (int i = 0; i < N; i++) {
+        snprintf(prefix, sizeof(prefix), "q%015d", i);
+        assert_int_equal(auth__token_assign(f->a, prefix, (uint64_t)i + 1, "new", now, &tok), 0);
+        free(tok);
+    }
+    assert_int_equal(f->a->ntokens, N);
+    for (int i = 0; i < N; i++)
+        free(toks[i]);
+    free(toks);
+}
+
 static void test_password_hash(void **state)
 {
     char *h1, *h2;
@@ -421,6 +462,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_txn_checks_every_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_at_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persists_and_survives_disable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test(test_password_hash),
         cmocka_unit_test(test_pwjob),
