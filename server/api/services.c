@@ -562,15 +562,33 @@ static rpc_server_config server_config(services *s, const config *cfg, const con
     return c;
 }
 
+/* TLS of the client port (H8): rc_cfg->tls points into *tls (freed after rpc_server_new). */
+static int client_tls(const config *cfg, rpc_server_config *rc_cfg, tls_setup *tls, bool *use)
+{
+    int rc = tls_setup_from_config(&cfg->client_tls, cfg->data_dir, "client",
+                                   (const char *const *)cfg->listen_client_urls.list,
+                                   cfg->listen_client_urls.n, tls, use);
+
+    rc_cfg->tls = rc || !*use ? NULL : &tls->files;
+    return rc;
+}
+
+/* --listen-metrics-urls: /metrics and /health; https:// ones with the client port's
+ * certificate and client-certificate rule, as etcd. */
 static int metrics_listen(services *s, evloop *loop, const config *cfg)
 {
     rpc_server_config mc;
+    tls_setup tls;
+    bool use_tls;
     int rc;
 
     if (!cfg->listen_metrics_urls.n)
         return 0;
     mc = server_config(s, cfg, &cfg->listen_metrics_urls, no_methods);
+    if ((rc = client_tls(cfg, &mc, &tls, &use_tls)))
+        return rc;
     rc = rpc_server_new(loop, &mc, &s->metrics_rpc);
+    tls_setup_fini(&tls);
     if (rc)
         log_error("services: cannot listen on %s: %s", cfg->listen_metrics_urls.list[0], ce_strerror(rc));
     return rc;
@@ -597,17 +615,6 @@ static int http_get(void *ctx, const char *path, rpc_http_reply *r)
     if (!strcmp(path, "/metrics"))
         return metrics(s, r);
     return 0;
-}
-
-/* TLS of the client port (H8): rc_cfg->tls points into *tls (freed after rpc_server_new). */
-static int client_tls(const config *cfg, rpc_server_config *rc_cfg, tls_setup *tls, bool *use)
-{
-    int rc = tls_setup_from_config(&cfg->client_tls, cfg->data_dir, "client",
-                                   (const char *const *)cfg->listen_client_urls.list,
-                                   cfg->listen_client_urls.n, tls, use);
-
-    rc_cfg->tls = rc || !*use ? NULL : &tls->files;
-    return rc;
 }
 
 int services_new(evloop *loop, node *n, const config *cfg, services **out)

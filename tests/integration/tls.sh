@@ -8,6 +8,8 @@
 #   One member, https:// client URL, --cert-file/--key-file/--trusted-ca-file/--client-cert-auth:
 #   1. etcdctl --cacert --cert --key: put, then get returns the value;
 #   2. the JSON gateway over https (curl with the client certificate) reads it back, /health ok;
+#      an https:// --listen-metrics-urls serves /metrics with the same certificate and asks
+#      for a client certificate too;
 #   3. python3-etcd3 (ca_cert, cert_key, cert_cert): put and get; an etcdctl watch (a gRPC
 #      stream) and a 1.2 MB value (etcdctl put/get, gateway range) over TLS; the gateway's
 #      WebSocket watch over wss:// with a client certificate gets a small and a 300 kB event;
@@ -85,10 +87,10 @@ refused() {
   fi
 }
 
-alloc_ports CP PP
+alloc_ports CP PP MP
 EP=https://127.0.0.1:$CP
 start_tls m1 "$T_DIR/m1" "$CP" "$PP" --cert-file "$CA/server.pem" --key-file "$CA/server-key.pem" \
-  --trusted-ca-file "$CA/ca.pem" --client-cert-auth
+  --trusted-ca-file "$CA/ca.pem" --client-cert-auth --listen-metrics-urls "https://127.0.0.1:$MP"
 LOG1=$T_LAST_LOG
 if ! wait_tls_ready "$EP" "${CURL_GOOD[@]}"; then
   t_fail "TLS member becomes healthy" "$(tail -20 "$LOG1")"
@@ -108,6 +110,13 @@ if grep -q '"value":"djE="' <<<"$out"; then t_ok "gateway over https: range"; el
 out=$(curl -s -m 5 "${CURL_GOOD[@]}" "$EP/health" 2>&1)
 if grep -q '"health": *"true"' <<<"$out"; then t_ok "gateway over https: /health"; else
   t_fail "gateway over https: /health" "$out"; fi
+# 2b. an https:// metrics URL serves with the client port's certificate and rule
+out=$(curl -s -m 5 "${CURL_GOOD[@]}" "https://127.0.0.1:$MP/metrics" 2>&1)
+if grep -q '^etcd_server_has_leader 1' <<<"$out"; then t_ok "https metrics URL: /metrics"; else
+  t_fail "https metrics URL: /metrics" "$(head -c 300 <<<"$out")"; fi
+if curl -s -m 5 --cacert "$CA/ca.pem" "https://127.0.0.1:$MP/metrics" 2>&1 | grep -q etcd_server; then
+  t_fail "https metrics URL: no client certificate, no metrics"
+else t_ok "https metrics URL: no client certificate, no metrics"; fi
 
 # 3. python3-etcd3 with a client certificate
 out=$(run_bounded 20 "$PY" - "$CP" "$CA" 2>&1 <<'EOF'
