@@ -11,6 +11,9 @@
 #      the fsync and (cetcd; etcd 3.4 probes every 30 s only) peer round-trip p99s are
 #      evaluable, and no alert fires; exactly one
 #      member has etcd_server_is_leader 1;
+#   3b. the Grafana dashboard shipped with the chart and manifests/monitoring
+#      (charts/cetcd-operator/dashboards/cetcd.json) queries only metric families, and labels,
+#      that these scrapes have (metrics_check.py --dashboard): it cannot drift from the server;
 #   4. the counters moved with the load: on c1, grpc_server_handled_total{Put,OK} and
 #      grpc_server_started_total{Put} grew by 20, the client gRPC byte counters grew (>= 16
 #      bytes a put request), etcd_mvcc_put_total by >= 20 on every member;
@@ -82,6 +85,17 @@ if [ "$nfail" -eq 0 ] && [ "$npass" -gt 0 ]; then
   t_ok "metrics_check.py: $npass checks of names, types, labels and alert rules"
 else
   t_fail "metrics_check.py: $nfail of $((npass + nfail)) checks failed" "$(grep -A3 '^not ok' "$T_DIR/check.out" | head -40)"
+fi
+
+# 3b. the dashboard's queries name what the members export
+DASHBOARD=$HERE/../../charts/cetcd-operator/dashboards/cetcd.json
+"$PY" "$HERE/metrics_check.py" --dashboard "$DASHBOARD" "$T_DIR/after" >"$T_DIR/dash.out" 2>&1
+nfail=$(grep -c '^not ok' "$T_DIR/dash.out")
+npass=$(grep -c '^ok' "$T_DIR/dash.out")
+if [ "$nfail" -eq 0 ] && [ "$npass" -gt 10 ]; then
+  t_ok "metrics_check.py --dashboard: the $npass queries' metrics and labels are in the scrapes"
+else
+  t_fail "metrics_check.py --dashboard: $nfail of $((npass + nfail)) checks failed" "$(grep -A3 '^not ok' "$T_DIR/dash.out" | head -40)"
 fi
 
 # 4. counters moved with the load
