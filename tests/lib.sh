@@ -134,11 +134,12 @@ stop_member() {
   return 0
 }
 
-# stop_all: ends every recorded PID (TERM, then KILL after 5 s).
+# stop_all: ends every recorded PID (TERM, then KILL after 5 s); a process a test stopped
+# (SIGSTOP) is continued so that it sees the TERM.
 stop_all() {
   local pid
   for pid in "${T_PIDS[@]}"; do
-    pid_alive "$pid" && kill -TERM "$pid" 2>/dev/null
+    pid_alive "$pid" && kill -TERM "$pid" 2>/dev/null && kill -CONT "$pid" 2>/dev/null
   done
   for pid in "${T_PIDS[@]}"; do
     pid_alive "$pid" && stop_member "$pid" TERM 5

@@ -87,15 +87,26 @@ int rpc_finish(rpc_call *c, int err);
 /* Same, with a message other than ce_strerror(err) (e.g. one naming a bad field). */
 int rpc_finish_msg(rpc_call *c, int err, const char *message);
 
-/* Plain HTTP GET endpoints (/version, /health, /metrics, ...). The handler fills a malloc'd
- * body; the transport frees it. Returns the HTTP status, or 0 for "no such path" (404). */
+/* Plain HTTP GET endpoints (/version, /health, /metrics, ...). The handler either answers at
+ * once: fills reply (a malloc'd body the transport frees) and returns the HTTP status; or
+ * returns 0 for "no such path" (404); or returns RPC_HTTP_LATER and answers afterwards, from
+ * the loop's thread, with exactly one rpc_http_answer(c, ...), unless the call ends first (the
+ * client went away, the server stops): then cfg.http_close(c) runs once instead and c is dead
+ * after it returns. A deferred call may keep its state with rpc_call_set_data. c is NULL when
+ * the transport only asks whether path exists (another method on it is answered 405): the
+ * handler then returns nonzero for a path it serves and does nothing else. */
 typedef struct rpc_http_reply {
     int status;
     const char *content_type;
     char *body;
     size_t len;
 } rpc_http_reply;
-typedef int (*rpc_http_get_fn)(void *ctx, const char *path, rpc_http_reply *reply);
+#define RPC_HTTP_LATER (-1)
+typedef int (*rpc_http_get_fn)(void *ctx, rpc_call *c, const char *path, rpc_http_reply *reply);
+typedef void (*rpc_http_close_fn)(rpc_call *c);
+/* The answer to a GET deferred with RPC_HTTP_LATER (status, type and body as above; the body is
+ * taken in every case). 0, or CE_STOPPED when the call cannot be answered any more. */
+int rpc_http_answer(rpc_call *c, rpc_http_reply *reply);
 
 /* The transport. */
 typedef struct rpc_server rpc_server;
@@ -109,6 +120,9 @@ typedef struct rpc_server_config {
     /* TLS for the https:// listeners (http:// ones stay plaintext, as etcd): NULL = no TLS
      * configured, then an https:// URL is a configuration error (CE_INVAL). */
     const struct tls_files *tls;
+    /* Called for a deferred GET that ends unanswered (see rpc_http_get_fn); may be NULL when
+     * http_get never defers. */
+    rpc_http_close_fn http_close;
 } rpc_server_config;
 
 #include "evloop.h"

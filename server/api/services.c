@@ -517,16 +517,96 @@ static int set_body(rpc_http_reply *r, int status, const char *type, const char 
 }
 
 
-/* etcd 3.4's /health: false (503) while any alarm is active or no leader is known.
- * TODO(H10): etcd also waits for a linearizable read (1 s timeout); needs an async GET. */
-static int health(services *s, const node_status *st, rpc_http_reply *r)
+/* ---- /health ----
+ * etcd 3.4's answer: {"health":"false"} (503) while an alarm is active or no leader is known;
+ * otherwise a quorum read (etcd 3.4 proposes a v2 QGET; here a ReadIndex barrier, as etcd 3.5's
+ * Range) must complete within HEALTH_TIMEOUT_MS (etcd's 1 s), else false. The true answer is
+ * 200 {"health":"true"}, the false one 503 {"health":"false"}\n (Go's http.Error adds the
+ * newline), both text/plain as etcd's. Every answer counts in etcd_server_health_success or
+ * _failures; a check whose client went away before the answer counts in neither. */
+#define HEALTH_TIMEOUT_MS 1000
+
+/* A /health call waiting for its read barrier (the call's data). */
+struct health_wait {
+    services *s;
+    rpc_call *call;
+    uint64_t handle;
+    ev_timer timer;
+};
+
+static int health_answer(services *s, bool ok, rpc_http_reply *r)
 {
-    if (st->leader && !st->nalarms) {
+    if (ok)
         s->health_ok++;
-        return set_body(r, 200, "application/json", "{\"health\":\"true\"}");
+    else
+        s->health_failed++;
+    return ok ? set_body(r, 200, "text/plain; charset=utf-8", "{\"health\":\"true\"}")
+              : set_body(r, 503, "text/plain; charset=utf-8", "{\"health\":\"false\"}\n");
+}
+
+static void health_wait_free(struct health_wait *w)
+{
+    evloop_timer_stop(w->s->loop, &w->timer);
+    rpc_call_set_data(w->call, NULL);
+    free(w);
+}
+
+static void health_end(struct health_wait *w, bool ok)
+{
+    rpc_http_reply r = {0};
+    rpc_call *c = w->call;
+    services *s = w->s;
+
+    health_wait_free(w);
+    health_answer(s, ok, &r);
+    rpc_http_answer(c, &r);
+}
+
+static void health_read_done(void *ctx, int err)
+{
+    health_end(ctx, err == 0);
+}
+
+static void health_timeout(evloop *l, ev_timer *t)
+{
+    struct health_wait *w = t->data;
+
+    (void)l;
+    node_cancel(w->s->node, w->handle);
+    health_end(w, false);
+}
+
+/* http_close: the client of a waiting /health went away (or the server stops). */
+static void health_close(rpc_call *c)
+{
+    struct health_wait *w = rpc_call_data(c);
+
+    if (!w)
+        return;
+    node_cancel(w->s->node, w->handle);
+    health_wait_free(w);
+}
+
+static int health(services *s, rpc_call *c, rpc_http_reply *r)
+{
+    struct health_wait *w;
+    node_status st;
+
+    node_get_status(s->node, &st);
+    if (!st.leader || st.nalarms)
+        return health_answer(s, false, r);
+    w = calloc(1, sizeof(*w));
+    if (!w)
+        return health_answer(s, false, r);
+    w->s = s;
+    w->call = c;
+    if (node_read_index(s->node, health_read_done, w, &w->handle)) {
+        free(w);
+        return health_answer(s, false, r);
     }
-    s->health_failed++;
-    return set_body(r, 503, "application/json", "{\"health\":\"false\"}");
+    rpc_call_set_data(c, w);
+    evloop_timer_start(s->loop, &w->timer, HEALTH_TIMEOUT_MS, 0, health_timeout, w);
+    return RPC_HTTP_LATER;
 }
 
 static int metrics(services *s, rpc_http_reply *r)
@@ -542,7 +622,7 @@ static int metrics(services *s, rpc_http_reply *r)
     return 200;
 }
 
-static int http_get(void *ctx, const char *path, rpc_http_reply *r);
+static int http_get(void *ctx, rpc_call *c, const char *path, rpc_http_reply *r);
 
 /* The --listen-metrics-urls listener: plain HTTP GETs only, no service methods. */
 static const rpc_method no_methods[] = {{0, 0, 0, 0, false, false, 0, 0}};
@@ -558,6 +638,7 @@ static rpc_server_config server_config(services *s, const config *cfg, const con
     c.methods = m;
     c.ctx = s;
     c.http_get = http_get;
+    c.http_close = health_close;
     c.max_request_bytes = (uint32_t)cfg->max_request_bytes;
     return c;
 }
@@ -594,23 +675,32 @@ static int metrics_listen(services *s, evloop *loop, const config *cfg)
     return rc;
 }
 
-static int http_get(void *ctx, const char *path, rpc_http_reply *r)
+/* The GET paths: /version, /health, /readyz and /livez (cetcd's: ready = a leader is known;
+ * live = the loop answers), /metrics. c NULL: only whether the path exists. */
+static int http_get(void *ctx, rpc_call *c, const char *path, rpc_http_reply *r)
 {
+    static const char *const paths[] = {"/version", "/health", "/readyz", "/livez", "/metrics"};
     services *s = ctx;
     node_status st;
 
+    if (!c) {
+        for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+            if (!strcmp(path, paths[i]))
+                return 200;
+        return 0;
+    }
     if (!strcmp(path, "/version"))
         return set_body(r, 200, "application/json",
                         "{\"etcdserver\":\"" CETCD_ETCD_API_VERSION "\",\"etcdcluster\":\""
                         CETCD_ETCD_CLUSTER_VERSION "\",\"cetcd\":\"" CETCD_VERSION "\"}");
-    if (!strcmp(path, "/health") || !strcmp(path, "/readyz") || !strcmp(path, "/livez")) {
+    if (!strcmp(path, "/health"))
+        return health(s, c, r);
+    if (!strcmp(path, "/livez"))
+        return set_body(r, 200, "text/plain", "ok");
+    if (!strcmp(path, "/readyz")) {
         node_get_status(s->node, &st);
-        if (!strcmp(path, "/livez"))
-            return set_body(r, 200, "text/plain", "ok");
-        if (!strcmp(path, "/readyz"))
-            return st.leader ? set_body(r, 200, "text/plain", "ok")
-                             : set_body(r, 503, "text/plain", "[-]leader failed: etcdserver: no leader\n");
-        return health(s, &st, r);
+        return st.leader ? set_body(r, 200, "text/plain", "ok")
+                         : set_body(r, 503, "text/plain", "[-]leader failed: etcdserver: no leader\n");
     }
     if (!strcmp(path, "/metrics"))
         return metrics(s, r);

@@ -284,6 +284,10 @@ void call_release(rpc_call *c)
         c->finished = true;
         if (c->m && c->m->on_close)
             c->m->on_close(c);
+        if (c->get_pending && conn->srv->cfg.http_close) {
+            c->get_pending = false;
+            conn->srv->cfg.http_close(c);
+        }
     }
     writable_unlink(c);
     if (c->prev)

@@ -20,7 +20,9 @@
  *   A message larger than max_request_bytes + 512 KiB: 429, code 8, grpc-go's text.
  *   Other /v3/ paths: 404 "Not Found\n"; another method on a gateway path: 405.
  *   GET (and HEAD) of other paths go to cfg->http_get; 0 from it -> 404 "404 page not found\n";
- *   another method on a path it serves: 405.
+ *   another method on a path it serves: 405. A handler may defer its answer (RPC_HTTP_LATER,
+ *   then rpc_http_answer): the call stays unanswered in its place on the connection's list,
+ *   so pipelined requests behind it still answer in order.
  *   A WebSocket upgrade on a gateway path goes to transport_ws.c (checked there, then handed
  *   to libwebsockets); Upgrade headers on other paths are ignored, as etcd ignores them.
  *
@@ -399,20 +401,48 @@ static void gateway_call(rpc_call *c, const rpc_method *m, const char *body, siz
     call_recv_end(c);
 }
 
+/* The answer of a GET route: its body, or none for a HEAD. */
+static void get_reply(rpc_call *c, rpc_http_reply *r)
+{
+    reply(c, r->status, r->content_type ? r->content_type : "text/plain; charset=utf-8", r->body,
+          c->get_head ? 0 : r->len);
+    free(r->body);
+    r->body = NULL;
+}
+
 static void get_route(rpc_call *c, const char *path, bool head)
 {
     const rpc_server_config *cfg = conn_config(c->conn);
     rpc_http_reply r = {0};
-    int status = cfg->http_get ? cfg->http_get(cfg->ctx, path, &r) : 0;
+    int status;
 
+    c->get_head = head;
+    c->get_pending = true;   /* before the handler runs: it may answer or defer */
+    status = cfg->http_get ? cfg->http_get(cfg->ctx, c, path, &r) : 0;
+    if (status == RPC_HTTP_LATER)
+        return;
+    c->get_pending = false;
     if (status == 0) {
         free(r.body);
         reply_text(c, 404, "404 page not found\n");
         return;
     }
-    reply(c, status, r.content_type ? r.content_type : "text/plain; charset=utf-8",
-          r.body, head ? 0 : r.len);
-    free(r.body);
+    r.status = status;
+    get_reply(c, &r);
+}
+
+int rpc_http_answer(rpc_call *c, rpc_http_reply *r)
+{
+    if (!c->get_pending || c->conn->dead) {
+        c->get_pending = false;
+        free(r->body);
+        r->body = NULL;
+        return CE_STOPPED;
+    }
+    c->get_pending = false;
+    get_reply(c, r);
+    conn_mark_dirty(c->conn);
+    return 0;
 }
 
 /* Whether a GET route serves path (to answer another method with 405, as Go's mux does). */
@@ -420,7 +450,7 @@ static bool get_exists(rpc_call *c, const char *path)
 {
     const rpc_server_config *cfg = conn_config(c->conn);
     rpc_http_reply r = {0};
-    int status = cfg->http_get ? cfg->http_get(cfg->ctx, path, &r) : 0;
+    int status = cfg->http_get ? cfg->http_get(cfg->ctx, NULL, path, &r) : 0;
 
     free(r.body);
     return status != 0;

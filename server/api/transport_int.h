@@ -125,6 +125,8 @@ struct rpc_call {
     bool done;                     /* response complete */
     bool keep_alive;
     uint64_t content_length;
+    bool get_pending;              /* a GET the handler deferred (RPC_HTTP_LATER), unanswered */
+    bool get_head;                 /* that GET is a HEAD: its answer goes without the body */
 };
 
 /* transport.c */

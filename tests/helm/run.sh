@@ -4,7 +4,8 @@
 #   1. renderer   tests/helm/test_render.py: every construct of the template subset, with Go
 #                 text/template / Sprig / Helm semantics, and the refusals of everything else;
 #   2. chart      tests/helm/check_chart.py: CRD byte-identical to manifests/crd (else the cp
-#                 to run), RBAC rules equal to manifests/rbac, renders with defaults, with
+#                 to run), RBAC rules equal to manifests/rbac, manifests/monitoring generated
+#                 from the chart, the Grafana dashboard's model, renders with defaults, with
 #                 tests/helm/values-full.yaml (every value) and --set variants, each document
 #                 checked for its kind, every value reaching its object, goldens;
 #      helm       when a `helm` binary is installed: `helm template` prints exactly what
@@ -22,7 +23,8 @@
 #                 one holds the Lease; the chart's own EtcdCluster (helm-full-clusters) comes
 #                 up Running with 3 voters; an EtcdCluster in another namespace is left alone
 #                 (watchNamespace); the metrics Service serves the operator's /metrics; the
-#                 ServiceMonitor, PodMonitor, PrometheusRule and the namespaced Role exist;
+#                 ServiceMonitor, PodMonitor, PrometheusRule, the Grafana dashboard ConfigMap
+#                 and the namespaced Role exist;
 #                 uninstall as helm does (every rendered object, the cluster with them):
 #                 the cluster's StatefulSet and pods and the operator are gone.
 #                 kube-lite enforces no RBAC: the roles' rules are checked in stage 2 against
@@ -314,6 +316,8 @@ stage_full() {
   waitc "the metrics Service (port 9090) serves the operator's /metrics (8081)" 30 "metrics" metrics_served
   t_check "ServiceMonitor, PodMonitor and PrometheusRule created" \
     kc -n $ns get servicemonitor/cetcd-op-full podmonitor/cetcd-op-full-etcd prometheusrule/cetcd-op-full
+  t_check "the Grafana dashboard ConfigMap in $cns (grafanaDashboard.namespace), label grafana_dashboard=1" \
+    sh -c "'$KUBECTL' --kubeconfig '$KCFG' -n $cns get configmap -l grafana_dashboard=1 -o name | grep -qx configmap/cetcd-op-full-dashboard"
   t_check "RBAC is namespaced: Role and RoleBinding in $cns, no ClusterRole" sh -c "
     '$KUBECTL' --kubeconfig '$KCFG' -n $cns get role/cetcd-op-full rolebinding/cetcd-op-full >/dev/null &&
     ! '$KUBECTL' --kubeconfig '$KCFG' get clusterrole cetcd-op-full 2>/dev/null"

@@ -123,7 +123,9 @@ def test_fields_and_missing():
     out(".Template.Name", "{{ .Template.Name }}", "test/templates/t.yaml")
     err("a map field given arguments", '{{ .Values.a "x" }}', "a is not a method but has arguments", values=v)
     out("chain on a parenthesized pipeline", '{{ (dict "k" "v").k }}', "v")
-    err(".Files is refused", '{{ .Files.Get "x" }}', ".Files.Get", "outside the subset", LOC + "1")
+    err(".Files methods other than Get are refused", '{{ .Files.Glob "x" }}', ".Files.Glob", "outside the subset", LOC + "1")
+    err(".Files.Get with two arguments is an error", '{{ .Files.Get "a" "b" }}', "wrong number of args for Get: want 1 got 2")
+    err(".Files.Get of a number is a type error", '{{ .Files.Get 1 }}', "expected string; found 1")
     err(".Capabilities is refused", "{{ .Capabilities.KubeVersion }}", "outside the subset")
     err("chartutil.Values methods are refused", "{{ .Values.AsMap }}", "outside the subset")
     err("printing a map is refused", "{{ .Values.a }}", "printing a map", "use toYaml", values=v)
@@ -357,6 +359,50 @@ def test_chart_output():
         shutil.rmtree(d)
 
 
+def test_files():
+    d = tempfile.mkdtemp(prefix="helm-render-test.")
+    try:
+        p = os.path.join(d, "x.json")
+        with open(p, "w") as f:
+            f.write('{"a": 1}\n')
+        files = {"dash/x.json": p}
+        out(".Files.Get reads a chart file", '{{ .Files.Get "dash/x.json" }}', '{"a": 1}\n', files=files)
+        out(".Files.Get of a path from values, piped on", '{{ .Files.Get .Values.f | trim | nindent 2 }}',
+            '\n  {"a": 1}', {"f": "dash/x.json"}, files=files)
+        out(".Files.Get as the last command of a pipeline", '{{ "dash/x.json" | .Files.Get | trim }}', '{"a": 1}',
+            files=files)
+        out(".Files.Get of a missing path is empty (Helm's)", '[{{ .Files.Get "nope.json" }}]', "[]", files=files)
+        out("if .Files: a map's truth (the chart has files)", "{{ if .Files }}y{{ end }}", "y",
+            files=files)
+    finally:
+        shutil.rmtree(d)
+    chart = {
+        "Chart.yaml": "apiVersion: v2\nname: c\nversion: 0.2.0\n",
+        "values.yaml": "a: 1\n",
+        "files/d.json": '{"k": "v"}\n',
+        "templates/cm.yaml": ("kind: ConfigMap\nmetadata: {name: m}\ndata:\n  d.json: |-\n"
+                              '    {{- .Files.Get "files/d.json" | trim | nindent 4 }}\n'
+                              '  tpl: "{{ .Files.Get "templates/cm.yaml" | len }}"\n'
+                              '  values: "{{ .Files.Get "values.yaml" | len }}"\n'),
+    }
+    d = write_chart(chart)
+    try:
+        got = hr.render_chart(os.path.join(d, "c"))
+        want = ("---\n# Source: c/templates/cm.yaml\nkind: ConfigMap\nmetadata: {name: m}\ndata:\n"
+                '  d.json: |-\n    {"k": "v"}\n  tpl: "0"\n  values: "0"\n')
+        report("chart: .Files.Get reads files/, not templates/ nor values.yaml (Helm's loader)", got == want,
+               "want:\n%s\ngot:\n%s" % (want, got))
+        with open(os.path.join(d, "c", ".helmignore"), "w") as f:
+            f.write("*.tmp\n")
+        try:
+            hr.render_chart(os.path.join(d, "c"))
+            report("a chart with .helmignore is refused", False, "no error")
+        except hr.RenderError as e:
+            report("a chart with .helmignore is refused", "outside the subset" in str(e), str(e))
+    finally:
+        shutil.rmtree(d)
+
+
 def test_go_float():
     cases = [(3.0, "3"), (100000.0, "100000"), (1e6, "1e+06"), (123456789.0, "1.23456789e+08"),
              (0.0001, "0.0001"), (0.00001, "1e-05"), (-2.5, "-2.5"), (1.5e300, "1.5e+300"), (0.0, "0")]
@@ -366,7 +412,7 @@ def test_go_float():
 
 for t in [test_text_and_trim, test_control, test_define_include_template, test_variables,
           test_fields_and_missing, test_truth, test_numbers, test_pipelines, test_functions,
-          test_to_yaml, test_refusals, test_values, test_chart_output, test_go_float]:
+          test_to_yaml, test_refusals, test_values, test_chart_output, test_files, test_go_float]:
     t()
 
 finish()

@@ -11,9 +11,18 @@
 #      the fsync and (cetcd; etcd 3.4 probes every 30 s only) peer round-trip p99s are
 #      evaluable, and no alert fires; exactly one
 #      member has etcd_server_is_leader 1;
+#   3b. the Grafana dashboard shipped with the chart and manifests/monitoring
+#      (charts/cetcd-operator/dashboards/cetcd.json) queries only metric families, and labels,
+#      that these scrapes have (metrics_check.py --dashboard): it cannot drift from the server;
 #   4. the counters moved with the load: on c1, grpc_server_handled_total{Put,OK} and
 #      grpc_server_started_total{Put} grew by 20, the client gRPC byte counters grew (>= 16
-#      bytes a put request), etcd_mvcc_put_total by >= 20 on every member.
+#      bytes a put request), etcd_mvcc_put_total by >= 20 on every member;
+#   5. /health is a quorum read (etcd 3.4: a QGET through Raft with a 1 s timeout): on a healthy
+#      cluster every member answers 200 {"health":"true"} (text/plain) and c1's
+#      etcd_server_health_success grows by one per answer; with c2 and c3 stopped (SIGSTOP),
+#      c1 answers 503 {"health":"false"}\n within HEALTH_BOUND_S (5) s on the client port and
+#      on the metrics port, etcd_server_health_failures grows, and (cetcd only) /livez still
+#      answers 200; after SIGCONT, /health on c1 is true again within 30 s.
 # Bounded: every wait has a deadline; only this script's processes are stopped.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -78,6 +87,17 @@ else
   t_fail "metrics_check.py: $nfail of $((npass + nfail)) checks failed" "$(grep -A3 '^not ok' "$T_DIR/check.out" | head -40)"
 fi
 
+# 3b. the dashboard's queries name what the members export
+DASHBOARD=$HERE/../../charts/cetcd-operator/dashboards/cetcd.json
+"$PY" "$HERE/metrics_check.py" --dashboard "$DASHBOARD" "$T_DIR/after" >"$T_DIR/dash.out" 2>&1
+nfail=$(grep -c '^not ok' "$T_DIR/dash.out")
+npass=$(grep -c '^ok' "$T_DIR/dash.out")
+if [ "$nfail" -eq 0 ] && [ "$npass" -gt 10 ]; then
+  t_ok "metrics_check.py --dashboard: the $npass queries' metrics and labels are in the scrapes"
+else
+  t_fail "metrics_check.py --dashboard: $nfail of $((npass + nfail)) checks failed" "$(grep -A3 '^not ok' "$T_DIR/dash.out" | head -40)"
+fi
+
 # 4. counters moved with the load
 PUT_OK='^grpc_server_handled_total\{grpc_code="OK",grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"\}'
 PUT_STARTED='^grpc_server_started_total\{grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"\}'
@@ -93,5 +113,43 @@ for i in 1 2 3; do
   d=$(( $(value "$T_DIR/after/c$i" '^etcd_mvcc_put_total ') - $(value "$T_DIR/before/c$i" '^etcd_mvcc_put_total ') ))
   t_check "c$i: etcd_mvcc_put_total grew by >= 20 ($d)" test "$d" -ge 20
 done
+
+# 5. /health needs a quorum
+HB=${HEALTH_BOUND_S:-5}
+C1=$(c_client_url 1)
+# get_health URL: "CODE BODY" of one GET (the body's newline shown as \n); curl bounded at 15 s
+get_health() {
+  curl -s -m 15 -o "$T_DIR/hbody" -w '%{http_code} %{content_type}' "$1" >"$T_DIR/hcode"
+  printf '%s %s' "$(cut -d' ' -f1 "$T_DIR/hcode")" "$(sed -z 's/\n/\\n/g' "$T_DIR/hbody")"
+}
+counter() { curl -s -m 5 "$C1/metrics" | value /dev/stdin "^$1 "; }
+for i in 1 2 3; do
+  t_eq "c$i: /health on a healthy cluster" '200 {"health":"true"}' "$(get_health "$(c_client_url "$i")/health")"
+done
+t_check "c1: /health is text/plain, as etcd's" grep -q 'text/plain; charset=utf-8' "$T_DIR/hcode"
+ok0=$(counter etcd_server_health_success)
+get_health "$C1/health" >/dev/null
+get_health "http://127.0.0.1:$MP/health" >/dev/null
+t_eq "c1: etcd_server_health_success grew by one per answer (client and metrics port)" \
+  $((ok0 + 2)) "$(counter etcd_server_health_success)"
+fail0=$(counter etcd_server_health_failures)
+kill -STOP "${C_PID[2]}" "${C_PID[3]}"
+t0=$(now_ms)
+got=$(get_health "$C1/health")
+dt=$(( $(now_ms) - t0 ))
+t_eq "c1 without quorum: /health answers 503 and etcd's body" '503 {"health":"false"}\n' "$got"
+t_check "c1 without quorum: /health answered within ${HB} s (${dt} ms)" test "$dt" -le $((HB * 1000))
+t_eq "c1 without quorum: the metrics port's /health too" '503 {"health":"false"}\n' \
+  "$(get_health "http://127.0.0.1:$MP/health")"
+if is_real_etcd "$SUT"; then
+  t_skip "c1 without quorum: /livez still answers" "etcd 3.4 has no /livez"
+else
+  t_eq "c1 without quorum: /livez still answers" "200 ok" "$(get_health "$C1/livez")"
+fi
+d=$(( $(counter etcd_server_health_failures) - fail0 ))
+t_check "c1: etcd_server_health_failures grew by the 2 false answers ($d)" test "$d" -eq 2
+kill -CONT "${C_PID[2]}" "${C_PID[3]}"
+health_true() { [ "$(get_health "$C1/health")" = '200 {"health":"true"}' ]; }
+t_check "c1 after SIGCONT: /health is true again within 30 s" wait_for 30 "/health true on c1" health_true
 
 t_done

@@ -4,6 +4,7 @@ types and label names, and evaluates the seeds' alert rules (../shared/seeds/002
 chapter) on two rounds of scrapes.
 
 Usage: metrics_check.py [--cluster] [--rtt-optional] DIR_BEFORE DIR_AFTER SECONDS
+       metrics_check.py --dashboard DASHBOARD.json SCRAPE_DIR
   DIR_BEFORE, DIR_AFTER hold one file per member (same names), each a /metrics text, scraped
   SECONDS apart. --rtt-optional: a peer round-trip p99 of no observations in the window is
   accepted (etcd 3.4 probes its peers' round trip only every 30 s). Prints TAP-like lines "ok N - ..." / "not ok N - ..." and a last line
@@ -14,7 +15,16 @@ it; histogram buckets are cumulative and end with le="+Inf" equal to _count. rat
 window is (after - before) / SECONDS, increase() is after - before; histogram_quantile follows
 Prometheus' linear interpolation inside the bucket; a quantile of no observations is NaN, and
 a comparison with NaN is false (the alert does not fire), as in Prometheus.
+
+--dashboard: the Grafana dashboard cannot drift from the server. Every PromQL query of it (panel
+targets, and the metric of each label_values() variable query) is read for its metric names,
+the label names of its matchers and by/without/on/ignoring clauses, and the labels its legend
+shows ({{name}}); each metric must be a family (or a histogram's _bucket/_sum/_count series) in
+at least one scrape of SCRAPE_DIR (one /metrics text per member), and each label one that the
+query's families carry, or a target label Prometheus adds (job, instance) or le. `up` is
+Prometheus' own series. Grafana's variables ($job, $__rate_interval, ...) are left out.
 """
+import json
 import math
 import os
 import re
@@ -270,7 +280,100 @@ def load(d):
     return out
 
 
+PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or",
+                   "unless", "bool", "offset", "inf", "nan"}
+PROMETHEUS_SERIES = {"up"}      # made by Prometheus, not by the target
+TARGET_LABELS = {"job", "instance", "le"}
+
+
+def promql_names(expr):
+    """(metric names, label names) an expression uses (see --dashboard)."""
+    labels = set()
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)                  # string literals
+    for block in re.findall(r"\{([^}]*)\}", e):                     # label matchers
+        labels |= set(re.findall(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)", block))
+    e = re.sub(r"\{[^}]*\}", " ", e)
+    for _, block in re.findall(r"\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", e):
+        labels |= {x.strip() for x in block.split(",") if x.strip()}
+    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", e)
+    e = re.sub(r"\[[^\]]*\]", " ", e)                                  # range selectors
+    e = re.sub(r"\$[a-zA-Z_][a-zA-Z0-9_]*", " ", e)                      # Grafana variables
+    metrics = set()
+    for m in re.finditer(r"(?<![a-zA-Z0-9_:.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?", e):
+        if m.group(2) or m.group(1).lower() in PROMQL_KEYWORDS:
+            continue                                                  # a function or a keyword
+        metrics.add(m.group(1))
+    return metrics, labels
+
+
+def dashboard_queries(d):
+    """[(where, expr, legend)] of every panel target and variable query."""
+    out = []
+
+    def panels(ps):
+        for p in ps:
+            yield p
+            yield from panels(p.get("panels", []))
+    for p in panels(d.get("panels", [])):
+        for t in p.get("targets", []):
+            if t.get("expr"):
+                out.append(("panel %r" % p.get("title"), t["expr"], t.get("legendFormat", "")))
+    for v in (d.get("templating") or {}).get("list", []):
+        q = v.get("query")
+        q = q.get("query", "") if isinstance(q, dict) else q or ""
+        m = re.match(r"\s*label_values\((.*),\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)\s*$", q)
+        if v.get("type") == "query":
+            out.append(("variable %s" % v.get("name"), m.group(1) if m else q, "{{%s}}" % m.group(2) if m else ""))
+    return out
+
+
+def family_of(fams, name):
+    """The family a series name belongs to in one scrape, or None."""
+    if name in fams:
+        return fams[name]
+    for sfx in ("_bucket", "_sum", "_count"):
+        base = name[:-len(sfx)]
+        if name.endswith(sfx) and base in fams and fams[base].type in ("histogram", "summary"):
+            return fams[base]
+    return None
+
+
+def check_dashboard(rep, path, scrape_dir):
+    with open(path) as f:
+        d = json.load(f)
+    scrapes = load(scrape_dir)
+    for m, (_, errors) in sorted(scrapes.items()):
+        rep.check(not errors, "%s: the exposition parses strictly" % m, "\n".join(errors[:5]))
+    queries = dashboard_queries(d)
+    rep.check(len(queries) > 10, "%s: %d queries found" % (path, len(queries)))
+    for where, expr, legend in queries:
+        metrics, labels = promql_names(expr)
+        labels |= set(re.findall(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}", legend))
+        problems, have = [], set(TARGET_LABELS)
+        for name in sorted(metrics - PROMETHEUS_SERIES):
+            fams = [f for f in (family_of(s[0], name) for s in scrapes.values()) if f is not None]
+            if not fams:
+                problems.append("%s: in no scrape" % name)
+            for f in fams:
+                for _, lab, _ in f.samples:
+                    have |= set(lab)
+        if metrics & PROMETHEUS_SERIES:
+            have = None                                               # up: any target label
+        if have is not None and labels - have:
+            problems.append("labels %s on none of %s" % (sorted(labels - have), sorted(metrics)))
+        rep.check(metrics and not problems, "dashboard %s: %s" % (where, ", ".join(sorted(metrics))),
+                  "; ".join(problems) + "\nquery: " + expr)
+
+
 def main(argv):
+    if argv[:1] == ["--dashboard"]:
+        if len(argv) != 3:
+            print(__doc__)
+            return 2
+        rep = Report()
+        check_dashboard(rep, argv[1], argv[2])
+        print("%d passed, %d failed" % (rep.passed, rep.failed))
+        return 1 if rep.failed else 0
     cluster, rtt_optional = "--cluster" in argv, "--rtt-optional" in argv
     args = [a for a in argv if a not in ("--cluster", "--rtt-optional")]
     if len(args) != 3:

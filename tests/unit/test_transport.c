@@ -19,6 +19,8 @@
  *   /test.Echo/Pull    (/v3/test/pull)    the same, produced on demand as Snapshot does: sends
  *                                         while rpc_call_pending() < PULL_HIGH, then waits for
  *                                         on_writable (rpc_call_want_writable; no timer)
+ *   GET /version at once, /later answered later (rpc_http_answer from a timer), /hang never
+ *   (until the client leaves: http_close)
  * Every call that got a message counts an open; on_close counts a close; at the end of each
  * test they must match (on_close exactly once).
  * WebSocket tests speak RFC 6455 from raw sockets (a small masked-frame client below) to the
@@ -304,9 +306,63 @@ static const rpc_method methods[] = {
     {NULL, NULL, NULL, NULL, false, false, NULL, NULL, NULL},
 };
 
-static int http_get(void *ctx, const char *path, rpc_http_reply *r)
+/* GET routes: /version at once; /later deferred and answered from a 5 ms timer; /hang deferred
+ * and never answered (only http_close ends it). Deferred GETs count in get_deferred; an answer
+ * or an http_close counts in get_ended, an http_close after the answer in get_double. */
+static atomic_int get_deferred, get_ended, get_double, get_probes;
+
+struct get_state {
+    ev_timer timer;
+    rpc_call *call;
+    bool answered;
+};
+
+static void get_later_cb(evloop *l, ev_timer *t)
 {
+    struct get_state *g = t->data;
+    rpc_http_reply r = {200, "text/plain", strdup("late"), 4};
+
+    (void)l;
+    assert_int_equal(rpc_http_answer(g->call, &r), 0);
+    r.body = strdup("again");
+    assert_int_equal(rpc_http_answer(g->call, &r), CE_STOPPED);   /* once only */
+    rpc_call_set_data(g->call, NULL);
+    free(g);
+    atomic_fetch_add(&get_ended, 1);
+}
+
+static void http_close(rpc_call *c)
+{
+    struct get_state *g = rpc_call_data(c);
+
+    if (!g) {
+        atomic_fetch_add(&get_double, 1);
+        return;
+    }
+    evloop_timer_stop(loop, &g->timer);
+    free(g);
+    atomic_fetch_add(&get_ended, 1);
+}
+
+static int http_get(void *ctx, rpc_call *c, const char *path, rpc_http_reply *r)
+{
+    struct get_state *g;
+    bool later = strcmp(path, "/later") == 0, hang = strcmp(path, "/hang") == 0;
+
     (void)ctx;
+    if (!c) {
+        atomic_fetch_add(&get_probes, 1);
+        return strcmp(path, "/version") == 0 || later || hang ? 200 : 0;
+    }
+    if (later || hang) {
+        g = calloc(1, sizeof(*g));
+        g->call = c;
+        rpc_call_set_data(c, g);
+        if (later)
+            evloop_timer_start(loop, &g->timer, 5, 0, get_later_cb, g);
+        atomic_fetch_add(&get_deferred, 1);
+        return RPC_HTTP_LATER;
+    }
     if (strcmp(path, "/version") != 0)
         return 0;
     r->content_type = "application/json";
@@ -338,6 +394,7 @@ static int setup(void **state)
     rpc_server_config cfg = {urls, 1, methods, &port, http_get, 1024 * 1024};
 
     (void)state;
+    cfg.http_close = http_close;
     assert_int_equal(evloop_new(&loop), 0);
     assert_int_equal(rpc_server_new(loop, &cfg, &srv), 0);
     port = rpc_server_port(srv, 0);
@@ -355,6 +412,8 @@ static int teardown(void **state)
     evloop_free(loop);
     assert_int_equal(atomic_load(&n_close), atomic_load(&n_open));
     assert_int_equal(atomic_load(&n_double_close), 0);
+    assert_int_equal(atomic_load(&get_ended), atomic_load(&get_deferred));
+    assert_int_equal(atomic_load(&get_double), 0);
     return 0;
 }
 
@@ -864,6 +923,64 @@ static void test_gateway_chunked_and_pipelined(void **state)
     assert_non_null(strstr(got, "Connection: close\r\n"));
     free(got);
     close(fd);
+    wait_closes();
+}
+
+/* GETs answered later: in order behind and before pipelined requests, HEAD without the body,
+ * a client leaving while one waits (http_close once, no answer after it), a POST to a GET
+ * path (405, only probed: the handler starts nothing). */
+static void wait_gets_ended(void)
+{
+    for (int i = 0; i < 5000 && atomic_load(&get_ended) != atomic_load(&get_deferred); i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    assert_int_equal(atomic_load(&get_ended), atomic_load(&get_deferred));
+    assert_int_equal(atomic_load(&get_double), 0);
+}
+
+static void test_gateway_deferred_get(void **state)
+{
+    int fd = raw_connect(), deferred;
+    char *got, *a, *b, *c;
+    struct resp *r;
+
+    (void)state;
+    r = http("GET", "/later", NULL);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(r->body, "late");
+    free(r);
+    raw_sends(fd, "GET /later HTTP/1.1\r\n\r\nGET /version HTTP/1.1\r\n\r\n"
+                  "HEAD /later HTTP/1.1\r\nConnection: close\r\n\r\n");
+    got = raw_read(fd, NULL);
+    a = strstr(got, "\r\n\r\nlate");
+    b = strstr(got, "3.5.0");
+    c = b ? strstr(b, "HTTP/1.1 200 OK\r\n") : NULL;
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_true(a < b);
+    assert_non_null(strstr(c, "Content-Length: 0\r\n"));
+    assert_null(strstr(c, "late"));
+    free(got);
+    close(fd);
+    /* leaving while a GET waits (and a request queued behind it) */
+    deferred = atomic_load(&get_deferred);
+    fd = raw_connect();
+    raw_sends(fd, "GET /hang HTTP/1.1\r\n\r\nGET /version HTTP/1.1\r\n\r\n");
+    for (int i = 0; i < 5000 && atomic_load(&get_deferred) == deferred; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    assert_int_equal(atomic_load(&get_deferred), deferred + 1);
+    /* a reset, not a half-close: after a FIN the server still answers what it was asked */
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){1, 0}, sizeof(struct linger));
+    close(fd);
+    wait_gets_ended();
+    /* another method on a deferring path: 405 from a probe, nothing deferred */
+    deferred = atomic_load(&get_deferred);
+    r = http("POST", "/hang", "x");
+    assert_int_equal(r->status, 405);
+    assert_true(atomic_load(&get_probes) > 0);
+    assert_int_equal(atomic_load(&get_deferred), deferred);
+    free(r);
+    wait_gets_ended();
     wait_closes();
 }
 
@@ -1950,6 +2067,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_gateway_metadata),
         cmocka_unit_test(test_gateway_stream),
         cmocka_unit_test(test_gateway_chunked_and_pipelined),
+        cmocka_unit_test(test_gateway_deferred_get),
         cmocka_unit_test(test_gateway_garbage),
         cmocka_unit_test(test_gateway_abrupt_close),
         cmocka_unit_test(test_gateway_random_splits),
