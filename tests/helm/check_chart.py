@@ -487,7 +487,8 @@ def check_chart_meta():
     report("every value of values.yaml is documented in the chart's README.md", not missing,
            "not in README.md: " + ", ".join(missing))
     full = yaml.safe_load(open(FULL).read())
-    unset = [p for p in leaf_paths(vals) if dig(full, *p.split(".")) is None and p not in ("etcdCluster.backup", "etcdCluster.restore")]
+    by_set = ("etcdCluster.backup", "etcdCluster.restore", "etcdCluster.tls", "etcdCluster.auth")
+    unset = [p for p in leaf_paths(vals) if dig(full, *p.split(".")) is None and p not in by_set]
     report("tests/helm/values-full.yaml sets every value", not unset, "not set: " + ", ".join(unset))
 
 
@@ -668,6 +669,12 @@ def check_variants():
     report("etcdCluster.restore reaches the EtcdCluster",
            ec is not None and ec["spec"].get("restore") == {"claimName": "etcd-backup",
                                                             "file": "etcd-20250101T000000Z-r42.db"}, ec)
+    d = docs("etcdCluster.create=true", "etcdCluster.tls.caSecret=etcd-ca",
+             "etcdCluster.auth.rootSecret=etcd-root")
+    ec = find(d, "EtcdCluster")
+    report("etcdCluster.tls and auth reach the EtcdCluster",
+           ec is not None and ec["spec"].get("tls") == {"caSecret": "etcd-ca"}
+           and ec["spec"].get("auth") == {"rootSecret": "etcd-root"}, ec)
     d = docs("image.tag=1.2", "image.repository=registry.example/cetcd-operator")
     report("image.tag from --set (a string)",
            dig(find(d, "Deployment"), "spec", "template", "spec", "containers", 0, "image")
