@@ -129,6 +129,7 @@ static void copy_done(void *arg, int rc)
         rpc_finish(j->call, rc);
         return;
     }
+    j->size = node_copy_size(j->copy);
     j->sha = EVP_MD_CTX_new();
     j->buf = malloc(SNAP_CHUNK);
     if (!j->sha || !j->buf || !EVP_DigestInit_ex(j->sha, EVP_sha256(), NULL)) {
@@ -141,12 +142,11 @@ static void copy_done(void *arg, int rc)
 /* Pins the store and starts the copy. 0 or CE_*. */
 static int copy_start(struct snap_job *j)
 {
-    int rc = node_copy_start(j->s->node, copy_done, j, &j->copy);
+    int rc = node_copy_start(j->s->node, NODE_COPY_BBOLT, copy_done, j, &j->copy);
 
     if (rc)
         return rc;
     j->rev = node_copy_rev(j->copy);
-    j->size = node_copy_size(j->copy);
     return 0;
 }
 
