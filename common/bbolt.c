@@ -1,5 +1,7 @@
 /*
- * bbolt.c: read-only walk of a bbolt database image (etcd 3.4's backend), see bbolt.h.
+ * bbolt.c: read-only walk of a bbolt database image (etcd 3.4's backend), see bbolt.h. This file
+ * owns the format's description; bbolt_fmt.h holds its constants for this reader and the writer
+ * (bbolt_write.c, which documents the layout choices it makes within the format).
  *
  * Format (bbolt 1.3, as etcd 3.4 writes it; all integers little-endian on the platforms etcd
  * ships for, and read here as little-endian):

@@ -21,6 +21,14 @@
  * consistent index and leases included. Pages that were free in the pinned state may hold later
  * bytes in the copy; no page reachable from its meta does.
  *
+ * mvcc_copy_export (bbolt_export.c) is the other way to use a pin: instead of the file's bytes it
+ * reads the pinned state through the read transaction (pin) and writes etcd's bbolt format.
+ * It holds the copy's run lock meanwhile; release_pin sets closing and takes that lock before
+ * aborting the transaction, so a store closed during an export waits for it to stop (it looks
+ * at the flags every 1024 records) and the transaction is never aborted under it. begin also
+ * notes the pinned compaction point and consistent index and opens the handles of the optional
+ * tables "lease" and "auth" in the pin (on the writer's thread, as LMDB requires).
+ *
  * Invariants: begin, end, mvcc_tmpfile and mvcc_close run on the writer's thread, and only they
  * touch a copy's pin and its links on m->copies; run and stop touch only the copy's descriptors,
  * its immutable fields and the atomic stop flag. Every copy on m->copies holds a read
