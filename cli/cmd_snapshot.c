@@ -9,9 +9,9 @@
  * save --dir DIR --prefix NAME [--retention N] [--result-file PATH] (cetcd extension, the
  * operator's backup CronJob relies on it exactly):
  *   - the file is DIR/<NAME>-<YYYYMMDDTHHMMSSZ>-r<revision>.db: the UTC time at the start, the
- *     revision of the saved data (read from the verified file: the store's revision for a
- *     cetcd file, the last key's main revision for an etcd file; etcd 3.4's stream carries no
- *     header); written as DIR/<NAME>-<stamp>.part first, same fsync/verify/rename steps;
+ *     revision of the saved data (read from the verified file: the last key's main revision
+ *     for an etcd-format file, cetcd's or etcd's; the store's revision for an old cetcd LMDB
+ *     file; etcd 3.4's stream carries no header); written as DIR/<NAME>-<stamp>.part first, same fsync/verify/rename steps;
  *   - then, when N > 0, the files named <NAME>-<8 digits>T<6 digits>Z-r<digits>.db beyond the
  *     newest N are deleted, oldest first (time, then revision, order); nothing else in DIR is
  *     ever touched;
@@ -28,8 +28,9 @@
  * status FILE [-w simple|json|table|fields] (etcdctl 3.4's columns hash, revision, total keys,
  * total size): the file is verified first (a hash, when present, must match; a file without
  * one, a copied db file, is accepted, as etcdctl does), then read in place:
- *   etcd file: bbolt reader (common/bbolt.h), etcd's own numbers;
- *   cetcd file: mvcc_stat_file (LMDB read-only): hash = CRC-32C over each table's name then its
+ *   etcd-format file (etcd's, and cetcd's current snapshots): bbolt reader (common/bbolt.h),
+ *   etcd's own numbers, so etcdctl and cetcdctl agree on the same file;
+ *   old cetcd (LMDB) file: mvcc_stat_file (LMDB read-only): hash = CRC-32C over each table's name then its
  *   keys and values in order, revision = the store's, total size = pages in use * page size.
  */
 #include "ctl.h"

@@ -1,5 +1,7 @@
 /*
- * bbolt.c: read-only walk of a bbolt database image (etcd 3.4's backend), see bbolt.h.
+ * bbolt.c: read-only walk of a bbolt database image (etcd 3.4's backend), see bbolt.h. This file
+ * owns the format's description; bbolt_fmt.h holds its constants for this reader and the writer
+ * (bbolt_write.c, which documents the layout choices it makes within the format).
  *
  * Format (bbolt 1.3, as etcd 3.4 writes it; all integers little-endian on the platforms etcd
  * ships for, and read here as little-endian):
@@ -44,6 +46,7 @@
  * pages and ends in CE_CORRUPT.
  */
 #include "bbolt.h"
+#include "bbolt_fmt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,14 +57,13 @@
 #include "fnv1a.h"
 #include "lebytes.h"
 
-#define PAGE_HDR 16
-#define ELEM_SIZE 16
-#define BUCKET_HDR 16
-#define META_CHECKSUM_END 72
-#define F_BRANCH 0x01
-#define F_LEAF 0x02
-#define F_META 0x04
-#define LEAF_BUCKET 0x01
+#define PAGE_HDR BBOLT_PAGE_HDR
+#define ELEM_SIZE BBOLT_ELEM_SIZE
+#define BUCKET_HDR BBOLT_BUCKET_HDR
+#define META_CHECKSUM_END BBOLT_META_CHECKSUM_END
+#define F_BRANCH BBOLT_F_BRANCH
+#define F_LEAF BBOLT_F_LEAF
+#define LEAF_BUCKET BBOLT_LEAF_BUCKET
 #define MAX_DEPTH 64
 #define MIN_PSIZE 512u
 #define MAX_PSIZE 65536u
@@ -93,7 +95,7 @@ static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
 bool bbolt_is_image(const void *head, size_t len)
 {
-    return len >= 24 && le_get32((const uint8_t *)head + 16) == BBOLT_MAGIC;
+    return len >= 24 && le_get32((const uint8_t *)head + BBOLT_META_MAGIC) == BBOLT_MAGIC;
 }
 
 static bool psize_ok(uint32_t ps)
@@ -106,15 +108,17 @@ static bool meta_parse(const uint8_t *p, size_t len, struct bbolt_meta *m)
 {
     if (len < META_CHECKSUM_END + 8)
         return false;
-    if (le_get32(p + 16) != BBOLT_MAGIC || le_get32(p + 20) != BBOLT_VERSION)
+    if (le_get32(p + BBOLT_META_MAGIC) != BBOLT_MAGIC ||
+        le_get32(p + BBOLT_META_VERSION) != BBOLT_VERSION)
         return false;
-    if (fnv1a64(p + 16, META_CHECKSUM_END - 16) != le_get64(p + META_CHECKSUM_END))
+    if (fnv1a64(p + BBOLT_META_MAGIC, META_CHECKSUM_END - BBOLT_META_MAGIC) !=
+        le_get64(p + META_CHECKSUM_END))
         return false;
-    m->page_size = le_get32(p + 24);
-    m->root = le_get64(p + 32);
-    m->freelist = le_get64(p + 48);
-    m->pgid = le_get64(p + 56);
-    m->txid = le_get64(p + 64);
+    m->page_size = le_get32(p + BBOLT_META_PSIZE);
+    m->root = le_get64(p + BBOLT_META_ROOT);
+    m->freelist = le_get64(p + BBOLT_META_FREELIST);
+    m->pgid = le_get64(p + BBOLT_META_PGID);
+    m->txid = le_get64(p + BBOLT_META_TXID);
     return psize_ok(m->page_size);
 }
 

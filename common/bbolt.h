@@ -18,8 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BBOLT_MAGIC 0xED0CDAEDu
-#define BBOLT_VERSION 2u
+#include "bbolt_fmt.h"
 
 /* The fields of a meta page that the reader uses. */
 struct bbolt_meta {

@@ -3,10 +3,12 @@
  * `snapshot restore` and the operator's backups read).
  *
  * A snapshot file is a database file followed by the 32-byte SHA-256 of every byte before it:
- *   cetcd: an LMDB data file (4096-byte pages; meta page magic 0xBEEFC0DE), a consistent copy
- *          of the store (Maintenance.Snapshot streams mvcc_copy_run's, free pages included;
- *          mvcc_snapshot_fd writes a compacted one);
- *   etcd:  a bbolt file (meta page magic 0xED0CDAED; page size in the meta, 4096 on amd64).
+ *   etcd:  a bbolt file in etcd 3.4's backend schema (meta page magic 0xED0CDAED; page size in
+ *          the meta, 4096 on amd64): what etcd 3.4 saves AND what cetcd's Maintenance.Snapshot
+ *          streams now (mvcc_copy_export, server/mvcc/bbolt_export.c);
+ *   cetcd: an LMDB data file (4096-byte pages; meta page magic 0xBEEFC0DE), what cetcd's
+ *          snapshots were before (mvcc_copy_run's copy, free pages included; mvcc_snapshot_fd
+ *          writes a compacted one): still read and restored, for existing backups.
  * Both have whole pages before the hash, so size % 512 == 32 marks a file carrying the hash
  * (etcd's own test). Anything else is "not a snapshot file". The byte layouts are documented in
  * snapfile.c.

@@ -12,9 +12,10 @@
  *   2. one final message: blob = the 32-byte SHA-256 of all data blobs, remaining_bytes 0;
  *   3. the call ends OK (gRPC status 0; the gateway's chunked body ends).
  * The blobs of all messages, concatenated, are the snapshot file (common/snapfile.h): the copy,
- * then its SHA-256. The copy is an LMDB data file of whole 4096-byte pages (mvcc_copy_*: the
- * store as it was when the request arrived, free pages included), so the file's size % 512 is
- * 32, etcd's own test for "ends with a hash". Every message carries the header {cluster_id,
+ * then its SHA-256. The copy is etcd 3.4's backend, a bbolt file of whole 4096-byte pages
+ * (node_copy kind NODE_COPY_BBOLT, mvcc_copy_export: the store as it was when the request
+ * arrived, in etcd's buckets), so etcd's tools read it and the file's size % 512 is 32, etcd's
+ * own test for "ends with a hash". Its size is known once the copy is done, before streaming. Every message carries the header {cluster_id,
  * member_id, revision, raft_term} with revision = the store revision of the copy (the file's
  * revision; etcd 3.4 sends no header, its clients ignore it).
  * Errors, before any data and as etcd's stream checks: a learner -> "etcdserver: rpc not
@@ -25,8 +26,8 @@
  * while streaming ends the stream with that error before the hash (the client has no valid file).
  *
  * Non-blocking: the request starts a copy of the store off the loop (node_copy_start: the
- * state pinned on the loop, one flush and an LMDB read transaction, then a thread copies it into
- * an unnamed temp file beside the store, in the kernel), while the loop goes on serving writes.
+ * state pinned on the loop, one flush and an LMDB read transaction, then a thread writes it as a
+ * bbolt file into an unnamed temp file beside the store), while the loop goes on serving writes.
  * When the copy is done (copy_done, on the loop) the job streams the temp file: it reads,
  * hashes and sends chunks while the call's unsent output is below SNAP_QUEUE, then waits for
  * the transport's on_writable (HTTP/2 flow control opened, the socket took bytes). So a stream
@@ -129,6 +130,7 @@ static void copy_done(void *arg, int rc)
         rpc_finish(j->call, rc);
         return;
     }
+    j->size = node_copy_size(j->copy);
     j->sha = EVP_MD_CTX_new();
     j->buf = malloc(SNAP_CHUNK);
     if (!j->sha || !j->buf || !EVP_DigestInit_ex(j->sha, EVP_sha256(), NULL)) {
@@ -141,12 +143,11 @@ static void copy_done(void *arg, int rc)
 /* Pins the store and starts the copy. 0 or CE_*. */
 static int copy_start(struct snap_job *j)
 {
-    int rc = node_copy_start(j->s->node, copy_done, j, &j->copy);
+    int rc = node_copy_start(j->s->node, NODE_COPY_BBOLT, copy_done, j, &j->copy);
 
     if (rc)
         return rc;
     j->rev = node_copy_rev(j->copy);
-    j->size = node_copy_size(j->copy);
     return 0;
 }
 

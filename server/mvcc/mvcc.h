@@ -142,6 +142,17 @@ uint64_t mvcc_copy_size(const mvcc_copy *c);
 int mvcc_copy_run(mvcc_copy *c, int fd);
 void mvcc_copy_stop(mvcc_copy *c);
 void mvcc_copy_end(mvcc_copy *c);
+/* Instead of mvcc_copy_run (any thread, once): writes the pinned state to fd as an etcd 3.4
+ * backend (a bbolt file, bbolt_export.c documents its buckets), what Maintenance.Snapshot
+ * streams; *size gets the file's size. CE_STOPPED after mvcc_copy_stop or when the store closed
+ * meanwhile (mvcc_close waits for the export to notice). 0 or CE_*. */
+int mvcc_copy_export(mvcc_copy *c, int fd, uint64_t *size);
+/* Creates a store in dir (which must hold none) from image[0..len), an etcd 3.4 backend (bbolt)
+ * file such as etcd's or cetcd's Maintenance.Snapshot sends, without its trailing hash
+ * (bbolt_import.c lists what is carried over): keys with their revisions and versions, the
+ * compaction point, the consistent index, leases, auth. The image is not trusted (CE_CORRUPT).
+ * 0 or CE_* with a one-line message in err; on failure the caller removes dir. */
+int mvcc_import_bbolt(const char *dir, const void *image, size_t len, char *err, size_t errsz);
 /* An unnamed read-write file beside the store's data file (O_TMPFILE, or a name unlinked at
  * once): same file system, so a copy into it stays in the kernel; gone when closed. */
 int mvcc_tmpfile(const mvcc *m, int *fd);

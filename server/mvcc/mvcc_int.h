@@ -14,6 +14,8 @@
 #define CETCD_MVCC_INT_H
 
 #include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "kv.pb-c.h"
 #include "mvcc.h"
@@ -89,6 +91,25 @@ int mvcc__kv_record(mvcc *m, MDB_txn *t, const idx_ent *e, MDB_val *d);
 int mvcc__kv_load(mvcc *m, MDB_txn *t, const idx_ent *e, Mvccpb__KeyValue **out);
 /* The user key inside a packed kv record (field 1 comes first), without unpacking. */
 int mvcc__kv_rec_key(const MDB_val *rec, MDB_val *key);
+
+/* snapcopy.c: a point-in-time copy (see its file comment). Shared with bbolt_export.c, which
+ * reads the pinned state through pin while holding run. */
+struct mvcc_copy {
+    mvcc *m;                       /* NULL once released (end, or the store closed) */
+    MDB_txn *pin;                  /* the read transaction; NULL once released */
+    struct mvcc_copy *next, *prev; /* on m->copies while pinned */
+    int src;                       /* our descriptor of data.mdb */
+    uint8_t *meta;                 /* pages 0 and 1 as they were at begin */
+    size_t meta_len;
+    uint64_t size;                 /* bytes of the copy (an export's once it ended) */
+    int64_t rev, compact;          /* the pinned state's revision and compaction point */
+    uint64_t ci;                   /* ... and its consistent index */
+    MDB_dbi kv, lease, auth;       /* tables of the pinned state (lease, auth if present) */
+    bool has_lease, has_auth;
+    atomic_bool stop;
+    atomic_bool closing;           /* the pin is being released: an export stops */
+    pthread_mutex_t run;           /* held while an export reads through pin */
+};
 
 /* snapcopy.c: releases every copy's pin (mvcc_close, before the environment closes). */
 void mvcc__copies_release(mvcc *m);

@@ -21,6 +21,14 @@
  * consistent index and leases included. Pages that were free in the pinned state may hold later
  * bytes in the copy; no page reachable from its meta does.
  *
+ * mvcc_copy_export (bbolt_export.c) is the other way to use a pin: instead of the file's bytes it
+ * reads the pinned state through the read transaction (pin) and writes etcd's bbolt format.
+ * It holds the copy's run lock meanwhile; release_pin sets closing and takes that lock before
+ * aborting the transaction, so a store closed during an export waits for it to stop (it looks
+ * at the flags every 1024 records) and the transaction is never aborted under it. begin also
+ * notes the pinned compaction point and consistent index and opens the handles of the optional
+ * tables "lease" and "auth" in the pin (on the writer's thread, as LMDB requires).
+ *
  * Invariants: begin, end, mvcc_tmpfile and mvcc_close run on the writer's thread, and only they
  * touch a copy's pin and its links on m->copies; run and stop touch only the copy's descriptors,
  * its immutable fields and the atomic stop flag. Every copy on m->copies holds a read
@@ -30,6 +38,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,18 +53,6 @@
 #define COPY_SLICE (8u << 20)      /* bytes copied between two looks at the stop flag */
 #define COPY_BUF (1u << 20)        /* the pread/pwrite fallback's buffer */
 
-struct mvcc_copy {
-    mvcc *m;                       /* NULL once released (end, or the store closed) */
-    MDB_txn *pin;                  /* the read transaction; NULL once released */
-    mvcc_copy *next, *prev;        /* on m->copies while pinned */
-    int src;                       /* our descriptor of data.mdb */
-    uint8_t *meta;                 /* pages 0 and 1 as they were at begin */
-    size_t meta_len;
-    uint64_t size;                 /* bytes of the copy */
-    int64_t rev;
-    atomic_bool stop;
-};
-
 static void unlink_copy(mvcc_copy *c)
 {
     if (c->prev)
@@ -67,13 +64,18 @@ static void unlink_copy(mvcc_copy *c)
     c->next = c->prev = NULL;
 }
 
+/* Unpins: an export reading through the pin (another thread) is told to stop and awaited
+ * first, so the read transaction is never aborted under it. */
 static void release_pin(mvcc_copy *c)
 {
     if (!c->m)
         return;
     unlink_copy(c);
+    atomic_store(&c->closing, true);
+    pthread_mutex_lock(&c->run);
     mdb_txn_abort(c->pin);
     c->pin = NULL;
+    pthread_mutex_unlock(&c->run);
     c->m = NULL;
 }
 
@@ -99,6 +101,8 @@ static int pin_state(mvcc *m, mvcc_copy *c)
     if ((rc = mdb_env_info(m->env, &info)) != 0 || (rc = mdb_env_stat(m->env, &st)) != 0 ||
         (rc = mdb_env_get_fd(m->env, &fd)) != 0)
         return mvcc__lmdb_err(rc);
+    c->has_lease = mdb_dbi_open(c->pin, "lease", 0, &c->lease) == 0;
+    c->has_auth = mdb_dbi_open(c->pin, "auth", 0, &c->auth) == 0;
     c->src = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (c->src < 0 || fstat(c->src, &fs) != 0)
         return ce_from_errno(errno);
@@ -128,7 +132,12 @@ int mvcc_copy_begin(mvcc *m, mvcc_copy **out)
         return CE_NOMEM;
     c->src = -1;
     atomic_init(&c->stop, false);
+    atomic_init(&c->closing, false);
+    pthread_mutex_init(&c->run, NULL);
     c->rev = m->rev;
+    c->compact = m->compact_rev;
+    c->ci = m->ci;
+    c->kv = m->kv;
     rc = pin_state(m, c);
     if (rc) {
         if (c->pin)
@@ -214,6 +223,7 @@ void mvcc_copy_end(mvcc_copy *c)
     if (c->src >= 0)
         close(c->src);
     free(c->meta);
+    pthread_mutex_destroy(&c->run);
     free(c);
 }
 

@@ -186,18 +186,22 @@ mvcc *node_store(node *n);
 struct auth *node_auth(node *n);
 
 /* Point-in-time copies of the store made off the loop (node_copy.c), for Maintenance.Snapshot
- * and the data of Raft snapshots. node_copy_start (on the loop) pins the store as it is now
- * (mvcc_copy_begin) and starts a thread that copies that state into an unnamed temp file beside
- * the store; then done(arg, rc) is called once, on the loop, after the thread ended and the
- * pin was released: rc 0 = the file (node_copy_fd, or the caller's after node_copy_take_fd)
- * holds node_copy_size bytes from offset 0, an LMDB data file that is the store at revision
+ * (NODE_COPY_BBOLT: etcd 3.4's backend format, mvcc_copy_export) and the data of Raft snapshots
+ * between members (NODE_COPY_LMDB: the store's own LMDB file, mvcc_copy_run). node_copy_start
+ * (on the loop) pins the store as it is now (mvcc_copy_begin) and starts a thread that writes
+ * that state in the kind asked into an unnamed temp file beside the store; then done(arg, rc) is
+ * called once, on the loop, after the thread ended and the pin was released: rc 0 = the file
+ * (node_copy_fd, or the caller's after node_copy_take_fd) holds node_copy_size bytes from offset
+ * 0 (for NODE_COPY_BBOLT the size is known only from then on), the store at revision
  * node_copy_rev with the consistent index of the start. A failed start returns CE_* and never
  * calls done. node_copy_stop makes a running copy end soon (done then says CE_STOPPED, or 0 if
  * it had finished). node_copy_free (done may call it) stops and joins a running copy without
  * calling done, closes the file unless taken, and frees. */
 typedef struct node_copy node_copy;
 typedef void (*node_copy_fn)(void *arg, int rc);
-int node_copy_start(node *n, node_copy_fn done, void *arg, node_copy **out);
+enum node_copy_kind { NODE_COPY_LMDB, NODE_COPY_BBOLT };
+int node_copy_start(node *n, enum node_copy_kind kind, node_copy_fn done, void *arg,
+                    node_copy **out);
 int64_t node_copy_rev(const node_copy *c);
 uint64_t node_copy_size(const node_copy *c);
 int node_copy_fd(const node_copy *c);

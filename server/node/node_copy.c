@@ -1,13 +1,15 @@
 /*
  * node_copy.c: point-in-time copies of the store made off the loop (see node.h), for
- * Maintenance.Snapshot (server/api/services_snapshot.c) and the data of Raft snapshots sent
- * to followers (node_peer.c).
+ * Maintenance.Snapshot (server/api/services_snapshot.c: etcd's bbolt format, so etcd's tools
+ * read it) and the data of Raft snapshots sent to followers (node_peer.c: the LMDB file itself,
+ * which a follower installs as its store). The two kinds share everything but the thread's work.
  *
  * node_copy_start, on the loop: an unnamed temp file beside the store (mvcc_tmpfile), the
  * state pinned (mvcc_copy_begin: one flush and an LMDB read transaction, so the copy is the
  * store as it is at this call: its revision, and its consistent index = the applied index
- * now), an eventfd the loop watches, and a thread that runs mvcc_copy_run into the file and
- * then writes the eventfd. When the loop sees it: join, unpin (mvcc_copy_end, on the loop as
+ * now), an eventfd the loop watches, and a thread that runs mvcc_copy_run (NODE_COPY_LMDB) or
+ * mvcc_copy_export (NODE_COPY_BBOLT, which also sets the size) into the file and then writes
+ * the eventfd. When the loop sees it: join, unpin (mvcc_copy_end, on the loop as
  * snapcopy.c requires), then the owner's done(arg, rc).
  *
  * Invariants: thread_live while the thread may run (rc is written by the thread and read only
@@ -35,6 +37,7 @@ struct node_copy {
     int rc;                        /* the thread's result */
     int64_t rev;
     uint64_t size;
+    enum node_copy_kind kind;
     node_copy_fn done;
     void *arg;
 };
@@ -44,7 +47,10 @@ static void *copy_thread(void *arg)
     node_copy *c = arg;
     uint64_t one = 1;
 
-    c->rc = mvcc_copy_run(c->pin, c->fd);
+    if (c->kind == NODE_COPY_BBOLT)
+        c->rc = mvcc_copy_export(c->pin, c->fd, &c->size);
+    else
+        c->rc = mvcc_copy_run(c->pin, c->fd);
     while (write(c->efd, &one, sizeof(one)) < 0 && errno == EINTR) {
     }
     return NULL;
@@ -84,7 +90,7 @@ static int copy_setup(node *n, node_copy *c)
         return rc;
     }
     c->rev = mvcc_copy_rev(c->pin);
-    c->size = mvcc_copy_size(c->pin);
+    c->size = c->kind == NODE_COPY_LMDB ? mvcc_copy_size(c->pin) : 0;
     c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (c->efd < 0)
         return ce_from_errno(errno);
@@ -96,7 +102,8 @@ static int copy_setup(node *n, node_copy *c)
     return 0;
 }
 
-int node_copy_start(node *n, node_copy_fn done, void *arg, node_copy **out)
+int node_copy_start(node *n, enum node_copy_kind kind, node_copy_fn done, void *arg,
+                    node_copy **out)
 {
     node_copy *c = calloc(1, sizeof(*c));
     int rc;
@@ -105,6 +112,7 @@ int node_copy_start(node *n, node_copy_fn done, void *arg, node_copy **out)
         return CE_NOMEM;
     c->loop = n->loop;
     c->fd = c->efd = -1;
+    c->kind = kind;
     c->done = done;
     c->arg = arg;
     rc = copy_setup(n, c);

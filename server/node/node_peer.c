@@ -340,7 +340,7 @@ static void send_snapshot(node *n, const raft_msg *m)
     if (!rc && !(s->extra = members_to_json(n->members, n->nmembers, n->cluster_id)))
         rc = CE_NOMEM;
     if (!rc)
-        rc = node_copy_start(n, snap_copied, s, &s->copy);
+        rc = node_copy_start(n, NODE_COPY_LMDB, snap_copied, s, &s->copy);
     if (rc) {
         if (s)
             snap_send_free(s);

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -223,10 +224,7 @@ static int check_file(struct plan *p)
     rc = snapfile_verify(p->o->snapshot_path, !p->o->skip_hash_check, &p->info, msg, sizeof(msg));
     if (rc)
         return fail(p, rc, "%s", msg);
-    if (p->info.kind == SNAPFILE_ETCD)
-        return fail(p, CE_UNSUPPORTED, "%s is an etcd (bbolt) snapshot: cetcd restores only "
-                    "cetcd snapshots (restore it into etcd with etcdctl)", p->o->snapshot_path);
-    if (p->info.kind != SNAPFILE_CETCD)
+    if (p->info.kind != SNAPFILE_CETCD && p->info.kind != SNAPFILE_ETCD)
         return fail(p, CE_CORRUPT, "%s is not a snapshot file", p->o->snapshot_path);
     return 0;
 }
@@ -427,6 +425,39 @@ out_free_ctx:
     return rc;
 }
 
+/* An etcd-format (bbolt) snapshot, cetcd's or etcd's: the database bytes mapped read-only,
+ * hashed (still the verified hash: the file did not change in between), and imported into a new
+ * store at <tmp>/member/db (mvcc_import_bbolt). */
+static int import_db(struct plan *p)
+{
+    char dir[PATH_MAX], msg[512];
+    size_t len = (size_t)p->info.db_size;
+    void *map;
+    int fd, rc;
+
+    if (path_join(dir, sizeof(dir), p->tmp, "member/db"))
+        return fail(p, CE_INVAL, "data-dir path too long");
+    fd = open(p->o->snapshot_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(p, ce_from_errno(errno), "open %s: %s", p->o->snapshot_path, strerror(errno));
+    map = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    if (map == MAP_FAILED) {
+        rc = fail(p, len ? ce_from_errno(errno) : CE_CORRUPT, "mmap %s: %s", p->o->snapshot_path,
+                  len ? strerror(errno) : "empty database");
+        goto out_close;
+    }
+    rc = EVP_Digest(map, len, p->sha, NULL, EVP_sha256(), NULL) == 1 ? 0 : CE_NOMEM;
+    if (!rc && p->info.has_hash && memcmp(p->sha, p->info.sha256, 32) != 0)
+        rc = fail(p, CE_CORRUPT, "%s changed while it was being restored (sha256 differs from "
+                  "the verified one)", p->o->snapshot_path);
+    if (!rc && (rc = mvcc_import_bbolt(dir, map, len, msg, sizeof(msg))) != 0)
+        fail(p, rc, "%s: %s", p->o->snapshot_path, msg);
+    munmap(map, len);
+out_close:
+    close(fd);
+    return rc;
+}
+
 /* The new cluster's ID: see restore.h. */
 static void derive_cluster_id(struct plan *p)
 {
@@ -566,7 +597,7 @@ static int build(struct plan *p)
     if (!rc)
         rc = make_member_dirs(p, subs);
     if (!rc)
-        rc = copy_db(p);
+        rc = p->info.kind == SNAPFILE_ETCD ? import_db(p) : copy_db(p);
     if (rc)
         return rc;
     derive_cluster_id(p);

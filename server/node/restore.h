@@ -2,9 +2,14 @@
  * restore.h: offline restore of a snapshot file (common/snapfile.h) into a new data directory,
  * from which cetcd starts as a restarted member of a NEW cluster holding the snapshot's data.
  * Used by `cetcdctl snapshot restore` and by a member whose bootstrap entry says restore-from.
+ * The file is recognised by its content: an etcd-format (bbolt) snapshot, what cetcd's and etcd
+ * 3.4's Maintenance.Snapshot send, is imported into a new store (mvcc_import_bbolt: keys with
+ * their revisions and versions, compaction point, consistent index, leases, auth); an older
+ * cetcd snapshot (its LMDB file) is copied as the store.
  *
  * What a restore builds (the layout node.c documents), every member of the new cluster alike:
- *   member/db/data.mdb     the snapshot's store, its consistent index set to I and term to 1,
+ *   member/db/data.mdb     the snapshot's store (imported or copied), its consistent index set to
+ *                          I and term to 1,
  *                          where I = the snapshot's consistent index + 1 (the store's index only
  *                          grows, so I is the lowest index every restored member can agree on
  *                          without rewriting history); revisions, compaction point and leases
@@ -73,9 +78,9 @@ struct node_restore_opts {
  *   CE_EXISTS  a data or WAL directory that exists and holds anything ("data-dir \"X\" exists
  *              and is not empty"), or is not a directory;
  *   CE_CORRUPT / CE_NOTFOUND / CE_IO  the file: missing, truncated, checksum mismatch, not a
- *              snapshot (snapfile_verify's message), a store LMDB cannot open;
- *   CE_UNSUPPORTED  an etcd (bbolt) snapshot ("... is an etcd (bbolt) snapshot: cetcd restores
- *              only cetcd snapshots ...");
+ *              snapshot (snapfile_verify's message), a store LMDB cannot open, a bbolt
+ *              database that is malformed or not etcd's schema (the importer's message);
+ *   CE_INVAL   a bbolt snapshot holding a key cetcd cannot store (longer than 511 bytes);
  *   CE_IO / CE_NOMEM  while building (what was created is removed again).
  */
 int node_restore(const struct node_restore_opts *o, char *err, size_t errsz);
