@@ -13,7 +13,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential pkg-config \
       libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libcjson-dev libyaml-dev \
-      libcurl4-openssl-dev libssl-dev liblmdb-dev libwebsockets-dev \
+      libcurl4-openssl-dev libssl-dev liblmdb-dev libwebsockets-dev libcrypt-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -42,7 +42,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libnghttp2-14 libprotobuf-c1 libcjson1 libyaml-0-2 libcurl4 libssl3 liblmdb0 \
-      libwebsockets17 \
+      libwebsockets17 libcrypt1 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 cetcd \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /var/lib/cetcd \

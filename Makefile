@@ -28,7 +28,7 @@ CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-i
                -I. -Icommon -Iserver -Icontroller -I$(B)/gen $(PKG_CFLAGS)
 CFLAGS     ?=
 ALL_CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS) -MMD -MP
-LIBS       := $(PKG_LIBS) -lpthread -lm
+LIBS       := $(PKG_LIBS) -lpthread -lm -lcrypt
 
 PROTOS     := $(wildcard proto/*.proto)
 GEN_C      := $(patsubst proto/%.proto,$(B)/gen/%.pb-c.c,$(PROTOS))

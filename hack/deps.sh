@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libcjson-dev libyaml-dev
-      libcurl4-openssl-dev libcmocka-dev libssl-dev liblmdb-dev libwebsockets-dev
+      libcurl4-openssl-dev libcmocka-dev libssl-dev liblmdb-dev libwebsockets-dev libcrypt-dev
       etcd-server etcd-client python3-etcd3 python3-grpcio python3-websocket
       patroni postgresql-15 python3-kubernetes python3-yaml nghttp2-client wrk hyperfine
       curl iproute2 iptables procps)

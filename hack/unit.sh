@@ -17,5 +17,5 @@ cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers 
    -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
    -I. -Icommon -Iserver -Icontroller -Ibuild-asan/gen -Itests/unit $(pkg-config --cflags $PKGS) \
    -o "$out" "$test_src" "${srcs[@]}" common/*.c build-asan/gen/*.pb-c.c \
-   $(pkg-config --libs $PKGS) -lcmocka -lpthread -lm
+   $(pkg-config --libs $PKGS) -lcmocka -lpthread -lm -lcrypt
 exec "$out" "$@"

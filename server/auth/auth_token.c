@@ -10,8 +10,10 @@
  *
  * Password hash string: "$pbkdf2-sha256$<iterations>$<32 hex: 16-byte salt>$<64 hex: 32-byte
  * PBKDF2-HMAC-SHA256>". Verification recomputes with the stored salt and iterations and
- * compares in constant time.
+ * compares in constant time. A bcrypt hash ("$2a$<cost>$...", etcd's, carried over by a
+ * restored etcd snapshot) is verified with libcrypt's crypt_r; new hashes are always PBKDF2.
  */
+#include <crypt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,12 +243,37 @@ int auth_hash_password(const char *password, char **hash)
     return *hash ? 0 : CE_NOMEM;
 }
 
+/* etcd's own hashes (bcrypt, "$2a$", from a migrated etcd snapshot) checked by libcrypt, so
+ * users keep their passwords when a cluster moves from etcd to cetcd. */
+static bool bcrypt_matches(const char *hash, const char *password)
+{
+    struct crypt_data *cd = calloc(1, sizeof(*cd));
+    size_t n = strlen(hash);
+    const char *out;
+    bool ok;
+
+    if (!cd)
+        return false;
+    out = crypt_r(password, hash, cd);
+    ok = out && out[0] != '*' && strlen(out) == n && CRYPTO_memcmp(out, hash, n) == 0;
+    OPENSSL_cleanse(cd, sizeof(*cd));
+    free(cd);
+    return ok;
+}
+
+static bool is_bcrypt(const char *hash)
+{
+    return !strncmp(hash, "$2a$", 4) || !strncmp(hash, "$2b$", 4) || !strncmp(hash, "$2y$", 4);
+}
+
 bool auth_password_matches(const char *hash, const char *password)
 {
     uint8_t salt[SALT_LEN], want[HASH_LEN], got[HASH_LEN];
     unsigned iter;
     int off = 0;
 
+    if (hash && is_bcrypt(hash))
+        return bcrypt_matches(hash, password);
     if (!hash || sscanf(hash, "$pbkdf2-sha256$%u$%n", &iter, &off) != 1 || !off)
         return false;
     if (iter == 0 || iter > 10000000 || strlen(hash + off) != 2 * SALT_LEN + 1 + 2 * HASH_LEN ||

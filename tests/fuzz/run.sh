@@ -62,7 +62,7 @@ for src in "${targets[@]}"; do
         -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-unused-parameter \
         -I. -Icommon -I"$OUT/gen" $(pkg-config --cflags $pkgs) \
         -o "$bin" "$src" "${srcs[@]}" common/*.c "$OUT"/gen/*.pb-c.c \
-        $(pkg-config --libs $pkgs) -lpthread -lm 2> "$OUT/$name.build.log"; then
+        $(pkg-config --libs $pkgs) -lpthread -lm -lcrypt 2> "$OUT/$name.build.log"; then
         tail -15 "$OUT/$name.build.log" >&2
         echo "!! $name did not build; does it declare its sources (// FUZZ_SOURCES: ...)?" >&2
         failed+=("$name(build)")

@@ -406,6 +406,19 @@ static void test_password_hash(void **state)
     free(h2);
 }
 
+/* etcd's bcrypt hashes (a migrated etcd snapshot's users) verify: the published OpenBSD /
+ * John the Ripper test vectors, and a near miss of each */
+static void test_password_bcrypt(void **state)
+{
+    (void)state;
+    assert_true(auth_password_matches("$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", "U*U"));
+    assert_true(auth_password_matches("$2a$05$CCCCCCCCCCCCCCCCCCCCC.VGOzA784oUp/Z0DY336zx7pLYAy0lwK", "U*U*"));
+    assert_false(auth_password_matches("$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", "U*U*"));
+    assert_false(auth_password_matches("$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeX", "U*U"));
+    assert_false(auth_password_matches("$2a$05$short", "U*U"));
+    assert_false(auth_password_matches("$2a$", ""));
+}
+
 struct pwres {
     evloop *l;
     int calls, rc;
@@ -465,6 +478,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test(test_password_hash),
+        cmocka_unit_test(test_password_bcrypt),
         cmocka_unit_test(test_pwjob),
     };
 
