@@ -9,7 +9,8 @@
 #      revision, the lease, and refuses a read below the compaction point;
 #   2. etcd -> cetcd: the same history written into a real etcd 3.4, its snapshot restored with
 #      `cetcdctl snapshot restore`, cetcd started on it: the same keys, revisions, versions,
-#      lease and compaction point as etcd served;
+#      lease and compaction point as etcd served; a user etcd gave a password (bcrypt) and a
+#      read role signs in to cetcd with that password once auth is enabled;
 #   3. an old cetcd snapshot (an LMDB data file and its SHA-256, what cetcd saved before the
 #      bbolt format) still restores with `cetcdctl snapshot restore` and serves its keys.
 # Only for cetcd (BIN_DIR/cetcd); bounded; stops only its own processes.
@@ -110,6 +111,11 @@ start_member "$ETCD" re "$T_DIR/etcd" "$EC2" "$EP3"
 EPID=$T_LAST_PID
 wait_ready "http://127.0.0.1:$EC2" 30 && t_ok "etcd 3.4 starts" || { t_fail "etcd 3.4 starts" "$(tail -5 "$T_LAST_LOG")"; t_done; }
 history "127.0.0.1:$EC2"
+# a user whose password etcd hashed with bcrypt, with a role reading mk/: passwords migrate
+ea() { E "127.0.0.1:$EC2" "$@" >/dev/null; }
+if ea role add rd && ea role grant-permission rd read mk/ --prefix && ea user add mig:migpw &&
+  ea user grant-role mig rd; then t_ok "etcd 3.4: user mig (password) with role rd (read mk/)"
+else t_fail "etcd 3.4: user mig (password) with role rd (read mk/)"; fi
 dump "127.0.0.1:$EC2" "$T_DIR/etcd.dump"
 ESNAP=$T_DIR/etcd.db
 E "127.0.0.1:$EC2" snapshot save "$ESNAP" >/dev/null 2>&1 && t_ok "snapshot saved from etcd 3.4" || t_fail "snapshot saved from etcd 3.4"
@@ -128,6 +134,13 @@ if wait_ready "http://127.0.0.1:$CP2" 20; then
     t_fail "cetcd serves every key with etcd's values, revisions, versions, leases" "$out"
   compacted "127.0.0.1:$CP2" 3 && t_ok "cetcd keeps etcd's compaction point" || t_fail "cetcd keeps etcd's compaction point"
   E "127.0.0.1:$CP2" put mk/new after >/dev/null && t_ok "writes work after the migration" || t_fail "writes work after the migration"
+  E "127.0.0.1:$CP2" user add root:rootpw >/dev/null 2>&1 && E "127.0.0.1:$CP2" auth enable >/dev/null 2>&1
+  t_eq "etcd's user signs in to cetcd with its etcd password (bcrypt) and reads mk/" "value 1" \
+    "$(E "127.0.0.1:$CP2" --user mig:migpw get mk/001 --print-value-only 2>&1)"
+  t_eq "... and a wrong password is refused" \
+    "Error: etcdserver: authentication failed, invalid user ID or password" \
+    "$(E "127.0.0.1:$CP2" --user mig:nope get mk/001 2>&1 | grep -v '^{"level"')"
+  E "127.0.0.1:$CP2" --user root:rootpw auth disable >/dev/null 2>&1 # section 3 reads this store
 else
   t_fail "cetcd starts on the restored etcd snapshot" "$(tail -5 "$T_LAST_LOG")"
 fi
