@@ -70,7 +70,7 @@ asan: ## unit + integration tests built with AddressSanitizer and UndefinedBehav
 	@$(MAKE) --no-print-directory SAN=1 unit
 	@$(MAKE) --no-print-directory SAN=1 integration
 
-e2e: all ## operator end to end on kube-lite (needs root): CRD, RBAC, operator, scale 1-3-5-3-1, healing, failpoints, backups, restore
+e2e: all ## operator end to end on kube-lite (needs root): CRD, RBAC, operator, scale 1-3-5-3-1, healing, failpoints, backups, restore, TLS and auth
 	@bash tests/e2e/run.sh
 
 helm: all ## Helm chart: template subset (hack/helm-render), chart checks, install on kube-lite (needs root)
