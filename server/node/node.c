@@ -161,6 +161,7 @@ static int propose(node *n, const Cetcdpb__InternalRequest *req, node_write_cb c
     if (rc)
         return rc; /* the entry still applies; nobody waits for it */
     p->since_ms = evloop_now_ms();
+    p->term = raft_term(n->raft);
     n->proposals_pending++;
     *out = p;
     return 0;
@@ -703,7 +704,19 @@ int node_start(node *n)
     return 0;
 }
 
-void node_fail_waiters(node *n, int err, uint64_t started_before)
+static bool started_before(const pending *p, uint64_t before)
+{
+    return p->since_ms < before;
+}
+
+static bool proposed_before_term(const pending *p, uint64_t term)
+{
+    return p->wcb && p->term < term;
+}
+
+/* Fails every waiter match(p, arg) picks. */
+static void fail_matching(node *n, int err, bool (*match)(const pending *, uint64_t),
+                          uint64_t arg)
 {
     pending *expired = 0;
 
@@ -712,7 +725,7 @@ void node_fail_waiters(node *n, int err, uint64_t started_before)
         pending *p = n->waiting.buckets[i], *next;
         for (; p; p = next) {
             next = p->hnext;
-            if (p->since_ms >= started_before)
+            if (!match(p, arg))
                 continue;
             pending_take(&n->waiting, p->id);
             p->hnext = expired;
@@ -732,6 +745,16 @@ void node_fail_waiters(node *n, int err, uint64_t started_before)
             p->rcb(p->ctx, err);
         }
     }
+}
+
+void node_fail_waiters(node *n, int err, uint64_t before)
+{
+    fail_matching(n, err, started_before, before);
+}
+
+void node_fail_lost_writes(node *n, uint64_t term)
+{
+    fail_matching(n, CE_TIMEOUT_LEADER_FAIL, proposed_before_term, term);
 }
 
 void node_free(node *n)

@@ -111,8 +111,11 @@ static void apply_normal(node *n, const raft_entry *e, struct batch *b)
     ProtobufCMessage *resp = 0;
     int rc;
 
-    if (e->len == 0)
-        return; /* a new leader's empty entry */
+    if (e->len == 0) { /* a new leader's empty entry: earlier terms' unapplied writes are lost */
+        if (e->term > n->lost_before_term)
+            n->lost_before_term = e->term;
+        return;
+    }
     req = cetcdpb__internal_request__unpack(0, e->len, e->data);
     if (!req) {
         log_error("node: entry %llu is not a valid request; skipped", (unsigned long long)e->index);
@@ -232,6 +235,17 @@ static void answer_writes(node *n, struct batch *b)
     b->n = 0;
 }
 
+/* After the writes this batch applied were answered (node_int.h, node_fail_lost_writes). */
+static void fail_lost_writes(node *n)
+{
+    uint64_t term = n->lost_before_term;
+
+    if (!term)
+        return;
+    n->lost_before_term = 0;
+    node_fail_lost_writes(n, term);
+}
+
 /* Reads are answered in arrival order once their read index is applied. */
 static void answer_reads(node *n)
 {
@@ -300,6 +314,7 @@ void node_flush(evloop *l, void *arg)
         note_read_states(n, &u);
         raft_advance(n->raft, &u);
         answer_writes(n, &b);
+        fail_lost_writes(n);
         answer_reads(n);
     }
     answer_reads(n);

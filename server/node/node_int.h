@@ -97,6 +97,8 @@ struct node {
     uint64_t leader;              /* last leader seen, to count changes */
     struct node_alarm alarms[NODE_MAX_ALARMS];
     size_t nalarms;
+    uint64_t lost_before_term;    /* a new leader's first entry was applied in this flush: fail
+                                   * the writes proposed before its term (node_apply.c) */
     bool in_flush;
     char *boot_initial_cluster;   /* --initial-cluster from the bootstrap entry (owned) */
     bool boot_read;               /* the bootstrap entry was consulted (node_bootstrap.c) */
@@ -131,6 +133,11 @@ void node_maybe_publish(node *n);
 /* Answers every waiter that started before started_before (evloop ms) with err: request
  * timeouts, and CE_STOPPED for all at shutdown. */
 void node_fail_waiters(node *n, int err, uint64_t started_before);
+/* A leader of `term` has had its first (empty) entry applied here: every write still waiting
+ * that was proposed in an earlier term is lost for certain (Raft: entries of earlier terms that
+ * will ever commit lie before that entry, and all of those are applied), so it fails now with
+ * "request timed out, possibly due to previous leader failure" instead of at its deadline. */
+void node_fail_lost_writes(node *n, uint64_t term);
 /* Logs etcd's message and ends the process (status 0): this member was removed. */
 void node_exit_removed(void);
 /* Deletes the entries of dir whose names start with prefix ("" = all but dot files). */

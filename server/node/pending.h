@@ -20,6 +20,7 @@ struct pending {
     uint64_t since_ms;        /* when the request started (request timeout) */
     bool cancelled;
     int answer_err;           /* proposals: answer with this error whatever the entry gives */
+    uint64_t term;            /* proposals: the Raft term when proposed */
     pending *hnext;           /* hash chain */
     pending *rnext;           /* read FIFO */
 };
