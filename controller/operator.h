@@ -52,6 +52,7 @@ struct op_security {
     char *password;              /* root's (spec.auth), or NULL */
     const char *reason;          /* condition Secured: its reason (NULL without tls and auth) */
     bool ok;                     /* Secured=True */
+    bool auth_known;             /* op_auth_ensure reached the members and set the verdict */
     char message[256];
 };
 

@@ -174,11 +174,10 @@ int op_cetcd_client(const struct ec_spec *s, const struct op_observed *o, int n,
 
 /* ---- Secrets ---- */
 
-static int secret_get(struct op *op, const struct ec_spec *s, const char *field,
-                      const char *name, struct op_security *sec, cJSON **out)
+/* The condition for a failed GET of Secret name (rc from k8s_get); rc returned. */
+static int secret_failed(const struct ec_spec *s, const char *field, const char *name,
+                         struct op_security *sec, int rc)
 {
-    int rc = k8s_get(op->k8s, &K8S_SECRETS, s->ns, name, out);
-
     if (rc == CE_NOTFOUND)
         sec_set(sec, false, "SecretMissing", "%s: Secret %s not found in namespace %s", field,
                 name, s->ns);
@@ -186,6 +185,12 @@ static int secret_get(struct op *op, const struct ec_spec *s, const char *field,
         sec_set(sec, false, "SecretUnreadable", "%s: Secret %s: %s", field, name,
                 k8s_errmsg());
     return rc;
+}
+
+static int secret_get(struct op *op, const struct ec_spec *s, const char *field,
+                      const char *name, struct op_security *sec, cJSON **out)
+{
+    return secret_failed(s, field, name, sec, k8s_get(op->k8s, &K8S_SECRETS, s->ns, name, out));
 }
 
 /* data[key] decoded: 0, or CE_INVAL with the condition saying which key is missing or bad. */
@@ -257,7 +262,7 @@ static int missing_kinds(struct op *op, const struct ec_spec *s, struct op_obser
         if (rc == CE_NOTFOUND)
             *mask |= 1u << k;
         else if (rc)
-            return secret_get(op, s, "spec.tls", ec_tls_secret_name(s, k), &o->sec, &obj);
+            return secret_failed(s, "spec.tls", ec_tls_secret_name(s, k), &o->sec, rc);
     }
     return 0;
 }
@@ -408,10 +413,12 @@ void op_auth_ensure(struct op *op, const struct ec_spec *s, struct op_observed *
     if ((tok = token_get(s->uid))) { /* authenticated within TOKEN_REUSE_MS: enabled */
         free(tok);
         auth_on(s, o);
+        o->sec.auth_known = true;
         return;
     }
     if (op_cetcd_client(s, o, n, &c))
         return;
+    o->sec.auth_known = true;
     cetcd_client_set_token(c, NULL);
     if (authenticate(s, o, c) == 0)
         auth_on(s, o);

@@ -121,7 +121,7 @@ static void secured_condition(const struct ec_spec *s, const struct op_observed 
                               struct cond *c)
 {
     const struct op_security *sec = &o->sec;
-    bool auth_unknown = s->auth.root_secret && sec->ok && !strstr(sec->reason, "Auth");
+    bool auth_unknown = s->auth.root_secret && sec->ok && !sec->auth_known;
 
     c->type = "Secured";
     if (!sec->reason || auth_unknown) {

@@ -205,30 +205,32 @@ static int auth_rec(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, si
     return 0;
 }
 
+/* A record of authUsers or authRoles: it must unpack as message d before it is stored. */
+static int auth_msg_rec(struct import *im, const ProtobufCMessageDescriptor *d,
+                        const char *bucket, const char *prefix, const uint8_t *k, size_t kl,
+                        const uint8_t *v, size_t vl, bool is_bucket)
+{
+    ProtobufCMessage *msg = is_bucket ? NULL : protobuf_c_message_unpack(d, NULL, vl, v);
+
+    if (!msg)
+        return ce_errf(im->err, im->errsz, CE_CORRUPT, "bbolt import: bucket \"%s\": "
+                       "a record is not an %s", bucket, d->name);
+    protobuf_c_message_free_unpacked(msg, NULL);
+    return auth_put(im, prefix, k, kl, v, vl);
+}
+
 static int user_rec(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
                     bool is_bucket)
 {
-    struct import *im = arg;
-    Authpb__User *u = is_bucket ? NULL : authpb__user__unpack(NULL, vl, v);
-
-    if (!u)
-        return ce_errf(im->err, im->errsz, CE_CORRUPT, "bbolt import: bucket \"authUsers\": "
-                       "a record is not an authpb.User");
-    authpb__user__free_unpacked(u, NULL);
-    return auth_put(im, "user/", k, kl, v, vl);
+    return auth_msg_rec(arg, &authpb__user__descriptor, "authUsers", "user/", k, kl, v, vl,
+                        is_bucket);
 }
 
 static int role_rec(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
                     bool is_bucket)
 {
-    struct import *im = arg;
-    Authpb__Role *r = is_bucket ? NULL : authpb__role__unpack(NULL, vl, v);
-
-    if (!r)
-        return ce_errf(im->err, im->errsz, CE_CORRUPT, "bbolt import: bucket \"authRoles\": "
-                       "a record is not an authpb.Role");
-    authpb__role__free_unpacked(r, NULL);
-    return auth_put(im, "role/", k, kl, v, vl);
+    return auth_msg_rec(arg, &authpb__role__descriptor, "authRoles", "role/", k, kl, v, vl,
+                        is_bucket);
 }
 
 /* ---- the whole import ---- */

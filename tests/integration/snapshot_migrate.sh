@@ -68,6 +68,15 @@ print(s["hash"], s["revision"], s["totalKey"], s["totalSize"])'
 # compacted EP REV: a read at REV is refused as compacted
 compacted() { E "$1" get mk/001 --rev="$2" >"$T_DIR/compacted.out" 2>&1; grep -q "required revision has been compacted" "$T_DIR/compacted.out" || { cat "$T_DIR/compacted.out"; false; }; }
 
+# restored NAME TOOL SNAP DIR MEMBER PEER_PORT: `TOOL snapshot restore SNAP` into DIR as a one-member
+# cluster MEMBER=http://127.0.0.1:PEER_PORT, checked as NAME
+restored() {
+  if timeout 60 "$2" snapshot restore "$3" --data-dir "$4" --name "$5" \
+    --initial-cluster "$5=http://127.0.0.1:$6" --initial-advertise-peer-urls "http://127.0.0.1:$6" \
+    >"$4.out" 2>&1; then t_ok "$1"
+  else t_fail "$1" "$(tail -3 "$4.out")"; fi
+}
+
 # --- 1. cetcd -> etcd ------------------------------------------------------------------------------
 alloc_ports CP PP EC EP2 || exit 2
 start_member "$SUT" mc "$T_DIR/cetcd" "$CP" "$PP"
@@ -87,10 +96,7 @@ t_eq "cetcdctl snapshot status = etcdctl's (hash revision keys size)" "$ST_ETCD"
 t_eq "snapshot revision = the server's" "$(tail -2 "$T_DIR/cetcd.dump" | head -1 | cut -d' ' -f2)" "$(echo "$ST_ETCD" | cut -d' ' -f2)"
 stop_member "$CPID"
 
-if timeout 60 "$ETCDCTL" snapshot restore "$SNAP" --data-dir "$T_DIR/etcd-restored" --name me \
-  --initial-cluster "me=http://127.0.0.1:$EP2" --initial-advertise-peer-urls "http://127.0.0.1:$EP2" \
-  >"$T_DIR/erestore.out" 2>&1; then t_ok "etcdctl snapshot restore of a cetcd snapshot"
-else t_fail "etcdctl snapshot restore of a cetcd snapshot" "$(tail -3 "$T_DIR/erestore.out")"; fi
+restored "etcdctl snapshot restore of a cetcd snapshot" "$ETCDCTL" "$SNAP" "$T_DIR/etcd-restored" me "$EP2"
 start_member "$ETCD" me "$T_DIR/etcd-restored" "$EC" "$EP2"
 EPID=$T_LAST_PID
 if wait_ready "http://127.0.0.1:$EC" 30; then
@@ -120,10 +126,7 @@ dump "127.0.0.1:$EC2" "$T_DIR/etcd.dump"
 ESNAP=$T_DIR/etcd.db
 E "127.0.0.1:$EC2" snapshot save "$ESNAP" >/dev/null 2>&1 && t_ok "snapshot saved from etcd 3.4" || t_fail "snapshot saved from etcd 3.4"
 stop_member "$EPID"
-if timeout 60 "$CTL" snapshot restore "$ESNAP" --data-dir "$T_DIR/cetcd-restored" --name mr \
-  --initial-cluster "mr=http://127.0.0.1:$PP2" --initial-advertise-peer-urls "http://127.0.0.1:$PP2" \
-  >"$T_DIR/crestore.out" 2>&1; then t_ok "cetcdctl snapshot restore of an etcd 3.4 snapshot"
-else t_fail "cetcdctl snapshot restore of an etcd 3.4 snapshot" "$(tail -3 "$T_DIR/crestore.out")"; fi
+restored "cetcdctl snapshot restore of an etcd 3.4 snapshot" "$CTL" "$ESNAP" "$T_DIR/cetcd-restored" mr "$PP2"
 start_member "$SUT" mr "$T_DIR/cetcd-restored" "$CP2" "$PP2"
 CPID=$T_LAST_PID
 if wait_ready "http://127.0.0.1:$CP2" 20; then
@@ -155,10 +158,7 @@ open(sys.argv[2], "wb").write(d + hashlib.sha256(d).digest())
 PY
 out=$(snap_file_problem "$OLD" lmdb 2>&1) && t_ok "old-format snapshot made" || t_fail "old-format snapshot made" "$out"
 alloc_ports CP3 PP3 || exit 2
-if timeout 60 "$CTL" snapshot restore "$OLD" --data-dir "$T_DIR/old-restored" --name mo \
-  --initial-cluster "mo=http://127.0.0.1:$PP3" --initial-advertise-peer-urls "http://127.0.0.1:$PP3" \
-  >"$T_DIR/orestore.out" 2>&1; then t_ok "cetcdctl snapshot restore of an old LMDB snapshot"
-else t_fail "cetcdctl snapshot restore of an old LMDB snapshot" "$(tail -3 "$T_DIR/orestore.out")"; fi
+restored "cetcdctl snapshot restore of an old LMDB snapshot" "$CTL" "$OLD" "$T_DIR/old-restored" mo "$PP3"
 start_member "$SUT" mo "$T_DIR/old-restored" "$CP3" "$PP3"
 CPID=$T_LAST_PID
 if wait_ready "http://127.0.0.1:$CP3" 20; then
